@@ -1,0 +1,245 @@
+"""Gradient checks: how far numerical and analytic gradients agree, tensor by tensor.
+
+The pass threshold follows from the dtype and the scheme. At its default step a scheme of
+order p attains a relative accuracy of about ``acc = eps ** (p / (p + 1))`` (the complex step,
+free of cancellation: ``eps``). A wrong gradient is off by a relative error of order 1. The
+threshold sits halfway between the two on a log scale, ``sqrt(acc)``: float64 central
+differences pass below 6.1e-6, float32 ones below 4.9e-3.
+
+Relative error means nothing for entries whose gradient is at the level of the finite
+difference's own absolute error, ``acc * S`` with ``S = max(1, |loss|)``: the default step
+balances round-off against truncation on the assumption that the loss's higher derivatives
+are of the size of the loss; we allow them ten times that. The relative error is therefore
+``|a - n| / max(|a|, |n|, floor)`` with ``floor = 10 * acc * S / sqrt(acc)``, so that an entry
+passes when ``|a - n| <= sqrt(acc) * max(|a|, |n|)`` or ``|a - n| <= 10 * acc * S``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import kernels as K
+from .gradients import (
+    ORDER,
+    SCHEME_CODE,
+    _codes,
+    _scheme,
+    _step_size,
+    fd_options,
+    numerical_gradient_flat,
+)
+from .model import MLP, flat_params, prepare_batch
+
+
+def attainable_accuracy(scheme: str, dtype) -> float:
+    """Relative accuracy a scheme attains at its default step, in the given dtype."""
+    eps = float(np.finfo(np.dtype(dtype)).eps)
+    if _scheme(scheme) == "complex_step":
+        return eps
+    p = ORDER[scheme]
+    return eps ** (p / (p + 1))
+
+
+def threshold(scheme: str, dtype) -> float:
+    """Largest relative error that passes: sqrt of the attainable accuracy."""
+    return float(np.sqrt(attainable_accuracy(scheme, dtype)))
+
+
+#: How much larger than the loss the higher derivatives may be (see the module docstring).
+DERIVATIVE_ALLOWANCE = 10.0
+
+
+def _floor(acc: float, thr: float, f: float) -> float:
+    """Denominator floor of the relative error: absolute tolerance / relative threshold."""
+    return DERIVATIVE_ALLOWANCE * acc * max(1.0, abs(f)) / thr
+
+
+def gradient_check(
+    net: MLP,
+    X,
+    T,
+    scheme: str = "central",
+    h: float | None = None,
+    *,
+    strategy: str = "naive",
+    threads: int | None = None,
+) -> pd.DataFrame:
+    """Compare the numerical gradient with backpropagation, one row per tensor.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns: tensor, shape, size, max_rel_err, median_rel_err, max_abs_err, worst_index,
+        worst_analytic, worst_numerical, n_over, threshold, scheme, h, dtype, passed,
+        near_kink (relu networks: pre-activations of the layer within reach of the step;
+        <NA> otherwise). ``df.attrs`` holds ``analytic_seconds``, ``numerical_seconds``,
+        ``ratio`` (numerical / analytic), ``loss`` and ``passed`` (all tensors).
+    """
+    scheme, hval, n_threads = fd_options(net, scheme, h, strategy, threads)
+    theta = flat_params(net)
+    Xp, Tp = prepare_batch(net, X, T)
+
+    act, lss, out_act = _codes(net)
+    compile_seconds = warm_up(net, scheme, strategy, n_threads)
+    ga = np.empty_like(theta)
+    t0 = time.perf_counter()
+    f = float(K.backprop_kernel(theta, net.layout, Xp, Tp, act, lss, out_act, ga))
+    t1 = time.perf_counter()
+    gn = numerical_gradient_flat(net, theta, Xp, Tp, scheme, hval, strategy, n_threads)
+    t2 = time.perf_counter()
+
+    acc = attainable_accuracy(scheme, net.dtype)
+    thr = threshold(scheme, net.dtype)
+    floor = _floor(acc, thr, f)
+    kinks = _near_kink(net, theta, Xp, hval, scheme) if net.activation == "relu" else None
+
+    rows = []
+    for l, (w_off, b_off, n_in, n_out) in enumerate(net.layout):
+        for name, lo, shape in (
+            (f"W{l + 1}", w_off, (int(n_in), int(n_out))),
+            (f"b{l + 1}", b_off, (int(n_out),)),
+        ):
+            size = int(np.prod(shape))
+            a = ga[lo : lo + size].astype(np.float64)
+            n = gn[lo : lo + size].astype(np.float64)
+            err = np.abs(a - n)
+            rel = err / np.maximum(np.maximum(np.abs(a), np.abs(n)), floor)
+            worst = int(np.argmax(rel))
+            over = int(np.count_nonzero(rel > thr))
+            rows.append(
+                {
+                    "tensor": name,
+                    "shape": shape,
+                    "size": size,
+                    "max_rel_err": float(rel[worst]),
+                    "median_rel_err": float(np.median(rel)),
+                    "max_abs_err": float(err.max()),
+                    "worst_index": tuple(int(i) for i in np.unravel_index(worst, shape)),
+                    "worst_analytic": float(a[worst]),
+                    "worst_numerical": float(n[worst]),
+                    "n_over": over,
+                    "threshold": thr,
+                    "scheme": scheme,
+                    "h": hval,
+                    "dtype": net.dtype.name,
+                    "passed": over == 0,
+                    "near_kink": pd.NA if kinks is None else int(kinks[l]),
+                }
+            )
+    df = pd.DataFrame(rows)
+    df["near_kink"] = df["near_kink"].astype("Int64")
+    df.attrs.update(
+        analytic_seconds=t1 - t0,
+        numerical_seconds=t2 - t1,
+        ratio=(t2 - t1) / max(t1 - t0, 1e-12),
+        compile_seconds=compile_seconds,
+        loss=f,
+        passed=bool(df["passed"].all()),
+        attainable_accuracy=acc,
+        strategy=strategy,
+        threads=n_threads,
+    )
+    return df
+
+
+def warm_up(net: MLP, scheme: str = "central", strategy: str = "naive",
+            threads: int = 1) -> float:
+    """Compile (or load from the disk cache) the kernels ``net`` needs; returns the seconds.
+
+    A tiny network of the same dtype, activation and loss has the same argument types,
+    so the timed call that follows compiles nothing.
+    """
+    tiny = MLP([2, 2, 2], activation=net.activation, loss=net.loss, dtype=net.dtype,
+               output_activation=net.output_activation)
+    X = np.zeros((1, 2), dtype=net.dtype)
+    T = np.zeros((1, 2), dtype=net.dtype)
+    act, lss, out_act = _codes(tiny)
+    theta = tiny._flat
+    t0 = time.perf_counter()
+    K.backprop_kernel(theta, tiny.layout, X, T, act, lss, out_act, np.empty_like(theta))
+    K.loss_kernel(theta, tiny.layout, X, T, act, lss, out_act)
+    numerical_gradient_flat(tiny, theta, X, T, scheme, 1e-3, strategy, threads)
+    return time.perf_counter() - t0
+
+
+def _near_kink(net: MLP, theta, X, h: float, scheme: str) -> list[int]:
+    """Per layer l: hidden pre-activations a step of a layer-l parameter could push across
+    relu's kink (the output layer has none).
+
+    A step of size ``s = c * h * max(1, |theta|_layer)`` (c: the scheme's largest multiplier)
+    moves ``z_l[b, :]`` by at most ``s * max(1, max_i |a_{l-1}[b, i]|)``. Activations are
+    1-Lipschitz, so the change then reaches ``z_{l+1}[b, :]`` through one unit, scaled by at
+    most ``max |W_{l+1}|``, and every later layer scaled by the largest column abs-sum of its
+    weights. The count for layer l sums the pre-activations within those bounds in layers
+    l, l+1, ... (a bound, so it may count some that a step does not actually cross).
+    """
+    from .reference import forward
+
+    params = []
+    for w_off, b_off, n_in, n_out in net.layout:
+        params += [theta[w_off:b_off].reshape(n_in, n_out), theta[b_off : b_off + n_out]]
+    zs, acts = forward(params, X, net.activation)
+    c = float(np.abs(K.STEPS[SCHEME_CODE[scheme]]).max())
+    hidden = net.depth - 1
+    counts = []
+    for l in range(net.depth):
+        W, b = params[2 * l], params[2 * l + 1]
+        s = c * h * max(1.0, float(np.abs(W).max()), float(np.abs(b).max(initial=0.0)))
+        reach = s * np.maximum(1.0, np.abs(acts[l]).max(axis=1))  # per sample
+        n = 0
+        for m in range(l, hidden):
+            if m > l:
+                Wm = np.abs(params[2 * m])
+                reach = reach * (Wm.max() if m == l + 1 else Wm.sum(axis=0).max())
+            n += int(np.count_nonzero(np.abs(zs[m]) <= reach[:, None]))
+        counts.append(n)
+    return counts
+
+
+@dataclass(frozen=True)
+class DirectionalCheck:
+    """Outcome of :func:`directional_check`."""
+
+    analytic: float  # v . grad, from backprop
+    numerical: float  # (f(theta + h v) - f(theta - h v)) / (2 h)
+    rel_err: float
+    threshold: float
+    h: float
+    passed: bool
+
+
+def directional_check(
+    net: MLP, X, T, h: float | None = None, seed: int | None = 0
+) -> DirectionalCheck:
+    """Check backprop along one random unit direction: two loss evaluations whatever N.
+
+    Compares ``v . grad`` with the central difference of the loss along v, as torch's fast
+    gradcheck and jax's ``check_grads`` do. The step is ``h * max(1, |theta|_inf)``.
+    """
+    hval = _step_size(h, "central", net.dtype)
+    theta = flat_params(net)
+    Xp, Tp = prepare_batch(net, X, T)
+    act, lss, out_act = _codes(net)
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal(theta.shape[0])
+    v /= np.linalg.norm(v)
+
+    g = np.empty_like(theta)
+    f = float(K.backprop_kernel(theta, net.layout, Xp, Tp, act, lss, out_act, g))
+    hp = hval * max(1.0, float(np.abs(theta).max()))
+    tp = (theta + hp * v).astype(net.dtype)
+    tm = (theta - hp * v).astype(net.dtype)
+    fp = float(K.loss_kernel(tp, net.layout, Xp, Tp, act, lss, out_act))
+    fm = float(K.loss_kernel(tm, net.layout, Xp, Tp, act, lss, out_act))
+    # divide by the displacement actually applied along v
+    step = float(np.dot(tp.astype(np.float64) - tm.astype(np.float64), v))
+    numerical = (fp - fm) / step
+    analytic = float(np.dot(g.astype(np.float64), v))
+    thr = threshold("central", net.dtype)
+    floor = _floor(attainable_accuracy("central", net.dtype), thr, f)
+    rel = abs(analytic - numerical) / max(abs(analytic), abs(numerical), floor)
+    return DirectionalCheck(analytic, numerical, rel, thr, hval, bool(rel <= thr))

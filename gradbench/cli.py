@@ -1,0 +1,119 @@
+"""The ``gradbench`` command. Thin: parse, call the library, print, set the exit status.
+
+Exit status: 0 success, 1 a finding (a failed check), 2 bad usage or bad input
+(one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+
+EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of usage + message
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers such as 784,50,10, got {text!r}"
+        ) from None
+
+
+def _add_check(sub) -> None:
+    p = sub.add_parser(
+        "check",
+        help="gradient check and analytic-vs-numerical timing of one network",
+        description="Time the analytic (backprop) and numerical gradient of one network and "
+        "compare them tensor by tensor. Exit 1 when the check fails.",
+    )
+    p.add_argument("--sizes", type=_int_list, default=[784, 50, 10],
+                   help="layer widths, inputs first (default 784,50,10)")
+    p.add_argument("--activation", default="sigmoid", help="sigmoid, relu, tanh or identity")
+    p.add_argument("--loss", default="softmax_ce", help="softmax_ce or mse")
+    p.add_argument("--batch", type=int, default=100, help="samples in the batch (default 100)")
+    p.add_argument("--dtype", default="float64", help="float64 or float32")
+    p.add_argument("--scheme", default="central",
+                   help="forward, central, five_point or complex_step (default central)")
+    p.add_argument("--strategy", default="naive", help="naive (default) or incremental")
+    p.add_argument("--h", type=float, default=None, help="step before scaling (default: theory)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and data (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    p.set_defaults(func=_cmd_check)
+
+
+def _cmd_check(args) -> int:
+    from .check import gradient_check
+    from .data import make_batch
+    from .model import MLP
+
+    try:
+        net = MLP(args.sizes, activation=args.activation, loss=args.loss, dtype=args.dtype,
+                  seed=args.seed)
+        X, T = make_batch(net, args.batch, seed=args.seed)
+        df = gradient_check(net, X, T, scheme=args.scheme, h=args.h, strategy=args.strategy,
+                            threads=args.threads)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"gradbench check: {exc}") from None
+    a = df.attrs
+    h = df["h"].iloc[0]
+    print(f"{net!r}, batch {args.batch}")
+    print(f"numerical gradient: {args.scheme} differences, {a['strategy']}, h = {h:.3g}, "
+          f"{a['threads']} thread(s)")
+    print(f"  analytic (backprop)   {a['analytic_seconds']:12.6f} s")
+    print(f"  numerical             {a['numerical_seconds']:12.6f} s")
+    print(f"  numerical / analytic  {a['ratio']:14,.1f} x")
+    print(f"  (compiling or loading the kernels took {a['compile_seconds']:.2f} s, not timed)")
+    print()
+    cols = ["tensor", "shape", "max_rel_err", "median_rel_err", "max_abs_err", "n_over",
+            "passed"]
+    if net.activation == "relu":
+        cols.append("near_kink")
+    print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.2e}"))
+    print()
+    thr = df["threshold"].iloc[0]
+    if a["passed"]:
+        print(f"PASSED: every entry within relative error {thr:.2g}")
+        return EXIT_OK
+    bad = ", ".join(df.loc[~df["passed"], "tensor"])
+    print(f"FAILED: {bad} exceed relative error {thr:.2g}")
+    return EXIT_FINDING
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gradbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"gradbench {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    _add_check(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise UsageError("gradbench: missing command (see gradbench --help)")
+        return args.func(args)
+    except UsageError as exc:
+        print(str(exc).splitlines()[0], file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("gradbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

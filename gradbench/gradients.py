@@ -1,0 +1,216 @@
+"""Public entry points: loss, backprop and numerical gradients of an MLP.
+
+Each function validates its inputs, allocates the outputs and calls a kernel from
+:mod:`gradbench.kernels`. Nothing passed in is modified.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numba
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from . import kernels as K
+from .model import ACTIVATION_CODE, LOSS_CODE, MLP, flat_params, prepare_batch
+
+SCHEMES = ("forward", "central", "five_point", "complex_step")
+STRATEGIES = ("naive", "incremental")
+SCHEME_CODE = {
+    "forward": K.FORWARD,
+    "central": K.CENTRAL,
+    "five_point": K.FIVE_POINT,
+    "complex_step": K.COMPLEX_STEP,
+}
+#: Order of accuracy of each scheme (error ~ h**order).
+ORDER = {"forward": 1, "central": 2, "five_point": 4, "complex_step": 2}
+#: Perturbed loss evaluations per parameter (forward adds one unperturbed evaluation).
+EVALS_PER_PARAM = {"forward": 1, "central": 2, "five_point": 4, "complex_step": 1}
+
+#: Perturbations pushed through the upper layers together by the incremental strategy.
+INCREMENTAL_BATCH = 32
+
+
+def _codes(net: MLP) -> tuple[int, int, int]:
+    return (
+        ACTIVATION_CODE[net.activation],
+        LOSS_CODE[net.loss],
+        ACTIVATION_CODE[net.output_activation],
+    )
+
+
+def loss(net: MLP, X, T) -> float:
+    """Mean loss of ``net`` on the batch (X, T).
+
+    Parameters
+    ----------
+    net : MLP
+    X : array_like, shape (B, sizes[0])
+    T : array_like, shape (B, sizes[-1]), or (B,) integer labels for softmax_ce
+
+    Returns
+    -------
+    float
+    """
+    theta = flat_params(net)
+    X, T = prepare_batch(net, X, T)
+    return float(K.loss_kernel(theta, net.layout, X, T, *_codes(net)))
+
+
+def backprop(net: MLP, X, T) -> list[np.ndarray]:
+    """Analytic gradient of the loss by backpropagation.
+
+    Returns
+    -------
+    list of ndarray
+        ``[dW1, db1, dW2, db2, ...]`` with the shapes and dtype of ``net.params``.
+    """
+    theta = flat_params(net)
+    X, T = prepare_batch(net, X, T)
+    grad = np.empty_like(theta)
+    K.backprop_kernel(theta, net.layout, X, T, *_codes(net), grad)
+    return unflatten(net, grad)
+
+
+def unflatten(net: MLP, flat: np.ndarray) -> list[np.ndarray]:
+    """Views of a flat vector shaped like ``net.params``."""
+    out = []
+    for w_off, b_off, n_in, n_out in net.layout:
+        out.append(flat[w_off:b_off].reshape(n_in, n_out))
+        out.append(flat[b_off : b_off + n_out])
+    return out
+
+
+def default_step(scheme: str, dtype) -> float:
+    """The scheme's step before scaling by max(1, |theta_i|), from theory.
+
+    Round-off error ~ eps/h against truncation error ~ h**order balance at
+    h ~ eps**(1/(order+1)): sqrt(eps) forward, eps**(1/3) central, eps**(1/5) five-point.
+    The complex step has no cancellation, so its step can be tiny: 1e-20.
+    """
+    scheme = _scheme(scheme)
+    if scheme == "complex_step":
+        return 1e-20
+    eps = float(np.finfo(np.dtype(dtype)).eps)
+    return eps ** (1.0 / (ORDER[scheme] + 1))
+
+
+def _scheme(scheme) -> str:
+    if not isinstance(scheme, str) or scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
+    return scheme
+
+
+def _step_size(h, scheme: str, dtype) -> float:
+    if h is None:
+        return default_step(scheme, dtype)
+    if isinstance(h, bool) or not isinstance(h, numbers.Real):
+        raise TypeError(f"h must be a number or None (the scheme's default), got {h!r}")
+    if not (np.isfinite(h) and h > 0):
+        raise ValueError(f"h must be positive and finite, got {h!r}; or pass h=None")
+    return float(h)
+
+
+def _threads(threads) -> int:
+    limit = numba.config.NUMBA_NUM_THREADS
+    if threads is None:
+        return numba.get_num_threads()
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
+        raise TypeError(f"threads must be a whole number or None, got {threads!r}")
+    if not 1 <= threads <= limit:
+        raise ValueError(
+            f"threads must lie in 1..{limit} (NUMBA_NUM_THREADS), got {threads}"
+        )
+    return int(threads)
+
+
+def numerical_gradient(
+    net: MLP,
+    X,
+    T,
+    scheme: str = "central",
+    h: float | None = None,
+    strategy: str = "naive",
+    *,
+    threads: int | None = None,
+) -> list[np.ndarray]:
+    """Gradient of the loss by finite differences, one parameter at a time.
+
+    Parameters
+    ----------
+    net, X, T
+        As for :func:`loss`.
+    scheme : {"forward", "central", "five_point", "complex_step"}
+        Forward (N+1 loss evaluations), central (2N), five-point (4N) differences, or the
+        complex step (N evaluations in complex arithmetic; float64 networks only).
+    h : float or None
+        Step before scaling; parameter i is moved by ``h * max(1, |theta_i|)``. ``None``
+        takes :func:`default_step`. The quotient divides by the step actually applied.
+    strategy : {"naive", "incremental"}
+        ``"naive"`` evaluates the whole loss per perturbation (the textbook O(N^2) method);
+        ``"incremental"`` reuses what a perturbation cannot change and agrees to rounding.
+    threads : int or None
+        Threads to spread the parameters over (default: Numba's current setting). The
+        result does not depend on it. BLAS runs single-threaded inside.
+
+    Returns
+    -------
+    list of ndarray
+        Shaped like ``net.params``, in the network's dtype.
+    """
+    scheme, hval, n_threads = fd_options(net, scheme, h, strategy, threads)
+    theta = flat_params(net)
+    X, T = prepare_batch(net, X, T)
+    grad = numerical_gradient_flat(net, theta, X, T, scheme, hval, strategy, n_threads)
+    return unflatten(net, grad)
+
+
+def fd_options(net: MLP, scheme, h, strategy, threads) -> tuple[str, float, int]:
+    """Validate the finite-difference options; returns (scheme, step, threads)."""
+    scheme = _scheme(scheme)
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        raise ValueError(
+            f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}"
+        )
+    if scheme == "complex_step" and net.dtype != np.float64:
+        raise ValueError(
+            "complex_step needs a float64 network (complex64 arithmetic is too coarse); "
+            "use dtype='float64' or another scheme"
+        )
+    return scheme, _step_size(h, scheme, net.dtype), _threads(threads)
+
+
+def numerical_gradient_flat(net, theta, X, T, scheme, h, strategy, n_threads):
+    """Validated inputs in, flat gradient out (for benchmarks that time the kernel alone)."""
+    act, lss, out_act = _codes(net)
+    code = SCHEME_CODE[scheme]
+    steps = K.STEPS[code]
+    unit = 1j if scheme == "complex_step" else 1.0
+    grad = np.empty(theta.shape[0], dtype=net.dtype)
+    saved = numba.get_num_threads()
+    with threadpool_limits(limits=1, user_api="blas"):
+        numba.set_num_threads(n_threads)
+        try:
+            f0 = 0.0
+            if scheme == "forward":
+                f0 = float(K.loss_kernel(theta, net.layout, X, T, act, lss, out_act))
+            if strategy == "naive":
+                if scheme == "complex_step":
+                    theta, X = theta.astype(np.complex128), X.astype(np.complex128)
+                driver = K.fd_naive_parallel if n_threads > 1 else K.fd_naive_serial
+                driver(theta, net.layout, X, T, act, lss, out_act, code, steps, unit, h, f0,
+                       n_threads, grad)
+            else:
+                theta_k = theta.astype(np.complex128) if scheme == "complex_step" else theta
+                Z, A, offs, rows = K.base_pass(theta, net.layout, X, act, lss, out_act, T)
+                units = np.array(
+                    [(l, j) for l, n in enumerate(net.sizes[1:]) for j in range(n)],
+                    dtype=np.int64,
+                )
+                driver = K.fd_incremental_parallel if n_threads > 1 else K.fd_incremental_serial
+                driver(theta, theta_k, net.layout, X, T, act, lss, out_act, code, steps, unit,
+                       h, f0, Z, A, offs, rows, units, INCREMENTAL_BATCH, n_threads, grad)
+        finally:
+            numba.set_num_threads(saved)
+    return grad

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+from hypothesis import settings
+
+import gradbench as gb
+from gradbench.data import make_batch
+from gradbench.model import prepare_batch
+
+
+def make_net(sizes, activation="tanh", loss="softmax_ce", dtype="float64", seed=0,
+             scale=0.5, output_activation="identity"):
+    """A small network with weights large enough that every layer matters."""
+    return gb.MLP(sizes, activation=activation, loss=loss, init="normal", scale=scale,
+                  dtype=dtype, seed=seed, output_activation=output_activation)
+
+
+def batch_for(net, B=4, seed=1):
+    X, T = make_batch(net, B, seed=seed)
+    return X, T
+
+
+def prepared(net, X, T):
+    return prepare_batch(net, X, T)
+
+
+def rounding_tol(net, B):
+    """Forward-error bound of the kernels against NumPy: dot products of length n lose
+    about n * eps relative; the loss sums B * K terms. Relative to the result's scale."""
+    eps = np.finfo(net.dtype).eps
+    n = max(max(net.sizes), B * net.sizes[-1])
+    return 4 * net.depth * n * eps
+
+
+@pytest.fixture
+def classic_small():
+    net = make_net([12, 7, 5, 3], activation="sigmoid")
+    X, T = batch_for(net, B=6)
+    return net, X, T
+
+
+# Deterministic by default (CI must not turn red by chance); `--hypothesis-profile=explore`
+# searches afresh with many more examples.
+settings.register_profile("default", max_examples=40, derandomize=True, print_blob=True)
+settings.register_profile("explore", max_examples=400, derandomize=False, print_blob=True)
+settings.load_profile("default")

@@ -1,0 +1,109 @@
+"""The gradient check and the directional check."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gradbench as gb
+from gradbench import check as C
+from gradbench.gradients import SCHEMES
+
+from .conftest import batch_for, make_net
+
+COLUMNS = ["tensor", "shape", "size", "max_rel_err", "median_rel_err", "max_abs_err",
+           "worst_index", "worst_analytic", "worst_numerical", "n_over", "threshold", "scheme",
+           "h", "dtype", "passed", "near_kink"]
+
+
+def test_table_has_one_row_per_tensor(classic_small):
+    net, X, T = classic_small
+    df = gb.gradient_check(net, X, T)
+    assert isinstance(df, pd.DataFrame)
+    assert list(df.columns) == COLUMNS
+    assert df["tensor"].tolist() == ["W1", "b1", "W2", "b2", "W3", "b3"]
+    assert df["shape"].tolist() == [p.shape for p in net.params]
+    assert df["size"].sum() == net.num_params
+    assert df["passed"].all() and df.attrs["passed"]
+    assert df["near_kink"].isna().all()  # no relu, no kinks
+    for key in ("analytic_seconds", "numerical_seconds", "ratio", "compile_seconds", "loss"):
+        assert df.attrs[key] >= 0
+    assert df.attrs["ratio"] == pytest.approx(
+        df.attrs["numerical_seconds"] / df.attrs["analytic_seconds"])
+
+
+@settings(deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4),
+    activation=st.sampled_from(["sigmoid", "tanh", "identity", "relu"]),
+    loss=st.sampled_from(["softmax_ce", "mse"]),
+    dtype=st.sampled_from(["float32", "float64"]),
+    scheme=st.sampled_from(SCHEMES),
+    seed=st.integers(0, 1000),
+)
+def test_correct_gradients_pass(sizes, activation, loss, dtype, scheme, seed):
+    if scheme == "complex_step":
+        dtype = "float64"
+    net = make_net(sizes, activation, loss, dtype, seed=seed)
+    X, T = batch_for(net, 3, seed=seed)
+    df = gb.gradient_check(net, X, T, scheme=scheme)
+    if activation == "relu":
+        # a step that crosses relu's kink is a true disagreement; only rows whose layer has
+        # no pre-activation within reach of the step must pass
+        assert df.loc[df["near_kink"] == 0, "passed"].all()
+    else:
+        assert df["passed"].all(), df.to_string()
+
+
+def test_threshold_from_dtype_and_scheme():
+    e64 = np.finfo(np.float64).eps
+    assert C.threshold("central", "float64") == pytest.approx(e64 ** (1 / 3))
+    assert C.threshold("complex_step", "float64") == pytest.approx(e64 ** 0.5)
+    assert C.threshold("forward", "float32") > C.threshold("central", "float32") > \
+        C.threshold("five_point", "float32") > C.threshold("central", "float64")
+
+
+def test_a_wrong_gradient_fails_on_its_tensor(monkeypatch, classic_small):
+    net, X, T = classic_small
+    real = C.K.backprop_kernel
+
+    def broken(theta, layout, X, T, act, loss, out_act, grad):
+        f = real(theta, layout, X, T, act, loss, out_act, grad)
+        if grad.size == net.num_params:  # not the warm-up's tiny network
+            grad[layout[1, 1] + 2] *= 1.01  # b2[2] off by 1 %
+        return f
+
+    monkeypatch.setattr(C.K, "backprop_kernel", broken)
+    df = gb.gradient_check(net, X, T).set_index("tensor")
+    assert not df.loc["b2", "passed"]
+    assert df.loc["b2", "n_over"] == 1
+    assert df.loc["b2", "worst_index"] == (2,)
+    assert df.loc["b2", "max_rel_err"] == pytest.approx(0.01 / 1.01, rel=1e-3)
+    assert df.drop(index="b2")["passed"].all()
+    assert not df.attrs["passed"]
+
+
+def test_relu_kinks_are_counted():
+    net = make_net([3, 4, 2], activation="relu")
+    X, T = batch_for(net, 5)
+    X[0] = 0.0  # z1 of sample 0 is b1 = 0: on the kink
+    df = gb.gradient_check(net, X, T)
+    assert df["near_kink"].tolist() == [df["near_kink"][0]] * 2 + [0, 0]
+    assert df["near_kink"][0] >= 4
+
+
+def test_directional_check_passes_and_catches_a_bug(monkeypatch, classic_small):
+    net, X, T = classic_small
+    res = gb.directional_check(net, X, T, seed=1)
+    assert res.passed and res.rel_err <= res.threshold
+    assert res.analytic == pytest.approx(res.numerical, rel=1e-6)
+    real = C.K.backprop_kernel
+
+    def broken(theta, layout, X, T, act, loss, out_act, grad):
+        f = real(theta, layout, X, T, act, loss, out_act, grad)
+        grad[:] *= 1.001
+        return f
+
+    monkeypatch.setattr(C.K, "backprop_kernel", broken)
+    assert not gb.directional_check(net, X, T, seed=1).passed

@@ -1,0 +1,79 @@
+"""`gradbench check` end to end, through the installed console script's entry point."""
+
+import subprocess
+import sys
+
+import pytest
+
+from gradbench.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "gradbench.cli", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_check_small_network_passes(capsys):
+    rc = main(["check", "--sizes", "10,6,3", "--batch", "8", "--activation", "tanh"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "PASSED" in out
+    for word in ("analytic (backprop)", "numerical / analytic", "W1", "b2", "max_rel_err"):
+        assert word in out
+
+
+@pytest.mark.parametrize("extra", [["--strategy", "incremental", "--scheme", "five_point"],
+                                   ["--scheme", "complex_step", "--threads", "1"],
+                                   ["--dtype", "float32", "--loss", "mse"]])
+def test_check_options(capsys, extra):
+    assert main(["check", "--sizes", "6,4,2", "--batch", "3", *extra]) == 0
+    assert "PASSED" in capsys.readouterr().out
+
+
+def test_relu_shows_kinks(capsys):
+    assert main(["check", "--sizes", "6,4,2", "--batch", "3", "--activation", "relu"]) == 0
+    assert "near_kink" in capsys.readouterr().out
+
+
+def test_failed_check_exits_1(capsys):
+    # forward differences with an absurd step cannot match backprop
+    rc = main(["check", "--sizes", "6,4,2", "--batch", "3", "--scheme", "forward", "--h", "0.5"])
+    assert rc == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["check", "--sizes", "784"], "at least two"),
+        (["check", "--sizes", "784,0,10"], "at least 1"),
+        (["check", "--sizes", "784,x"], "comma-separated whole numbers"),
+        (["check", "--sizes", "4,2", "--activation", "gelu"], "choose one of sigmoid"),
+        (["check", "--sizes", "4,2", "--loss", "hinge"], "choose one of softmax_ce, mse"),
+        (["check", "--sizes", "4,2", "--scheme", "backward"], "choose one of forward"),
+        (["check", "--sizes", "4,2", "--strategy", "smart"], "naive, incremental"),
+        (["check", "--sizes", "4,2", "--dtype", "float16"], "float32, float64"),
+        (["check", "--sizes", "4,2", "--dtype", "float32", "--scheme", "complex_step"],
+         "needs a float64 network"),
+        (["check", "--sizes", "4,2", "--h", "-1"], "positive and finite"),
+        (["check", "--sizes", "4,2", "--h", "nan"], "positive and finite"),
+        (["check", "--sizes", "4,2", "--batch", "0"], "batch must be"),
+        (["check", "--sizes", "4,2", "--threads", "0"], "threads must lie"),
+        (["check", "--bogus"], "unrecognized arguments"),
+        (["frobnicate"], "invalid choice"),
+        ([], "missing command"),
+    ],
+)
+def test_bad_usage_is_one_line_exit_2(args, words):
+    res = run(*args)
+    assert res.returncode == 2, res.stderr
+    assert res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_help_and_version():
+    assert run("--help").returncode == 0
+    res = run("--version")
+    assert res.returncode == 0 and res.stdout.startswith("gradbench ")

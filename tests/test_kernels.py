@@ -1,0 +1,169 @@
+"""Loss and backprop kernels against the plain NumPy reference."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gradbench as gb
+from gradbench import kernels as K
+from gradbench import reference as R
+from gradbench.gradients import _codes
+
+from .conftest import batch_for, make_net, prepared, rounding_tol
+
+ACTS = ["sigmoid", "relu", "tanh", "identity"]
+
+architectures = st.lists(st.integers(1, 9), min_size=2, max_size=5)
+
+
+def _close(a, b, tol):
+    scale = max(1.0, float(np.max(np.abs(b))))
+    assert float(np.max(np.abs(np.asarray(a, np.float64) - b))) <= tol * scale
+
+
+@settings(deadline=None)
+@given(
+    sizes=architectures,
+    activation=st.sampled_from(ACTS),
+    loss=st.sampled_from(["softmax_ce", "mse"]),
+    out_act=st.sampled_from(ACTS),
+    dtype=st.sampled_from(["float32", "float64"]),
+    B=st.integers(1, 7),
+    seed=st.integers(0, 2**16),
+)
+def test_loss_and_backprop_match_reference(sizes, activation, loss, out_act, dtype, B, seed):
+    out_act = out_act if loss == "mse" else "identity"
+    net = make_net(sizes, activation, loss, dtype, seed=seed, output_activation=out_act)
+    X, T = batch_for(net, B, seed=seed + 1)
+    Xp, Tp = prepared(net, X, T)
+    # the reference in float64: the oracle is exact to float64 rounding
+    p64 = [p.astype(np.float64) for p in net.params]
+    X64, T64 = Xp.astype(np.float64), Tp.astype(np.float64)
+    tol = rounding_tol(net, B)
+
+    f = gb.loss(net, X, T)
+    assert isinstance(f, float)
+    _close(f, R.loss(net, p64, X64, T64), tol)
+
+    grads = gb.backprop(net, X, T)
+    ref = R.backprop(net, p64, X64, T64)
+    assert [g.shape for g in grads] == [p.shape for p in net.params]
+    assert all(g.dtype == net.dtype for g in grads)
+    for g, r in zip(grads, ref, strict=True):
+        _close(g, r, tol)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_classic_network_matches_reference(dtype):
+    net = gb.MLP([784, 50, 10], dtype=dtype, scale=0.1)
+    X, T = batch_for(net, 100)
+    Xp, Tp = prepared(net, X, T)
+    tol = rounding_tol(net, 100)
+    p64 = [p.astype(np.float64) for p in net.params]
+    _close(gb.loss(net, X, T), R.loss(net, p64, Xp.astype(float), Tp.astype(float)), tol)
+    for g, r in zip(gb.backprop(net, X, T), R.backprop(net, p64, Xp.astype(float),
+                                                         Tp.astype(float)), strict=True):
+        _close(g, r, tol)
+
+
+def test_softmax_ce_is_stable_for_huge_logits():
+    net = make_net([2, 3], activation="identity")
+    net.params[0][...] = [[1e3, -1e3, 0], [0, 0, 0]]
+    X, T = np.array([[1.0, 0.0]]), np.array([1])
+    assert gb.loss(net, X, T) == pytest.approx(2000.0, rel=1e-12)
+    g = gb.backprop(net, X, T)
+    assert np.all(np.isfinite(g[0]))
+    assert g[1].tolist() == pytest.approx([1.0, -1.0, 0.0])
+
+
+def test_labels_equal_one_hot():
+    net = make_net([4, 3, 5])
+    X, labels = batch_for(net, 6)
+    onehot = np.eye(5)[labels]
+    assert gb.loss(net, X, labels) == gb.loss(net, X, onehot)
+    for a, b in zip(gb.backprop(net, X, labels), gb.backprop(net, X, onehot), strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_relu_derivative_at_zero_is_zero():
+    net = make_net([1, 1, 1], activation="relu", loss="mse")
+    net.params[0][...] = 1.0  # z1 = x = 0 exactly
+    g = gb.backprop(net, np.zeros((1, 1)), np.ones((1, 1)))
+    assert g[0][0, 0] == 0.0 and g[1][0] == 0.0
+
+
+@pytest.mark.parametrize("kernel", ["loss_kernel", "backprop_kernel"])
+def test_pure_python_path_matches_jit(kernel):
+    net = make_net([5, 4, 3], activation="relu", dtype="float64")
+    X, T = prepared(net, *batch_for(net, 3))
+    theta, codes = net._flat, _codes(net)
+    jit = getattr(K, kernel)
+    args = (theta, net.layout, X, T, *codes)
+    if kernel == "loss_kernel":
+        assert jit.py_func(*args) == pytest.approx(jit(*args), rel=1e-13)
+    else:
+        g1, g2 = np.empty_like(theta), np.empty_like(theta)
+        jit(*args, g1)
+        jit.py_func(*args, g2)
+        np.testing.assert_allclose(g2, g1, rtol=1e-12, atol=1e-15)
+
+
+def test_nothing_is_modified():
+    net = make_net([6, 5, 4], activation="relu")
+    X, T = batch_for(net, 5)
+    X = np.asfortranarray(X)  # a layout the wrapper must copy, not rearrange in place
+    saved = [p.copy() for p in net.params], X.copy(), T.copy()
+    for f in (gb.loss, gb.backprop, gb.numerical_gradient, gb.gradient_check):
+        f(net, X, T)
+    gb.numerical_gradient(net, X, T, scheme="complex_step", strategy="incremental")
+    assert all(np.array_equal(a, b) for a, b in zip(saved[0], net.params, strict=True))
+    assert np.array_equal(saved[1], X) and np.array_equal(saved[2], T)
+    assert X.flags.f_contiguous
+
+
+BAD_INPUTS = [
+    (lambda X, T: (X[:, :-1], T), ValueError, r"shape \(batch, 4\)"),
+    (lambda X, T: (X[0], T), ValueError, r"shape \(batch, 4\)"),
+    (lambda X, T: (X[:0], T[:0]), ValueError, "no samples"),
+    (lambda X, T: (X, T[:-1]), ValueError, "labels have"),
+    (lambda X, T: (X, T + 3), ValueError, r"labels must lie in 0..2"),
+    (lambda X, T: (X, T - 1 - T.max()), ValueError, r"labels must lie in 0..2"),
+    (lambda X, T: (X, T.astype(float)), TypeError, "must be integers"),
+    (lambda X, T: (X, np.eye(3)[T][:, :2]), ValueError, r"T must have shape \(5, 3\)"),
+    (lambda X, T: (X.astype(complex), T), TypeError, "real numbers"),
+    (lambda X, T: (X.astype(str), T), TypeError, "real numbers"),
+    (lambda X, T: (X > 0, T), TypeError, "real numbers"),
+    (lambda X, T: (np.where(X > 1, np.nan, X), T), ValueError, "X contains NaN or inf"),
+    (lambda X, T: (np.where(X > 1, np.inf, X), T), ValueError, "X contains NaN or inf"),
+    (lambda X, T: (X, np.where(np.eye(3)[T] > 0, np.inf, 0)), ValueError, "T contains NaN"),
+]
+
+
+@pytest.mark.parametrize("make, exc, words", BAD_INPUTS)
+@pytest.mark.parametrize("fn", [gb.loss, gb.backprop, gb.numerical_gradient, gb.gradient_check])
+def test_bad_batches_are_refused(fn, make, exc, words):
+    net = make_net([4, 3, 3])
+    X, T = batch_for(net, 5, seed=2)
+    X[0, 0] = 2.0  # at least one entry above 1 for the NaN/inf cases
+    Xb, Tb = make(X, T)
+    with pytest.raises(exc, match=words):
+        fn(net, Xb, Tb)
+
+
+def test_nan_params_are_refused():
+    net = make_net([4, 3])
+    X, T = batch_for(net, 2)
+    net.params[1][0] = np.nan
+    with pytest.raises(ValueError, match="net.params contain NaN"):
+        gb.backprop(net, X, T)
+
+
+def test_wrong_param_shapes_are_refused():
+    net = make_net([4, 3])
+    X, T = batch_for(net, 2)
+    net.params[0] = np.zeros((3, 4))
+    with pytest.raises(ValueError, match=r"W1 has shape \(3, 4\), expected \(4, 3\)"):
+        gb.loss(net, X, T)
+    with pytest.raises(TypeError, match="gradbench.MLP"):
+        gb.loss("net", X, T)
