@@ -12,3 +12,8 @@ JIT = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 
 #: Flags for drivers that spread work over threads with ``prange``.
 PARALLEL_JIT = {**JIT, "parallel": True}
+
+#: Small helpers called from inner loops are inlined at the Numba IR level: a call that passes
+#: an array updates its reference count atomically, and threads calling with the same shared
+#: array (the targets T) in their inner loops would contend for that one cache line.
+INLINE_JIT = {**JIT, "inline": "always"}

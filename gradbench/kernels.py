@@ -14,7 +14,7 @@ do not depend on the thread count), and the public wrappers in
 import numpy as np
 from numba import njit, prange
 
-from .config import JIT, PARALLEL_JIT
+from .config import INLINE_JIT, JIT, PARALLEL_JIT
 
 IDENTITY, SIGMOID, TANH, RELU = 0, 1, 2, 3
 SOFTMAX_CE, MSE = 0, 1
@@ -29,6 +29,22 @@ STEPS = {
 }
 
 
+# ----------------------------------------------------------------------------- validation
+
+
+@njit(**JIT)
+def any_nonfinite(u, mask):
+    """True when some float, read as its bits u (uint64 or uint32), is NaN or inf.
+
+    An exponent of all ones (``mask``) marks NaN and inf. The integer OR-reduction
+    vectorises, so this runs at memory speed, unlike a floating-point reduction.
+    """
+    bad = False
+    for i in range(u.shape[0]):
+        bad |= (u[i] & mask) == mask
+    return bad
+
+
 # ----------------------------------------------------------------------------- building blocks
 
 
@@ -39,7 +55,7 @@ def _layer(theta, layout, l):
     return theta[w_off:b_off].reshape((n_in, n_out)), theta[b_off : b_off + n_out]
 
 
-@njit(**JIT)
+@njit(**INLINE_JIT)
 def _act(x, act):
     """act(x) for one scalar (real or complex; relu branches on the real part)."""
     if act == SIGMOID:
@@ -51,7 +67,7 @@ def _act(x, act):
     return x
 
 
-@njit(**JIT)
+@njit(**INLINE_JIT)
 def _act_grad(a, act):
     """act'(z) written in terms of a = act(z) (relu'(0) = 0)."""
     if act == SIGMOID:
@@ -72,9 +88,12 @@ def _bias_act(z, b, act):
             z[i, k] = _act(z[i, k] + b[k], act)
 
 
-@njit(**JIT)
-def _row_loss(z, t, loss, out_act):
-    """Loss of one sample, not yet divided by the batch size.
+@njit(**INLINE_JIT)
+def _row_loss(z, T, i, loss, out_act):
+    """Loss of sample i (outputs z, targets T[i]), not yet divided by the batch size.
+
+    T and the row index are passed rather than the view T[i]: a view of a shared array costs
+    an atomic reference-count update, and threads doing that in inner loops contend for it.
 
     softmax_ce: logsumexp(z) * sum(t) - t . z   (stable: the max is taken out first)
     mse:        0.5 * |out_act(z) - t|^2
@@ -92,11 +111,11 @@ def _row_loss(z, t, loss, out_act):
         lse = m + np.log(s)
         r = 0.0 * z[0]
         for k in range(K):
-            r -= t[k] * (z[k] - lse)
+            r -= T[i, k] * (z[k] - lse)
         return r
     r = 0.0 * z[0]
     for k in range(K):
-        d = _act(z[k], out_act) - t[k]
+        d = _act(z[k], out_act) - T[i, k]
         r += 0.5 * (d * d)
     return r
 
@@ -107,7 +126,7 @@ def _loss_from_output(z, T, loss, out_act):
     B = z.shape[0]
     total = 0.0 * z[0, 0]
     for i in range(B):
-        total += _row_loss(z[i], T[i], loss, out_act)
+        total += _row_loss(z[i], T, i, loss, out_act)
     return total / B
 
 
@@ -161,17 +180,26 @@ def backprop_kernel(theta, layout, X, T, act, loss, out_act, grad):
     total = 0.0
     for i in range(B):
         z, t = a[i], T[i]
-        total += _row_loss(z, t, loss, out_act)
         if loss == SOFTMAX_CE:
-            # softmax(z) * sum(t) - t   (= softmax - t for one-hot t)
+            # loss row = lse(z) sum(t) - t . z  and  dz = softmax(z) sum(t) - t, from the
+            # same exponentials (= softmax - t for one-hot t)
             m = z.max()
             s = 0.0
             for k in range(K):
-                s += np.exp(z[k] - m)
-            tsum = t.sum()
+                e = np.exp(z[k] - m)
+                dz[i, k] = e
+                s += e
+            lse = m + np.log(s)
+            tsum = 0.0
+            r = 0.0
             for k in range(K):
-                dz[i, k] = (np.exp(z[k] - m) / s * tsum - t[k]) / B
+                tsum += t[k]
+                r -= t[k] * (z[k] - lse)
+            total += r
+            for k in range(K):
+                dz[i, k] = (dz[i, k] / s * tsum - t[k]) / B
         else:
+            total += _row_loss(z, T, i, loss, out_act)
             for k in range(K):
                 y = _act(z[k], out_act)
                 dz[i, k] = (y - t[k]) * _act_grad(y, out_act) / B
@@ -246,8 +274,9 @@ def fd_naive_worker(theta, layout, X, T, act, loss, out_act, scheme, steps, unit
         grad[p] = _combine(scheme, f, d, f0, hp)
 
 
-def _fd_naive_driver(theta, layout, X, T, act, loss, out_act, scheme, steps, unit, h, f0,
-                     n_threads, grad):
+@njit(**PARALLEL_JIT)
+def fd_naive_parallel(theta, layout, X, T, act, loss, out_act, scheme, steps, unit, h, f0,
+                      n_threads, grad):
     """Split the parameters into n_threads contiguous ranges, one per thread."""
     N = theta.shape[0]
     chunk = (N + n_threads - 1) // n_threads
@@ -258,8 +287,15 @@ def _fd_naive_driver(theta, layout, X, T, act, loss, out_act, scheme, steps, uni
                         start, stop, grad)
 
 
-fd_naive_parallel = njit(**PARALLEL_JIT)(_fd_naive_driver)
-fd_naive_serial = njit(**JIT)(_fd_naive_driver)
+# The serial drivers are functions of their own, not the parallel ones compiled without
+# parallel=True: Numba's disk cache keys entries by function and signature, not by flags, so
+# one function compiled both ways would load whichever variant was cached first.
+@njit(**JIT)
+def fd_naive_serial(theta, layout, X, T, act, loss, out_act, scheme, steps, unit, h, f0,
+                    n_threads, grad):
+    """All parameters in this thread (n_threads is ignored)."""
+    fd_naive_worker(theta, layout, X, T, act, loss, out_act, scheme, steps, unit, h, f0,
+                    0, theta.shape[0], grad)
 
 
 # ----------------------------------------------------------------------------- incremental
@@ -293,7 +329,7 @@ def base_pass(theta, layout, X, act, loss, out_act, T):
         a = anext
     rows = np.empty(B)  # float64, as the loss kernel accumulates
     for i in range(B):
-        rows[i] = _row_loss(a[i], T[i], loss, out_act)
+        rows[i] = _row_loss(a[i], T, i, loss, out_act)
     return Z, A, offs, rows
 
 
@@ -317,7 +353,7 @@ def _batch_loss(theta_k, layout, l, Zin, T, act, loss, out_act, n_pert, B, unit)
     for q in range(n_pert):
         s = 0.0 * unit
         for i in range(B):
-            s += _row_loss(z[q * B + i], T[i], loss, out_act)
+            s += _row_loss(z[q * B + i], T, i, loss, out_act)
         out[q] = s / B
     return out
 
@@ -376,16 +412,36 @@ def fd_incremental_unit(theta, theta_k, layout, X, T, act, loss, out_act, scheme
                 if zrow[j] == zl[b, j]:
                     tot += rows[b]
                 else:
-                    tot += _row_loss(zrow, T[b], loss, out_act)
+                    tot += _row_loss(zrow, T, b, loss, out_act)
             f[q] = tot / B
-    else:
-        W1, b1 = _layer(theta_k, layout, l + 1)
+    elif l == L - 2:
+        # the next layer is the output: a rank-1 update of its rows, then the loss rows
+        W1, _ = _layer(theta_k, layout, l + 1)
         n_next = layout[l + 1, 3]
         znext = Z[offs[l + 1] : offs[l + 2]].reshape((B, n_next))
+        zrow = np.empty(n_next, dtype=theta_k.dtype)
+        for q in range(n_pert):
+            i = q // n_steps
+            tot = 0.0 * unit
+            for b in range(B):
+                x = a_prev[b, i] if i < n_in else 1.0
+                da = _act(zl[b, j] + dv[q] * x, act) - al[b, j]
+                if da == 0.0:
+                    tot += rows[b]
+                    continue
+                for k in range(n_next):
+                    zrow[k] = znext[b, k] + da * W1[j, k]
+                tot += _row_loss(zrow, T, b, loss, out_act)
+            f[q] = tot / B
+    else:
+        W1, _ = _layer(theta_k, layout, l + 1)
+        n_next = layout[l + 1, 3]
+        znext = Z[offs[l + 1] : offs[l + 2]].reshape((B, n_next))
+        Zbuf = np.empty(min(batch, n_pert) * B * n_next, dtype=theta_k.dtype)
         q0 = 0
         while q0 < n_pert:
             nq = min(batch, n_pert - q0)
-            Zb = np.empty((nq * B, n_next), dtype=theta_k.dtype)
+            Zb = Zbuf[: nq * B * n_next].reshape((nq * B, n_next))
             for qq in range(nq):
                 q = q0 + qq
                 i = q // n_steps
@@ -405,16 +461,21 @@ def fd_incremental_unit(theta, theta_k, layout, X, T, act, loss, out_act, scheme
         grad[pidx[i]] = _combine(scheme, fs, d[i], f0, hps[i])
 
 
-def _fd_incremental_driver(theta, theta_k, layout, X, T, act, loss, out_act, scheme, steps, unit,
-                           h, f0, Z, A, offs, rows, units, batch, n_threads, grad):
+@njit(**PARALLEL_JIT)
+def fd_incremental_parallel(theta, theta_k, layout, X, T, act, loss, out_act, scheme, steps,
+                            unit, h, f0, Z, A, offs, rows, units, batch, n_threads, grad):
     """Deal the (layer, column) units round-robin to n_threads threads."""
-    n_units = units.shape[0]
     for t in prange(n_threads):
-        for u in range(t, n_units, n_threads):
+        for u in range(t, units.shape[0], n_threads):
             fd_incremental_unit(theta, theta_k, layout, X, T, act, loss, out_act, scheme, steps,
                                 unit, h, f0, Z, A, offs, rows, units[u, 0], units[u, 1], batch,
                                 grad)
 
 
-fd_incremental_parallel = njit(**PARALLEL_JIT)(_fd_incremental_driver)
-fd_incremental_serial = njit(**JIT)(_fd_incremental_driver)
+@njit(**JIT)
+def fd_incremental_serial(theta, theta_k, layout, X, T, act, loss, out_act, scheme, steps,
+                          unit, h, f0, Z, A, offs, rows, units, batch, n_threads, grad):
+    """Every unit in this thread (n_threads is ignored)."""
+    for u in range(units.shape[0]):
+        fd_incremental_unit(theta, theta_k, layout, X, T, act, loss, out_act, scheme, steps,
+                            unit, h, f0, Z, A, offs, rows, units[u, 0], units[u, 1], batch, grad)

@@ -82,18 +82,22 @@ def backprop(net, params, X, T) -> list[np.ndarray]:
     return grads
 
 
-def numerical_gradient(net, params, X, T, h: float) -> list[np.ndarray]:
+def numerical_gradient(net, params, X, T, h: float, count: int | None = None):
     """Central differences, one parameter at a time: the textbook O(N^2) loop.
 
     Parameter i moves by h * max(1, |theta_i|); the quotient divides by the step actually
-    applied, as the kernels do. Works on copies; the inputs are untouched.
+    applied, as the kernels do. Works on copies; the inputs are untouched. With ``count``,
+    only the first ``count`` parameters (in [W1, b1, ...] order) are done, the rest left 0:
+    every parameter costs the same, so benchmarks may time a part and scale.
     """
     params = [p.copy() for p in params]
+    left = sum(p.size for p in params) if count is None else count
     grads = []
     for p in params:
-        g = np.empty(p.shape, dtype=np.float64)
+        g = np.zeros(p.shape, dtype=np.float64)
         flat, gflat = p.reshape(-1), g.reshape(-1)
-        for i in range(flat.size):
+        n, left = min(flat.size, left), left - min(flat.size, left)
+        for i in range(n):
             t = flat[i]
             hp = h * max(1.0, abs(float(t)))
             flat[i] = t + hp

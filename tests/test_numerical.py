@@ -206,3 +206,13 @@ def test_complex_step_needs_float64():
     X, T = batch_for(net, 2)
     with pytest.raises(ValueError, match="complex_step needs a float64 network"):
         gb.numerical_gradient(net, X, T, scheme="complex_step")
+
+
+def test_parallel_and_serial_drivers_are_distinct_functions():
+    # Numba's disk cache keys entries by function and signature, not by the parallel flag:
+    # one Python function compiled both ways would load whichever variant was cached first
+    for name in ("fd_naive", "fd_incremental"):
+        par, ser = getattr(K, f"{name}_parallel"), getattr(K, f"{name}_serial")
+        assert par.py_func is not ser.py_func
+        assert par.py_func.__qualname__ != ser.py_func.__qualname__
+        assert par.targetoptions.get("parallel") and not ser.targetoptions.get("parallel")
