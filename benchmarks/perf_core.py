@@ -21,7 +21,8 @@ import time
 
 import numpy as np
 
-FAST = ["loss", "backprop", "loss_1blas", "numpy_loss", "numpy_backprop", "torch_backprop"]
+FAST = ["loss", "backprop", "loss_1blas", "numpy_loss", "numpy_backprop", "torch_backprop",
+        "backprop_nocheck", "backprop_kernel"]
 SLOW = ["naive", "incremental", "numpy_loop"]
 
 
@@ -43,6 +44,8 @@ def worker(method: str, sizes, batch: int, threads: int, ref_params: int) -> dic
     from threadpoolctl import threadpool_limits
 
     import gradbench as gb
+    from gradbench import gradients as G
+    from gradbench import kernels as K
     from gradbench import reference as R
     from gradbench.check import warm_up
     from gradbench.data import make_batch
@@ -52,6 +55,7 @@ def worker(method: str, sizes, batch: int, threads: int, ref_params: int) -> dic
     net = gb.MLP(sizes, activation="sigmoid", loss="softmax_ce", seed=0)
     X, y = make_batch(net, batch, seed=0)
     Xp, Tp = prepare_batch(net, X, y)
+    theta, codes = net._flat, G._codes(net)
     out = {}
     if method == "torch_backprop":
         try:
@@ -101,6 +105,10 @@ def worker(method: str, sizes, batch: int, threads: int, ref_params: int) -> dic
             "loss_1blas": lambda: gb.loss(net, X, y),
             "numpy_loss": lambda: R.loss(net, net.params, Xp, Tp),
             "numpy_backprop": lambda: R.backprop(net, net.params, Xp, Tp),
+            # kernels alone, on validated inputs: what the wrapper's checks cost
+            "backprop_nocheck": lambda: gb.backprop(net, X, y, check_finite=False),
+            "backprop_kernel": lambda: K.backprop_kernel(
+                theta, net.layout, Xp, Tp, *codes, np.empty_like(theta)),
         }[method]
     if method == "loss_1blas":
         with threadpool_limits(1, user_api="blas"):
@@ -121,6 +129,8 @@ def main(argv=None) -> None:
     ap.add_argument("--reference-params", type=int, default=0,
                     help="time the NumPy loop on this many parameters and scale to N "
                          "(0, the default: all of them)")
+    ap.add_argument("--fast-only", action="store_true",
+                    help="only the single-gradient methods (skip the numerical gradients)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -137,7 +147,7 @@ def main(argv=None) -> None:
     res = {m: [] for m in FAST + SLOW}
     extra = {}
     for r in range(args.rounds):
-        for m in FAST + SLOW:
+        for m in FAST + ([] if args.fast_only else SLOW):
             if m == "numpy_loop" and r > 0:
                 continue  # long: once
             cmd = [sys.executable, __file__, "--worker", m, "--sizes", args.sizes,
@@ -157,6 +167,12 @@ def main(argv=None) -> None:
     if "torch_backprop" in extra and "torch" in extra["torch_backprop"]:
         e = extra["torch_backprop"]
         print(f"  (torch {e['torch']}; max |ours - torch| = {e['max_abs_diff_vs_ours']:.1e})")
+    if args.fast_only:
+        for m in ("backprop", "backprop_nocheck", "backprop_kernel"):
+            print(f"  {m} / numpy backprop: {t[m] / t['numpy_backprop']:.3f}"
+                  + (f", / torch: {t[m] / t['torch_backprop']:.3f}" if "torch_backprop" in t
+                     else ""))
+        return
     naive = np.load("/tmp/gradbench_perf_naive.npy")
     incr = np.load("/tmp/gradbench_perf_incremental.npy")
     agree = float(np.abs(naive - incr).max() / np.abs(naive).max())
@@ -169,8 +185,13 @@ def main(argv=None) -> None:
     print("\nratios (targets of the core issue in brackets)")
     row("backprop / loss", t["backprop"] / t["loss"], "[<= 2.2]")
     row("backprop / numpy backprop", t["backprop"] / t["numpy_backprop"], "[<= 0.75]")
+    row("  the same, check_finite=False (NumPy checks nothing)",
+        t["backprop_nocheck"] / t["numpy_backprop"], "[<= 0.75]")
+    row("  the kernel alone, on validated inputs", t["backprop_kernel"] / t["numpy_backprop"])
     if "torch_backprop" in t:
         row("backprop / torch autograd", t["backprop"] / t["torch_backprop"], "[<= 0.5]")
+        row("  the same, check_finite=False", t["backprop_nocheck"] / t["torch_backprop"],
+            "[<= 0.5]")
     row("numpy reference loop / naive central", t["numpy_loop"] / t["naive"], "[>= 2]")
     row("naive / (2N loss / threads)", t["naive"] / ideal, "[<= 1.3]")
     row("naive / (2N loss with 1 BLAS thread / threads)", t["naive"] / ideal1)

@@ -29,6 +29,7 @@ from .gradients import (
     _codes,
     _scheme,
     _step_size,
+    backprop_flat,
     fd_options,
     numerical_gradient_flat,
 )
@@ -83,11 +84,9 @@ def gradient_check(
     theta = flat_params(net)
     Xp, Tp = prepare_batch(net, X, T)
 
-    act, lss, out_act = _codes(net)
     compile_seconds = warm_up(net, scheme, strategy, n_threads)
-    ga = np.empty_like(theta)
     t0 = time.perf_counter()
-    f = float(K.backprop_kernel(theta, net.layout, Xp, Tp, act, lss, out_act, ga))
+    f, ga = backprop_flat(net, theta, Xp, Tp)
     t1 = time.perf_counter()
     gn = numerical_gradient_flat(net, theta, Xp, Tp, scheme, hval, strategy, n_threads)
     t2 = time.perf_counter()
@@ -228,8 +227,7 @@ def directional_check(
     v = rng.standard_normal(theta.shape[0])
     v /= np.linalg.norm(v)
 
-    g = np.empty_like(theta)
-    f = float(K.backprop_kernel(theta, net.layout, Xp, Tp, act, lss, out_act, g))
+    f, g = backprop_flat(net, theta, Xp, Tp)
     hp = hval * max(1.0, float(np.abs(theta).max()))
     tp = (theta + hp * v).astype(net.dtype)
     tm = (theta - hp * v).astype(net.dtype)

@@ -10,9 +10,9 @@ import numbers
 
 import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from . import kernels as K
+from .blas import single_threaded_blas
 from .model import ACTIVATION_CODE, LOSS_CODE, MLP, flat_params, prepare_batch
 
 SCHEMES = ("forward", "central", "five_point", "complex_step")
@@ -40,7 +40,7 @@ def _codes(net: MLP) -> tuple[int, int, int]:
     )
 
 
-def loss(net: MLP, X, T) -> float:
+def loss(net: MLP, X, T, *, check_finite: bool = True) -> float:
     """Mean loss of ``net`` on the batch (X, T).
 
     Parameters
@@ -48,38 +48,45 @@ def loss(net: MLP, X, T) -> float:
     net : MLP
     X : array_like, shape (B, sizes[0])
     T : array_like, shape (B, sizes[-1]), or (B,) integer labels for softmax_ce
+    check_finite : bool
+        Scan X, T and the parameters for NaN and inf (a ValueError if found). False skips the
+        scans, as in scipy.linalg, for callers that validated already; NaN or inf then give
+        a NaN result instead of an error. Shapes, dtypes and labels are always checked.
 
     Returns
     -------
     float
     """
-    theta = flat_params(net)
-    X, T = prepare_batch(net, X, T)
+    theta = flat_params(net, check_finite)
+    X, T = prepare_batch(net, X, T, check_finite)
     return float(K.loss_kernel(theta, net.layout, X, T, *_codes(net)))
 
 
-def backprop(net: MLP, X, T) -> list[np.ndarray]:
+def backprop(net: MLP, X, T, *, check_finite: bool = True) -> list[np.ndarray]:
     """Analytic gradient of the loss by backpropagation.
+
+    Parameters are as for :func:`loss`.
 
     Returns
     -------
     list of ndarray
         ``[dW1, db1, dW2, db2, ...]`` with the shapes and dtype of ``net.params``.
     """
-    theta = flat_params(net)
-    X, T = prepare_batch(net, X, T)
+    theta = flat_params(net, check_finite)
+    X, T = prepare_batch(net, X, T, check_finite)
+    return unflatten(net, backprop_flat(net, theta, X, T)[1])
+
+
+def backprop_flat(net: MLP, theta, X, T) -> tuple[float, np.ndarray]:
+    """Validated inputs in, (loss, flat gradient) out."""
     grad = np.empty_like(theta)
-    K.backprop_kernel(theta, net.layout, X, T, *_codes(net), grad)
-    return unflatten(net, grad)
+    f = K.backprop_kernel(theta, net.layout, X, T, *_codes(net), grad)
+    return float(f), grad
 
 
 def unflatten(net: MLP, flat: np.ndarray) -> list[np.ndarray]:
     """Views of a flat vector shaped like ``net.params``."""
-    out = []
-    for w_off, b_off, n_in, n_out in net.layout:
-        out.append(flat[w_off:b_off].reshape(n_in, n_out))
-        out.append(flat[b_off : b_off + n_out])
-    return out
+    return [flat[a:b].reshape(shape) for a, b, shape in net.slices]
 
 
 def default_step(scheme: str, dtype) -> float:
@@ -189,7 +196,7 @@ def numerical_gradient_flat(net, theta, X, T, scheme, h, strategy, n_threads):
     unit = 1j if scheme == "complex_step" else 1.0
     grad = np.empty(theta.shape[0], dtype=net.dtype)
     saved = numba.get_num_threads()
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_threaded_blas():
         numba.set_num_threads(n_threads)
         try:
             f0 = 0.0

@@ -114,10 +114,12 @@ class MLP:
         self.layout = layout(self.sizes)
         self.num_params = int(self.layout[-1, 1] + self.layout[-1, 3])
         self._flat = np.zeros(self.num_params, dtype=self.dtype)
-        self._views = []
-        for w_off, b_off, n_in, n_out in self.layout:
-            self._views.append(self._flat[w_off:b_off].reshape(n_in, n_out))
-            self._views.append(self._flat[b_off : b_off + n_out])
+        #: (start, stop, shape) of each tensor in the flat vector, in params order
+        self.slices = []
+        for w_off, b_off, n_in, n_out in self.layout.tolist():
+            self.slices.append((w_off, b_off, (n_in, n_out)))
+            self.slices.append((b_off, b_off + n_out, (n_out,)))
+        self._views = [self._flat[a:b].reshape(shape) for a, b, shape in self.slices]
         self.params = list(self._views)
 
         rng = np.random.default_rng(seed)
@@ -177,10 +179,11 @@ def _all_finite(a: np.ndarray) -> bool:
     return not any_nonfinite(flat.view(utype), mask)
 
 
-def flat_params(net: MLP) -> np.ndarray:
+def flat_params(net: MLP, check_finite: bool = True) -> np.ndarray:
     """The network's parameters as one contiguous vector (no copy when possible).
 
     The result must be treated as read-only: it may be the network's own storage.
+    ``check_finite=False`` skips the scan for NaN and inf.
     """
     if not isinstance(net, MLP):
         raise TypeError(f"expected a gradbench.MLP, got {type(net).__name__}")
@@ -198,16 +201,17 @@ def flat_params(net: MLP) -> np.ndarray:
                 shape = getattr(p, "shape", type(p).__name__)
                 raise ValueError(f"net.params {name} has shape {shape}, expected {v.shape}")
         theta = np.concatenate([np.asarray(p, dtype=net.dtype).ravel() for p in params])
-    if not _all_finite(theta):
+    if check_finite and not _all_finite(theta):
         raise ValueError("net.params contain NaN or inf; re-initialise the network")
     return theta
 
 
-def prepare_batch(net: MLP, X, T) -> tuple[np.ndarray, np.ndarray]:
+def prepare_batch(net: MLP, X, T, check_finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Validate a batch and return it as C-contiguous arrays of the network's dtype.
 
     Integer labels (softmax_ce only) become one-hot targets. The inputs are never
-    modified; they are copied only when their dtype or layout differs.
+    modified; they are copied only when their dtype or layout differs. Shapes, dtypes and
+    labels are always checked; ``check_finite=False`` skips the scan for NaN and inf.
     """
     X = _as_real_array("X", X)
     if X.ndim != 2 or X.shape[1] != net.sizes[0]:
@@ -239,9 +243,9 @@ def prepare_batch(net: MLP, X, T) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"T must have shape ({B}, {K}){hint}, got {T.shape}")
     X = np.ascontiguousarray(X, dtype=net.dtype)
     T = np.ascontiguousarray(T, dtype=net.dtype)
-    if not _all_finite(X):
+    if check_finite and not _all_finite(X):
         raise ValueError("X contains NaN or inf; clean the inputs first")
-    if not labels and not _all_finite(T):
+    if check_finite and not labels and not _all_finite(T):
         raise ValueError("T contains NaN or inf; clean the targets first")
     return X, T
 

@@ -167,3 +167,21 @@ def test_wrong_param_shapes_are_refused():
         gb.loss(net, X, T)
     with pytest.raises(TypeError, match="gradbench.MLP"):
         gb.loss("net", X, T)
+
+
+def test_check_finite_false_skips_only_the_nan_scan():
+    net = make_net([4, 3, 3])
+    X, T = batch_for(net, 5)
+    assert gb.loss(net, X, T, check_finite=False) == gb.loss(net, X, T)
+    for a, b in zip(gb.backprop(net, X, T, check_finite=False), gb.backprop(net, X, T),
+                    strict=True):
+        assert np.array_equal(a, b)
+    Xn = X.copy()
+    Xn[1, 2] = np.nan
+    assert np.isnan(gb.loss(net, Xn, T, check_finite=False))  # no scan, no error: NaN out
+    with pytest.raises(ValueError, match="X contains NaN"):
+        gb.loss(net, Xn, T)
+    with pytest.raises(ValueError, match=r"shape \(batch, 4\)"):  # shapes still checked
+        gb.backprop(net, X[:, :3], T, check_finite=False)
+    with pytest.raises(ValueError, match="labels must lie"):
+        gb.backprop(net, X, T + 5, check_finite=False)
