@@ -7,6 +7,7 @@ Exit status: 0 success, 1 a finding (a failed check), 2 bad usage or bad input
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
@@ -72,7 +73,7 @@ def _cmd_check(args) -> int:
     print(f"{net!r}, batch {args.batch}")
     print(f"numerical gradient: {args.scheme} differences, {a['strategy']}, h = {h:.3g}, "
           f"{a['threads']} thread(s)")
-    print(f"  analytic (backprop)   {a['analytic_seconds']:12.6f} s")
+    print(f"  analytic (backprop)   {a['analytic_seconds']:12.6f} s  (median of repeated calls)")
     print(f"  numerical             {a['numerical_seconds']:12.6f} s")
     print(f"  numerical / analytic  {a['ratio']:14,.1f} x")
     print(f"  (compiling or loading the kernels took {a['compile_seconds']:.2f} s, not timed)")
@@ -113,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gradbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into head, say: stop quietly
+        # point stdout at devnull so the interpreter's final flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -134,6 +134,16 @@ def _loss_from_output(z, T, loss, out_act):
 
 
 @njit(**JIT)
+def _activation_offsets(layout, B):
+    """Where each layer's (B, n_out) activations start in one flat buffer (L + 1 entries)."""
+    L = layout.shape[0]
+    offs = np.zeros(L + 1, dtype=np.int64)
+    for l in range(L):
+        offs[l + 1] = offs[l] + B * layout[l, 3]
+    return offs
+
+
+@njit(**JIT)
 def _forward(theta, layout, X, act):
     """Pre-activations of the last layer (B, sizes[-1]) for inputs X."""
     L = layout.shape[0]
@@ -163,9 +173,7 @@ def backprop_kernel(theta, layout, X, T, act, loss, out_act, grad):
     """
     L = layout.shape[0]
     B = X.shape[0]
-    offs = np.zeros(L + 1, dtype=np.int64)
-    for l in range(L):
-        offs[l + 1] = offs[l] + B * layout[l, 3]
+    offs = _activation_offsets(layout, B)
     buf = np.empty(offs[L], dtype=theta.dtype)
 
     # forward: a_l = act(a_{l-1} @ W_l + b_l); the last layer keeps z_L
@@ -313,9 +321,7 @@ def base_pass(theta, layout, X, act, loss, out_act, T):
     """
     L = layout.shape[0]
     B = X.shape[0]
-    offs = np.zeros(L + 1, dtype=np.int64)
-    for l in range(L):
-        offs[l + 1] = offs[l] + B * layout[l, 3]
+    offs = _activation_offsets(layout, B)
     Z = np.empty(offs[L], dtype=theta.dtype)
     A = np.empty(offs[L], dtype=theta.dtype)
     a = X

@@ -77,3 +77,13 @@ def test_help_and_version():
     assert run("--help").returncode == 0
     res = run("--version")
     assert res.returncode == 0 and res.stdout.startswith("gradbench ")
+
+
+def test_output_into_a_closed_pipe_is_quiet():
+    proc = subprocess.Popen([sys.executable, "-m", "gradbench.cli", "check", "--sizes", "6,4,2",
+                             "--batch", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=600)
+    assert "Traceback" not in err and "BrokenPipe" not in err

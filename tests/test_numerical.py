@@ -225,6 +225,7 @@ def test_complex_step_needs_float64():
         gb.numerical_gradient(net, X, T, scheme="complex_step")
 
 
+@pytest.mark.skipif(not hasattr(K.fd_naive_parallel, "py_func"), reason="JIT disabled")
 def test_parallel_and_serial_drivers_are_distinct_functions():
     # Numba's disk cache keys entries by function and signature, not by the parallel flag:
     # one Python function compiled both ways would load whichever variant was cached first
