@@ -93,10 +93,109 @@ def _cmd_check(args) -> int:
     return EXIT_FINDING
 
 
+def _add_run(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run the benchmark suite, save the results and print a summary",
+        description="Time loss, backprop and numerical gradients across network sizes with "
+        "pytest-benchmark, within a time budget; save the JSON and summarise the power laws.",
+    )
+    p.add_argument("--profile", default="default",
+                   help="quick (about a minute), default (a few minutes) or full (hours)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds the timed cases may take (default: the profile's)")
+    p.add_argument("--out", default="results", help="folder for the result files (default "
+                   "results/)")
+    p.add_argument("--label", default=None, help="machine label (default: the host name)")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    p.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args) -> int:
+    import datetime
+    import pathlib
+    import tempfile
+
+    from . import results, sweep
+
+    try:
+        prof = sweep.profile(args.profile, args.budget)
+    except ValueError as exc:
+        raise UsageError(f"gradbench run: {exc}") from None
+    if args.label is not None and (not args.label or any(c in args.label for c in "/\\")
+                                   or args.label in (".", "..")):
+        raise UsageError(f"gradbench run: label {args.label!r} must be a plain name, without "
+                         "path separators")
+    suite = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+    if not (suite / "test_sweep.py").is_file():
+        raise UsageError("gradbench run: benchmarks/ not found next to the package; run from "
+                         "a source checkout (pip install -e .)")
+    out = pathlib.Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".gradbench-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"gradbench run: cannot write to {out}: {exc.strerror}") from None
+
+    import pytest
+
+    label = args.label or __import__("socket").gethostname()
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    final = out / f"{label}-{prof.name}-{stamp}.json"
+    partial = out / f".{final.name}.partial"
+    argv = [str(suite), "-q", "-p", "no:cacheprovider", "--benchmark-json", str(partial),
+            "--benchmark-max-time", str(prof.max_time), "--benchmark-columns", "median,rounds",
+            "--benchmark-sort", "name", "--gb-profile", prof.name, "--gb-budget",
+            str(prof.budget), "--gb-label", label]
+    if args.threads:
+        argv += ["--gb-threads", str(args.threads)]
+    print(f"gradbench run: profile {prof.name}, budget {prof.budget:g} s, results to {final}")
+    code = pytest.main(argv)
+    if not partial.is_file():
+        print("gradbench run: no results were written", file=sys.stderr)
+        return EXIT_USAGE if code in (3, 4) else EXIT_FINDING
+    partial.replace(final)  # only whole files carry the final name
+    if code == pytest.ExitCode.INTERRUPTED:
+        print(f"gradbench run: interrupted; the cases that completed are in {final}")
+    df = results.load(final)
+    print()
+    print(summary(df))
+    if code == pytest.ExitCode.INTERRUPTED:
+        return 130
+    return EXIT_OK if code == 0 else EXIT_FINDING
+
+
+def summary(df) -> str:
+    """Per method: fitted exponent with its interval; at the largest N where every method
+    ran, each numerical method's time over backprop's."""
+    from . import results
+
+    lines = ["method                             exponent k  95% interval     N range"]
+    for f in results.fits(df):
+        lines.append(f"{f.method:34s} {f.k:8.2f}   [{f.k_low:5.2f}, {f.k_high:5.2f}]   "
+                     f"{f.n_min:,} - {f.n_max:,}")
+    ok = df[df["status"] == "ok"]
+    by_n = ok.groupby("n_params")["method"].nunique()
+    common = by_n[by_n == ok["method"].nunique()]
+    if len(common) and "backprop" in set(ok["method"]):
+        n = int(common.index.max())
+        at = ok[ok["n_params"] == n].groupby("method")["median"].median()
+        lines.append(f"\nat N = {n:,} (largest size every method ran):")
+        for m, t in at.items():
+            if m.startswith("numerical:"):
+                lines.append(f"  {m:34s} {t / at['backprop']:12,.0f} x backprop")
+    skipped = df[df["status"] == "skipped"]
+    if len(skipped):
+        lines.append(f"\n{len(skipped)} cases skipped by the budget (predicted times kept)")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gradbench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"gradbench {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    _add_run(sub)
     _add_check(sub)
     return parser
 

@@ -1,0 +1,86 @@
+"""The machine a run measured: what it is, and calibration figures from the same session."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+
+import llvmlite
+import numba
+import numpy as np
+from numba import njit
+
+from .blas import blas_info
+from .config import JIT
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe(label: str | None = None) -> dict:
+    """Machine description for result files (JSON-serialisable)."""
+    return {
+        "label": label or socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "numba_threads": numba.get_num_threads(),
+        "numba": numba.__version__,
+        "llvmlite": llvmlite.__version__,
+        "numpy": np.__version__,
+        "threading_layer": numba.config.THREADING_LAYER,
+        "svml": bool(numba.config.USING_SVML),
+        "blas": [
+            {k: d.get(k) for k in ("internal_api", "version", "num_threads", "architecture",
+                                   "threading_layer", "filepath")}
+            for d in blas_info()
+        ],
+    }
+
+
+@njit(**JIT)
+def _matmul(A, B, C):
+    np.dot(A, B, C)
+
+
+@njit(**JIT)
+def _copy(src, dst):
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
+def _best_seconds(fn, repeats: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def calibrate(n: int = 768, megabytes: int = 64, repeats: int = 5) -> dict:
+    """Matrix-product GFLOP/s per dtype (the BLAS the kernels call, its default threads)
+    and memory bandwidth in GB/s (a copy: bytes read plus written), best of ``repeats``."""
+    out = {}
+    rng = np.random.default_rng(0)
+    for dtype in ("float64", "float32"):
+        A = rng.standard_normal((n, n)).astype(dtype)
+        B = rng.standard_normal((n, n)).astype(dtype)
+        C = np.empty((n, n), dtype=dtype)
+        sec = _best_seconds(lambda A=A, B=B, C=C: _matmul(A, B, C), repeats)
+        out[f"matmul_gflops_{dtype}"] = 2.0 * n**3 / sec / 1e9
+    src = np.ones(megabytes * 2**20 // 8)
+    dst = np.empty_like(src)
+    sec = _best_seconds(lambda: _copy(src, dst), repeats)
+    out["memory_gbs"] = 2.0 * src.nbytes / sec / 1e9
+    return out
