@@ -35,7 +35,6 @@ class State:
     budget: sweep.Budget
     calibration: dict
     primal: dict = field(default_factory=dict)  # (dtype, sizes) -> seconds per call
-    cases_left: int = 0
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -46,14 +45,13 @@ def pytest_configure(config):
     threads = config.getoption("--gb-threads") or numba.config.NUMBA_NUM_THREADS
     numba.set_num_threads(threads)
     config._gradbench = State(p, threads, config.getoption("--gb-label"),
-                              sweep.Budget(p.budget), calibrate())
+                              sweep.Budget(p.budget, p.groups()), calibrate())
 
 
 def pytest_generate_tests(metafunc):
     if "case" in metafunc.fixturenames:
         state = metafunc.config._gradbench
         cases = sweep.cases(state.profile, state.threads)
-        state.cases_left = len(cases)
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
 

@@ -7,7 +7,6 @@ can be tested without timing anything.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
 from . import costmodel
@@ -16,21 +15,23 @@ from . import costmodel
 #: "gradbench" section). Readers refuse other versions.
 SCHEMA_VERSION = 1
 
-NUMERICAL = [f"numerical:{s}:{t}" for s in ("forward", "central", "five_point", "complex_step")
+NUMERICAL = [f"numerical:{s}:{t}" for s in ("central", "forward", "five_point", "complex_step")
              for t in ("naive", "incremental")]
 METHODS = ["primal", "backprop", *NUMERICAL]
 
-#: Hidden widths in steps of sqrt(2), from 1 to 2048.
+#: Hidden widths in steps of sqrt(2), from 1 to 8192.
 LADDER = [1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024,
-          1448, 2048]
+          1448, 2048, 2896, 4096, 5793, 8192]
 
-# The networks are inputs-w-classes with 784 inputs (the classic experiment's), the hidden
-# width w on the ladder: N ~ 795 w. With a wide input every hidden unit carries 2 * 784 flops
-# of matrix product against one exponential, so a loss evaluation costs O(N) across the
-# sweep and the naive numerical gradient O(N^2). With w-w-10 networks the exponentials
-# (~360 flops' worth each) would dominate below w ~ 180, and the cost would grow like
-# N^1.5 over any range a budget affords.
-
+# The networks are inputs-w-classes, 256 inputs and 10 classes, the hidden width w on the
+# ladder: N ~ 267 w, from 2,146 to 2.2 million. With the inputs fixed, every cost of a loss
+# evaluation that grows with the network (matrix products, one exponential per hidden unit)
+# grows with w, so with N: the naive numerical gradient is O(N^2) across the sweep. (With w-w-10
+# networks the exponentials grow like sqrt(N) and would dominate below w ~ 180.) What does not
+# grow is the per-call cost of handing the batch to BLAS (packing B x inputs values): it bends
+# the curve at small N. It is proportional to the inputs, so 256 inputs reach the asymptotic
+# regime at about a third of the N that the classic experiment's 784 inputs need (measured:
+# local exponents of 2.07 and 2.02 above N = 17k against 1.63 and 1.89 below N = 144k).
 
 @dataclass(frozen=True)
 class Profile:
@@ -42,29 +43,35 @@ class Profile:
     methods: tuple[str, ...]
     dtypes: tuple[str, ...] = ("float64",)
     batch: int = 32
-    inputs: int = 784
+    inputs: int = 256
     classes: int = 10
     max_time: float = 0.1  # pytest-benchmark's calibration time for fast cases
-    #: Largest share of the budget one case of a method may take (default: DEFAULT_SHARE).
-    #: Naive central differences, the headline, get the most room.
-    shares: tuple[tuple[str, float], ...] = (("numerical:central:naive", 0.35),)
+    #: Weight of a method in sharing the budget (default: DEFAULT_WEIGHT for numerical
+    #: methods); naive central differences, the headline, get the most.
+    weights: tuple[tuple[str, float], ...] = (("numerical:central:naive", 8.0),
+                                             ("numerical:central:incremental", 1.0),
+                                             ("primal", 1.0), ("backprop", 1.0))
 
-    def share(self, method: str) -> float:
-        return dict(self.shares).get(method, DEFAULT_SHARE)
+    def weight(self, method: str) -> float:
+        return dict(self.weights).get(method, DEFAULT_WEIGHT)
+
+    def groups(self) -> dict[tuple[str, str], float]:
+        """(dtype, method) -> weight, in run order: the budget's shares."""
+        return {(c.dtype, c.method): self.weight(c.method) for c in cases(self, 1)}
 
 
-DEFAULT_SHARE = 0.1
+DEFAULT_WEIGHT = 1.5
 
 
 PROFILES = {
-    "quick": Profile("quick", 45.0, tuple(LADDER[:16]),
+    "quick": Profile("quick", 45.0, tuple(LADDER[:17]),
                      ("primal", "backprop", "numerical:central:naive",
                       "numerical:central:incremental"), max_time=0.05),
-    "default": Profile("default", 300.0, tuple(LADDER),
-                       ("primal", "backprop", "numerical:forward:naive",
-                        "numerical:central:naive", "numerical:central:incremental",
+    "default": Profile("default", 320.0, tuple(LADDER),
+                       ("primal", "backprop", "numerical:central:naive",
+                        "numerical:central:incremental", "numerical:forward:naive",
                         "numerical:five_point:naive", "numerical:complex_step:naive"),
-                       max_time=0.1),
+                       max_time=0.25),
     "full": Profile("full", 4 * 3600.0, tuple(LADDER), tuple(METHODS),
                     dtypes=("float64", "float32"), max_time=0.5),
 }
@@ -159,29 +166,54 @@ def predict_seconds(case: Case, seconds_per_flop: float) -> float:
 
 @dataclass
 class Budget:
-    """Spending of a run's time budget, case by case.
+    """Spending of a run's time budget, method by method.
 
-    A case runs when its predicted time fits what is left and its method's cap (a share of
-    the total); it then gets as many rounds (at most ``max_rounds``) as fit into what is left
-    divided by the cases left, but at least one round.
+    Each (dtype, method) group of cases gets an allotment when its first case comes: what is
+    left of the budget times its weight over the weights of the groups still to come (so
+    what one group leaves unspent passes to the later ones, and no group can starve the
+    others). A case runs when its predicted time fits what is left of its group's allotment;
+    it then gets as many rounds as fit into ``repeat_share`` of the allotment, from one to
+    ``max_rounds``.
     """
 
     total: float
+    weights: dict  # (dtype, method) -> weight, in run order
     spent: float = 0.0
     max_rounds: int = 5
+    repeat_share: float = 0.05
     skipped: list = field(default_factory=list)
+    group: tuple | None = None
+    allotment: float = 0.0
+    group_spent: float = 0.0
 
     @property
     def left(self) -> float:
         return max(0.0, self.total - self.spent)
 
-    def rounds(self, predicted: float, cases_left: int, cap: float = math.inf) -> int:
-        """Rounds for a case predicted to take ``predicted`` seconds a round; 0 means skip it
-        (it does not fit what is left of the budget, or the case's ``cap``)."""
-        if predicted > min(self.left, cap):
+    @property
+    def group_left(self) -> float:
+        return max(0.0, min(self.allotment - self.group_spent, self.left))
+
+    def enter(self, group: tuple) -> None:
+        """Start spending for ``group`` (a no-op when it is the current one)."""
+        if group == self.group:
+            return
+        order = list(self.weights)
+        if group not in self.weights:
+            raise ValueError(f"{group!r} is not one of this budget's groups")
+        later = order[order.index(group):]
+        share = self.weights[group] / sum(self.weights[g] for g in later)
+        self.group, self.allotment, self.group_spent = group, self.left * share, 0.0
+
+    def rounds(self, group: tuple, predicted: float) -> int:
+        """Rounds for a case of ``group`` predicted to take ``predicted`` seconds a round;
+        0 means skip it (it does not fit what is left of the group's allotment)."""
+        self.enter(group)
+        if predicted > self.group_left:
             return 0
-        share = self.left / max(1, cases_left)
-        return int(max(1, min(self.max_rounds, share // max(predicted, 1e-9))))
+        repeats = self.repeat_share * self.allotment // max(predicted, 1e-9)
+        return int(max(1, min(self.max_rounds, repeats)))
 
     def charge(self, seconds: float) -> None:
         self.spent += seconds
+        self.group_spent += seconds

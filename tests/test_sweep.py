@@ -38,9 +38,10 @@ def test_ladder_spans_the_decades_the_issue_asks_for():
     p = sweep.PROFILES["default"]
     ns = [costmodel.num_params((p.inputs, w, p.classes)) for w in p.widths]
     assert math.log10(max(ns) / min(ns)) >= 3  # backprop: three decades
-    # naive central differences: two decades within their cap of the default budget, by the
-    # cost model    # (20 GFLOP/s per thread, about what this project's 2-core machine reaches)
-    cap = p.budget * p.share("numerical:central:naive")
+    # naive central differences: two decades within their allotment of the default budget
+    # by the cost model (20 GFLOP/s per thread, about what this project's machine reaches)
+    groups = p.groups()
+    cap = p.budget * groups[("float64", "numerical:central:naive")] / sum(groups.values())
     fits = [n for w, n in zip(p.widths, ns, strict=True)
             if sweep.predict_seconds(sweep.Case("numerical:central:naive",
                                                 (p.inputs, w, p.classes), p.batch,
@@ -49,7 +50,7 @@ def test_ladder_spans_the_decades_the_issue_asks_for():
 
 
 def test_case_info_records_everything():
-    c = sweep.Case("numerical:five_point:incremental", (784, 50, 10), 100, "float32", 2)
+    c = sweep.Case("numerical:five_point:incremental", (784, 50, 10), 100, "float32", 2)  # classic
     info = c.info()
     for key in ("n_params", "batch", "sizes", "depth", "width", "method", "scheme", "strategy",
                 "dtype", "threads", "predicted_flops", "loss_evals", "gradbench_schema"):
@@ -70,14 +71,34 @@ def test_prediction_scales_with_flops_and_threads():
 
 
 def test_budget_rounds_and_skips():
-    b = sweep.Budget(total=10.0)
-    assert b.rounds(predicted=20.0, cases_left=1) == 0  # does not fit: skip
-    assert b.rounds(predicted=1.0, cases_left=1) == 5  # capped at max_rounds
-    assert b.rounds(predicted=1.0, cases_left=4) == 2  # share 2.5 s
-    assert b.rounds(predicted=4.0, cases_left=10) == 1  # at least one round when it fits
-    assert b.rounds(predicted=4.0, cases_left=1, cap=3.0) == 0  # over the method's cap
-    b.charge(9.5)
-    assert b.left == pytest.approx(0.5)
-    assert b.rounds(predicted=1.0, cases_left=1) == 0
-    b.charge(5)
-    assert b.left == 0.0
+    b = sweep.Budget(total=10.0, weights={"a": 1.0, "b": 3.0, "c": 1.0}, repeat_share=0.1)
+    assert b.rounds("a", predicted=2.5) == 0  # over a's allotment, 10 * 1/5: skip
+    assert b.rounds("a", predicted=0.09) == 2  # 10 % of the allotment affords 2 rounds
+    assert b.rounds("a", predicted=1.9) == 1  # at least one round when it fits
+    assert b.rounds("a", predicted=0.001) == 5  # capped at max_rounds
+    b.charge(1.5)
+    assert b.group_left == pytest.approx(0.5)
+    assert b.rounds("a", predicted=1.0) == 0  # a's allotment is nearly spent
+    # what a left unspent passes on: b gets 8.5 * 3/4
+    assert b.rounds("b", predicted=6.3) == 1
+    assert b.allotment == pytest.approx(6.375)
+    b.charge(1.0)
+    assert b.rounds("c", predicted=7.5) == 1  # c gets all that is left: 7.5
+    assert b.rounds("c", predicted=7.6) == 0
+    b.charge(50)
+    assert b.left == 0.0 and b.group_left == 0.0
+
+
+def test_no_group_starves_a_later_one():
+    # the default profile's groups, every case predicted at 1 s: each method still runs
+    p = sweep.PROFILES["default"]
+    b = sweep.Budget(total=p.budget, weights=p.groups())
+    ran = {}
+    for c in sweep.cases(p, 2):
+        if b.rounds((c.dtype, c.method), predicted=1.0):
+            b.charge(1.0)
+            ran[c.method] = ran.get(c.method, 0) + 1
+    assert set(ran) == set(p.methods)
+    assert ran["numerical:central:naive"] == max(ran.values())
+    with pytest.raises(ValueError, match="not one of"):
+        b.rounds(("float16", "primal"), 1.0)
