@@ -30,6 +30,7 @@ from .gradients import (
     _scheme,
     _step_size,
     backprop_flat,
+    default_step,
     fd_options,
     numerical_gradient_flat,
 )
@@ -261,3 +262,63 @@ def directional_check(
     floor = _floor(attainable_accuracy("central", net.dtype), thr, f)
     rel = abs(analytic - numerical) / max(abs(analytic), abs(numerical), floor)
     return DirectionalCheck(analytic, numerical, rel, thr, hval, bool(rel <= thr))
+
+
+#: Steps of the error-against-step curve: 1e-20 to 1 in steps of a quarter decade.
+CURVE_STEPS = tuple(10.0 ** (e / 4) for e in range(-80, 1))
+
+
+def step_curve(
+    sizes=(16, 8, 4),
+    batch: int = 8,
+    *,
+    steps=CURVE_STEPS,
+    schemes=("forward", "central", "five_point", "complex_step"),
+    dtypes=("float32", "float64"),
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Error of each scheme's numerical gradient against its step h: the V curve of
+    truncation (large h) against round-off (small h), for each dtype.
+
+    One sigmoid network with softmax cross-entropy, its parameters rounded to float32 for
+    every dtype so that all curves differentiate the same function. The error is normwise,
+    ``max |numerical - exact| / max |exact|``, where ``exact`` is backprop in float64 (for
+    float32 too: the float32 backprop carries round-off of its own). Complex step is float64
+    only.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns: scheme, dtype, h, error, default_h (the scheme's default step, the same in
+        every row of a curve).
+    """
+    from .data import make_batch
+
+    def network(dtype):
+        net = MLP(list(sizes), activation="sigmoid", loss="softmax_ce", dtype=dtype,
+                  seed=seed, scale=0.5)
+        if dtype != "float32":
+            for p, q in zip(net.params, network("float32").params, strict=True):
+                p[...] = q
+        return net
+
+    X, T = make_batch(network("float32"), batch, seed=seed)
+    net64 = network("float64")
+    X64, T64 = prepare_batch(net64, X.astype(np.float64), T)
+    exact = backprop_flat(net64, flat_params(net64), X64, T64)[1]
+    scale = float(np.abs(exact).max())
+    rows = []
+    for dtype in dtypes:
+        net = network(dtype)
+        theta = flat_params(net)
+        Xd, Td = prepare_batch(net, X.astype(dtype), T)
+        for scheme in schemes:
+            if scheme == "complex_step" and dtype != "float64":
+                continue
+            default = default_step(scheme, dtype)
+            for h in steps:
+                g = numerical_gradient_flat(net, theta, Xd, Td, scheme, float(h), "naive", 1)
+                err = float(np.abs(g.astype(np.float64) - exact).max()) / scale
+                rows.append({"scheme": scheme, "dtype": dtype, "h": float(h), "error": err,
+                             "default_h": default})
+    return pd.DataFrame(rows)

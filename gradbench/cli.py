@@ -108,13 +108,54 @@ def _add_run(sub) -> None:
                    "results/)")
     p.add_argument("--label", default=None, help="machine label (default: the host name)")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    p.add_argument("--report", default="reports", metavar="DIR",
+                   help="folder for the report built from this run (default reports/)")
+    p.add_argument("--no-report", action="store_true", help="do not build the report")
     p.set_defaults(func=_cmd_run)
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="HTML + PNG report from saved results",
+        description="Build index.html and PNG figures from result files or folders of them "
+        "(several machines or runs may be given together).",
+    )
+    p.add_argument("results", nargs="+", metavar="RESULTS",
+                   help="result files (JSON from gradbench run) or folders of them")
+    p.add_argument("--out", default="reports", help="folder for the report (default reports/)")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args) -> int:
+    from . import report
+
+    try:
+        index = report.build(args.results, args.out)
+    except ValueError as exc:
+        raise UsageError(f"gradbench report: {exc}") from None
+    print(f"gradbench report: {index}")
+    return EXIT_OK
+
+
+def _writable_folder(folder: str, prog: str):
+    """The folder as a Path, created if need be; a UsageError if it cannot be written."""
+    import pathlib
+    import tempfile
+
+    path = pathlib.Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".gradbench-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{prog}: cannot write to {path}: {exc.strerror}") from None
+    return path
 
 
 def _cmd_run(args) -> int:
     import datetime
     import pathlib
-    import tempfile
 
     from . import results, sweep
 
@@ -130,13 +171,9 @@ def _cmd_run(args) -> int:
     if not (suite / "test_sweep.py").is_file():
         raise UsageError("gradbench run: benchmarks/ not found next to the package; run from "
                          "a source checkout (pip install -e .)")
-    out = pathlib.Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".gradbench-check-"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"gradbench run: cannot write to {out}: {exc.strerror}") from None
+    out = _writable_folder(args.out, "gradbench run")
+    if not args.no_report:
+        _writable_folder(args.report, "gradbench run")
 
     import pytest
 
@@ -162,7 +199,16 @@ def _cmd_run(args) -> int:
     print()
     print(summary(df))
     if code == pytest.ExitCode.INTERRUPTED:
+        print(f"build the report from it with: gradbench report {final}")
         return 130
+    if not args.no_report:
+        from . import report
+
+        try:
+            print(f"\nreport: {report.build(final, args.report)}")
+        except ValueError as exc:
+            print(f"gradbench run: no report: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     return EXIT_OK if code == 0 else EXIT_FINDING
 
 
@@ -196,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gradbench {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
     _add_run(sub)
+    _add_report(sub)
     _add_check(sub)
     return parser
 

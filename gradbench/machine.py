@@ -37,7 +37,7 @@ def describe(label: str | None = None) -> dict:
         "numba": numba.__version__,
         "llvmlite": llvmlite.__version__,
         "numpy": np.__version__,
-        "threading_layer": numba.config.THREADING_LAYER,
+        "threading_layer": _threading_layer(),
         "svml": bool(numba.config.USING_SVML),
         "blas": [
             {k: d.get(k) for k in ("internal_api", "version", "num_threads", "architecture",
@@ -45,6 +45,15 @@ def describe(label: str | None = None) -> dict:
             for d in blas_info()
         ],
     }
+
+
+def _threading_layer() -> str:
+    """The layer Numba's parallel kernels ran on (omp, tbb, workqueue), or the configured
+    choice when none has run yet in this process."""
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel kernel launched yet
+        return f"{numba.config.THREADING_LAYER} (none launched yet)"
 
 
 @njit(**JIT)

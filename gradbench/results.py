@@ -53,6 +53,9 @@ def read(path: Path) -> dict:
         raise ValueError(f"{path}: cannot be read ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise ValueError(f"{path}: not a pytest-benchmark result file (no 'benchmarks' list)")
+    if not isinstance(data.get("machine_info", {}), dict):
+        raise ValueError(f"{path}: not a pytest-benchmark result file ('machine_info' is not "
+                         "an object)")
     section = data.get("gradbench")
     if not isinstance(section, dict):
         raise ValueError(f"{path}: not written by a gradbench run (no 'gradbench' section)")
@@ -73,6 +76,8 @@ def load(paths) -> pd.DataFrame:
         run = data.get("datetime", "")
         base = {"file": str(path), "label": label, "run": run,
                 "profile": data["gradbench"].get("profile")}
+        peaks = mi.get("calibration")
+        peaks = peaks if isinstance(peaks, dict) else {}
         for b in data["benchmarks"]:
             info = b.get("extra_info", {})
             if info.get("gradbench_schema") != SCHEMA_VERSION:
@@ -82,18 +87,55 @@ def load(paths) -> pd.DataFrame:
                    "median": st.get("median"), "iqr": st.get("iqr"), "mean": st.get("mean"),
                    "min": st.get("min"), "rounds": st.get("rounds"),
                    "sizes": "-".join(map(str, info.get("sizes", [])))}
+            row["peak_gflops"] = peaks.get(f"matmul_gflops_{row['dtype']}")
             rows.append(row)
         for info in data["gradbench"].get("skipped", []):
             rows.append({**base, **{k: info.get(k) for k in INFO_COLUMNS}, "status": "skipped",
                          "median": None, "iqr": None, "mean": None, "min": None, "rounds": 0,
-                         "sizes": "-".join(map(str, info.get("sizes", [])))})
+                         "sizes": "-".join(map(str, info.get("sizes", []))),
+                         "peak_gflops": peaks.get(f"matmul_gflops_{info.get('dtype')}")})
     df = pd.DataFrame(rows)
     if df.empty:
         raise ValueError("the result files hold no gradbench cases")
     for col in ("median", "iqr", "mean", "min", "predicted_seconds", "predicted_flops"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
     df["gflops"] = df["predicted_flops"] / df["median"] / 1e9
+    df["peak_gflops"] = pd.to_numeric(df["peak_gflops"], errors="coerce")
     return df
+
+
+#: Columns of :func:`runs`, one row per result file.
+RUN_COLUMNS = ["file", "label", "run", "profile", "budget_seconds", "spent_seconds",
+               "wall_seconds", "threads", "cpu_model", "cores", "python", "numba", "llvmlite",
+               "numpy", "threading_layer", "svml", "blas", "matmul_gflops_float64",
+               "matmul_gflops_float32", "memory_gbs", "n_cases", "n_skipped"]
+
+
+def runs(paths) -> pd.DataFrame:
+    """One row per result file: the run (profile, budget, threads) and its machine
+    (CPU, versions, BLAS, calibration figures), for reports and comparisons."""
+    rows = []
+    for path in result_files(paths):
+        data = read(path)
+        mi, gb = data.get("machine_info", {}), data["gradbench"]
+        cal = mi.get("calibration") or {}
+        blas = "; ".join(f"{b.get('internal_api', '?')} {b.get('version', '?')} "
+                         f"({b.get('num_threads', '?')} threads)"
+                         for b in mi.get("blas") or [] if isinstance(b, dict))
+        rows.append({
+            "file": str(path), "label": mi.get("label") or mi.get("node") or "unknown",
+            "run": data.get("datetime", ""), "profile": gb.get("profile"),
+            "budget_seconds": gb.get("budget_seconds"), "spent_seconds": gb.get("spent_seconds"),
+            "wall_seconds": gb.get("wall_seconds"), "threads": gb.get("threads"),
+            "cpu_model": mi.get("cpu_model"), "cores": mi.get("cores"),
+            "python": mi.get("python_version"), "numba": mi.get("numba"),
+            "llvmlite": mi.get("llvmlite"), "numpy": mi.get("numpy"),
+            "threading_layer": mi.get("threading_layer"), "svml": mi.get("svml"), "blas": blas,
+            **{k: cal.get(k) for k in ("matmul_gflops_float64", "matmul_gflops_float32",
+                                       "memory_gbs")},
+            "n_cases": len(data["benchmarks"]), "n_skipped": len(gb.get("skipped", [])),
+        })
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ def run(*args, cwd=None):
     ],
 )
 def test_bad_usage(tmp_path, args, words):
-    res = run("--out", str(tmp_path / "out"), *args)
+    res = run("--out", str(tmp_path / "out"), *args, cwd=tmp_path)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], res.stderr
@@ -39,15 +39,27 @@ def test_bad_usage(tmp_path, args, words):
 def test_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    res = run("--out", str(blocker / "sub"))
+    res = run("--out", str(blocker / "sub"), cwd=tmp_path)
     assert res.returncode == 2 and "cannot write to" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
 
 
+def test_unwritable_report_folder_fails_before_running(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    res = run("--out", str(tmp_path / "out"), "--report", str(blocker / "rep"), cwd=tmp_path)
+    assert res.returncode == 2 and "cannot write to" in res.stderr
+    assert not list((tmp_path / "out").glob("*.json"))
+
+
 def test_quick_run_end_to_end(tmp_path):
     out = tmp_path / "out"
-    res = run("--profile", "quick", "--budget", "4", "--label", "ci-box", "--out", str(out))
+    rep = tmp_path / "rep"
+    res = run("--profile", "quick", "--budget", "4", "--label", "ci-box", "--out", str(out),
+              "--report", str(rep), cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "ci-box" in (rep / "index.html").read_text()  # the report of this run
+    assert not (tmp_path / "reports").exists()
     files = list(out.glob("ci-box-quick-*.json"))
     assert len(files) == 1 and not list(out.glob(".*partial"))
     df = results.load(files[0])
@@ -68,5 +80,5 @@ def test_suite_collects_with_benchmarks_disabled(tmp_path):
          "--benchmark-disable", "--gb-profile", "quick", "--gb-budget", "1", "--collect-only"],
         capture_output=True, text=True, timeout=300, env={**os.environ})
     assert res.returncode == 0, res.stdout[-2000:]
-    assert "test_case[primal-784x1x10-b32-float64" in res.stdout
+    assert "test_case[primal-256x1x10-b32-float64" in res.stdout
     assert "numerical:central:incremental" in res.stdout

@@ -1,40 +1,11 @@
 """Result files into DataFrames, and power-law fits, on JSON the tests make."""
 
-import json
-
 import numpy as np
 import pytest
 
-from gradbench import results, sweep
+from gradbench import results
 
-
-def write_result(path, timings, label="m1", skipped=(), schema=sweep.SCHEMA_VERSION):
-    """A pytest-benchmark-shaped file: timings = [(method, width, median seconds)]."""
-    benchmarks = []
-    for method, w, t in timings:
-        case = sweep.Case(method, (784, w, 10), 32, "float64", 2)
-        benchmarks.append({"name": f"test_case[{case.id}]", "extra_info": case.info(),
-                           "stats": {"median": t, "iqr": t / 10, "mean": t, "min": t,
-                                     "rounds": 5}})
-    skipped = [{**sweep.Case(m, (784, w, 10), 32, "float64", 2).info(), "predicted_seconds": p}
-               for m, w, p in skipped]
-    data = {"machine_info": {"label": label, "node": "host"}, "datetime": "2026-11-22T20:00",
-            "benchmarks": benchmarks,
-            "gradbench": {"schema_version": schema, "profile": "quick", "skipped": skipped}}
-    path.write_text(json.dumps(data))
-    return path
-
-
-def power(method, k, c, widths, noise=0.0, seed=0):
-    rng = np.random.default_rng(seed)
-    out = []
-    for w in widths:
-        n = sweep.Case(method, (784, w, 10), 32, "float64", 2).n_params
-        out.append((method, w, c * n**k * float(np.exp(noise * rng.standard_normal()))))
-    return out
-
-
-WIDTHS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+from .resultfiles import WIDTHS, power, write_result
 
 
 def test_load_makes_one_row_per_case_and_run(tmp_path):

@@ -1,0 +1,285 @@
+"""Report figures: one function per figure, each taking tidy DataFrames and writing one PNG.
+
+matplotlib's object API with the Agg canvas: no pyplot state, no display needed. Each
+function returns the legend labels of the series it drew (tests check them), or raises
+``MissingData`` when the frame lacks what the figure needs, so that a report can say what is
+missing and draw the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from . import results
+
+#: Colour per scheme (naive and incremental share it; incremental is dashed).
+COLORS = {
+    "primal": "#7f7f7f",
+    "backprop": "#1f77b4",
+    "forward": "#ff7f0e",
+    "central": "#d62728",
+    "five_point": "#9467bd",
+    "complex_step": "#8c564b",
+}
+MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+SIZE = (7.0, 4.4)  # inches, at DPI: 700 x 440 pixels
+DPI = 100
+
+
+class MissingData(ValueError):
+    """The results lack what a figure needs (e.g. no backprop cases); the message says what."""
+
+
+def method_name(method: str) -> str:
+    """'numerical:central:naive' -> 'central (naive)'; 'backprop' stays."""
+    if method.startswith("numerical:"):
+        _, scheme, strategy = method.split(":")
+        return f"{scheme.replace('_', '-')} ({strategy})"
+    return method
+
+
+def plain(text) -> str:
+    """A string from a result file, safe for matplotlib: '$' would start mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+def _style(method: str) -> dict:
+    parts = method.split(":")
+    key = parts[1] if len(parts) == 3 else method
+    dashed = len(parts) == 3 and parts[2] == "incremental"
+    return {"color": COLORS.get(key, "#17becf"), "linestyle": "--" if dashed else "-"}
+
+
+def _series_label(method: str, label: str, dtype: str, many_labels: bool,
+                  many_dtypes: bool) -> str:
+    extra = [plain(label)] if many_labels else []
+    extra += [dtype] if many_dtypes else []
+    name = method_name(method)
+    return f"{name} [{', '.join(extra)}]" if extra else name
+
+
+def _new_figure() -> Figure:
+    fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path) -> None:
+    fig.savefig(Path(path), dpi=DPI)
+
+
+def _legend(ax) -> None:
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+
+
+def _groups(df: pd.DataFrame):
+    """(method, label, dtype, frame sorted by N) for every series, and the label flags."""
+    many_labels = df["label"].nunique() > 1
+    many_dtypes = df["dtype"].nunique() > 1
+    labels = sorted(df["label"].unique())
+    for (method, label, dtype), g in df.groupby(["method", "label", "dtype"], sort=True):
+        g = g.groupby("n_params", as_index=False).median(numeric_only=True)
+        yield method, label, dtype, g, _series_label(method, label, dtype, many_labels,
+                                                     many_dtypes), labels.index(label)
+
+
+def time_vs_n(df: pd.DataFrame, path) -> list[str]:
+    """Seconds per gradient against N, log-log: measured medians, fitted power laws with
+    their exponents, O(N) and O(N^2) guides, budget-skipped cases hollow at their
+    predicted time."""
+    ok = df[(df["status"] == "ok") & df["median"].notna()]
+    if ok.empty:
+        raise MissingData("no timed cases in these results")
+    fits = {(f.method, f.label, f.dtype): f for f in results.fits(df)}
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    drawn = []
+    for method, label, dtype, g, name, i in _groups(ok):
+        st = _style(method)
+        f = fits.get((method, label, dtype))
+        if f is not None:
+            name += f": k = {f.k:.2f} [{f.k_low:.2f}, {f.k_high:.2f}]"
+            n = np.geomspace(f.n_min, f.n_max, 20)
+            ax.plot(n, f.predict(n), color=st["color"], linestyle=st["linestyle"], lw=1.5)
+        ax.plot(g["n_params"], g["median"], marker=MARKERS[i % len(MARKERS)], ms=3.5,
+                linestyle="none", color=st["color"], label=name)
+        drawn.append(name)
+    skipped = df[(df["status"] == "skipped") & df["predicted_seconds"].notna()]
+    for (method, _label), g in skipped.groupby(["method", "label"], sort=True):
+        ax.plot(g["n_params"], g["predicted_seconds"], marker="o", ms=4, linestyle="none",
+                markerfacecolor="none", color=_style(method)["color"], alpha=0.7)
+    if len(skipped):
+        ax.plot([], [], marker="o", linestyle="none", markerfacecolor="none", color="k",
+                label="skipped by the budget\n(predicted time)")
+    _guides(ax, ok)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("N, parameters")
+    ax.set_ylabel("time per call (s)")
+    ax.set_title("Time per gradient against network size")
+    ax.grid(True, which="major", alpha=0.3)
+    _legend(ax)
+    _save(fig, path)
+    return drawn
+
+
+def _guides(ax, ok: pd.DataFrame) -> None:
+    """Grey O(N) and O(N^2) lines, anchored a factor 3 below the smallest backprop and
+    central-difference times (or the smallest time measured)."""
+    lo, hi = ok["n_params"].min(), ok["n_params"].max()
+    n = np.geomspace(lo, hi, 20)
+    for power, method, text in ((1, "backprop", "∝ N"), (2, "numerical:central:naive", "∝ N²")):
+        ref = ok[ok["method"] == method]
+        ref = ref if len(ref) else ok
+        first = ref.loc[ref["n_params"].idxmin()]
+        t = first["median"] / 3 * (n / first["n_params"]) ** power
+        keep = t <= ok["median"].max() * 10
+        if keep.sum() >= 2:
+            ax.plot(n[keep], t[keep], color="0.6", linestyle=":", lw=1)
+            ax.annotate(text, (n[keep][-1], t[keep][-1]), fontsize=8, color="0.4",
+                        ha="right", va="bottom")
+
+
+def _ratio_figure(ratios: pd.DataFrame, path, ylabel: str, title: str, guides=()) -> list[str]:
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    many_labels = ratios["label"].nunique() > 1
+    many_dtypes = ratios["dtype"].nunique() > 1
+    labels = sorted(ratios["label"].unique())
+    drawn = []
+    methods = [c for c in ratios.columns if c not in ("label", "dtype", "n_params")]
+    for method in methods:
+        for (label, dtype), g in ratios.groupby(["label", "dtype"], sort=True):
+            g = g[g[method].notna()]
+            if g.empty:
+                continue
+            st = _style(method)
+            name = _series_label(method, label, dtype, many_labels, many_dtypes)
+            ax.plot(g["n_params"], g[method], marker=MARKERS[labels.index(label) % 7], ms=3.5,
+                    label=name, **st)
+            drawn.append(name)
+    n = np.geomspace(ratios["n_params"].min(), ratios["n_params"].max(), 20)
+    for factor, text in guides:
+        ax.plot(n, factor * n, color="0.6", linestyle=":", lw=1)
+        ax.annotate(text, (n[-1], factor * n[-1]), fontsize=8, color="0.4", ha="right",
+                    va="bottom")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("N, parameters")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
+    _legend(ax)
+    _save(fig, path)
+    return drawn
+
+
+def _ratios(df: pd.DataFrame, reference: str) -> pd.DataFrame:
+    if not ((df["method"] == reference) & (df["status"] == "ok")).any():
+        raise MissingData(f"no {reference} cases in these results")
+    return results.ratio_to(df, reference)
+
+
+def ratio_to_primal(df: pd.DataFrame, path) -> list[str]:
+    """Gradient time over primal (loss) time against N: about 2N for central differences,
+    N for forward, 4N for five-point, a small constant for backprop."""
+    r = _ratios(df, "primal")
+    return _ratio_figure(r, path, "gradient time / loss time",
+                         "Gradient cost in loss evaluations",
+                         guides=((1, "N"), (2, "2N"), (4, "4N")))
+
+
+def speed_ratio(df: pd.DataFrame, path) -> list[str]:
+    """Numerical gradient time over backprop time against N."""
+    r = _ratios(df, "backprop")
+    cols = [c for c in r.columns if c.startswith("numerical:")]
+    if not cols:
+        raise MissingData("no numerical-gradient cases in these results")
+    return _ratio_figure(r[["label", "dtype", "n_params", *cols]], path,
+                         "numerical time / backprop time",
+                         "How much slower a numerical gradient is than backprop")
+
+
+def gflops(df: pd.DataFrame, path) -> list[str]:
+    """Achieved GFLOP/s (predicted flops over median time) against N, with the machine's
+    calibrated matmul peak (all threads) as a horizontal line per machine and dtype."""
+    ok = df[(df["status"] == "ok") & df["gflops"].notna() & (df["gflops"] > 0)]
+    if ok.empty:
+        raise MissingData("no timed cases with a flop count in these results")
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    drawn = []
+    for method, _label, _dtype, g, name, i in _groups(ok):
+        ax.plot(g["n_params"], g["gflops"], marker=MARKERS[i % len(MARKERS)], ms=3.5,
+                label=name, **_style(method))
+        drawn.append(name)
+    many = ok["label"].nunique() > 1 or ok["dtype"].nunique() > 1
+    peaks = ok.groupby(["label", "dtype"])["peak_gflops"].first().dropna()
+    for (label, dtype), peak in peaks.items():
+        tag = f" [{plain(label)}, {dtype}]" if many else f" ({dtype})"
+        ax.axhline(peak, color="k", lw=1, linestyle="-.")
+        ax.annotate(f"calibrated matmul peak{tag}: {peak:.0f} GFLOP/s",
+                    (ok["n_params"].min(), peak), fontsize=7, va="bottom")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("N, parameters")
+    ax.set_ylabel("achieved GFLOP/s (predicted flops / time)")
+    ax.set_title("How close the kernels come to the hardware")
+    ax.grid(True, which="major", alpha=0.3)
+    _legend(ax)
+    _save(fig, path)
+    return drawn
+
+
+def step_curve(curve: pd.DataFrame, path) -> list[str]:
+    """Gradient-check error against step size h per scheme and dtype (the truncation vs
+    round-off V curve), the default step of each curve marked with a star."""
+    if curve.empty:
+        raise MissingData("no error-against-step data")
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    drawn = []
+    floor = 1e-17
+    for (scheme, dtype), g in curve.groupby(["scheme", "dtype"], sort=True):
+        g = g[g["error"].notna()].sort_values("h")  # NaN: the step moved nothing
+        if g.empty:
+            continue
+        err = np.maximum(g["error"].to_numpy(), floor)
+        # complex step shares central differences' truncation error (f''' h^2 / 6):
+        # dash-dot keeps the two lines apart where they overlap
+        style = "-." if scheme == "complex_step" else "-" if dtype == "float64" else "--"
+        color = COLORS.get(scheme, "#17becf")
+        name = f"{scheme.replace('_', '-')} ({dtype})"
+        ax.plot(g["h"], err, color=color, linestyle=style, lw=1.3, label=name)
+        h0 = g["default_h"].iloc[0]
+        at = g.iloc[int(np.argmin(np.abs(np.log(g["h"].to_numpy() / h0))))]
+        ax.plot([at["h"]], [max(at["error"], floor)], marker="*", ms=11, color=color,
+                markeredgecolor="k", markeredgewidth=0.5, linestyle="none")
+        drawn.append(name)
+    ax.plot([], [], marker="*", ms=11, color="w", markeredgecolor="k", linestyle="none",
+            label="default step")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(floor / 3, 10)
+    ax.set_xlabel("step h (before scaling by max(1, |θ|))")
+    ax.set_ylabel("max |numerical − exact| / max |exact|")
+    ax.set_title("Gradient error against step: truncation vs round-off")
+    ax.grid(True, which="major", alpha=0.3)
+    _legend(ax)
+    _save(fig, path)
+    return drawn
+
+
+#: The report's figures: file name, function, what it is about (for the page).
+FIGURES = [
+    ("time.png", time_vs_n, "Time per gradient against N"),
+    ("ratio_primal.png", ratio_to_primal, "Gradient time in units of one loss evaluation"),
+    ("ratio_backprop.png", speed_ratio, "Numerical gradient time over backprop time"),
+    ("gflops.png", gflops, "Achieved GFLOP/s against the calibrated peak"),
+]
+

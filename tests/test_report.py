@@ -1,0 +1,204 @@
+"""Report: each figure on small synthetic results, the page's structure and escaping,
+the error-against-step data, and `gradbench report` end to end."""
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradbench import check, figures, report, results
+
+from .resultfiles import WIDTHS, power, write_result
+
+PNG = b"\x89PNG\r\n\x1a\n"
+CENTRAL = "numerical:central:naive"
+
+
+def full_results(path, label="m1", widths=WIDTHS):
+    """primal ~ N, backprop ~ N, central naive ~ N^2 (small sizes), one skipped case."""
+    timings = (power("primal", 1, 1e-9, widths) + power("backprop", 1, 2.5e-9, widths)
+               + power(CENTRAL, 2, 2e-9, widths[:6]))
+    return write_result(path, timings, label=label, skipped=[(CENTRAL, widths[-1], 5e3)])
+
+
+def is_png(path):
+    return path.is_file() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG
+
+
+@pytest.fixture
+def df(tmp_path):
+    return results.load(full_results(tmp_path / "r.json"))
+
+
+def test_time_figure_draws_every_method_with_its_fit(df, tmp_path):
+    out = tmp_path / "time.png"
+    drawn = figures.time_vs_n(df, out)
+    assert is_png(out)
+    assert {d.split(":")[0] for d in drawn} == {"primal", "backprop", "central (naive)"}
+    central = next(d for d in drawn if d.startswith("central"))
+    k = float(re.search(r"k = ([0-9.]+)", central).group(1))
+    assert abs(k - 2) < 0.05  # the synthetic data are exactly N^2
+
+
+def test_ratio_figures_draw_the_expected_series(df, tmp_path):
+    assert set(figures.ratio_to_primal(df, tmp_path / "a.png")) == {"backprop",
+                                                                   "central (naive)"}
+    assert figures.speed_ratio(df, tmp_path / "b.png") == ["central (naive)"]
+    assert is_png(tmp_path / "a.png") and is_png(tmp_path / "b.png")
+
+
+def test_gflops_figure(df, tmp_path):
+    drawn = figures.gflops(df, tmp_path / "g.png")
+    assert set(drawn) == {"primal", "backprop", "central (naive)"}
+    assert is_png(tmp_path / "g.png")
+
+
+def test_several_machines_get_a_series_each(tmp_path):
+    full_results(tmp_path / "a.json", label="alpha")
+    full_results(tmp_path / "b.json", label="be$ta")  # '$' would start mathtext
+    d = results.load(tmp_path)
+    drawn = figures.time_vs_n(d, tmp_path / "t.png")
+    assert sum("[alpha]" in s for s in drawn) == 3
+    assert sum(r"[be\$ta]" in s for s in drawn) == 3
+    assert is_png(tmp_path / "t.png")
+
+
+def test_missing_method_is_named(tmp_path):
+    f = write_result(tmp_path / "r.json", power("primal", 1, 1e-9, WIDTHS))
+    d = results.load(f)
+    with pytest.raises(figures.MissingData, match="no backprop cases"):
+        figures.speed_ratio(d, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_step_figure_on_synthetic_curves(tmp_path):
+    h = np.logspace(-12, -1, 23)
+    curve = pd.DataFrame([{"scheme": s, "dtype": d, "h": x, "error": x**2 + 1e-16 / x,
+                           "default_h": 6e-6} for s in ("central", "forward")
+                          for d in ("float32", "float64") for x in h])
+    drawn = figures.step_curve(curve, tmp_path / "s.png")
+    assert sorted(drawn) == ["central (float32)", "central (float64)", "forward (float32)",
+                             "forward (float64)"]
+    assert is_png(tmp_path / "s.png")
+
+
+@pytest.fixture(scope="module")
+def curve():
+    return check.step_curve()
+
+
+def test_step_curve_is_a_v_with_its_bottom_near_the_default_step(curve):
+    assert set(map(tuple, curve[["scheme", "dtype"]].drop_duplicates().to_numpy())) == {
+        ("forward", "float32"), ("forward", "float64"), ("central", "float32"),
+        ("central", "float64"), ("five_point", "float32"), ("five_point", "float64"),
+        ("complex_step", "float64")}
+    for (scheme, dtype), g in curve.groupby(["scheme", "dtype"]):
+        g = g.sort_values("h")
+        # NaN only where the step cannot move a parameter: the quotient is 0/0
+        assert (g.loc[g["error"].isna(), "h"] < np.finfo(dtype).eps).all(), (scheme, dtype)
+        g = g[g["error"].notna()]
+        h0 = g["default_h"].iloc[0]
+        best = g.loc[g["error"].idxmin()]
+        at_default = g.iloc[np.argmin(np.abs(np.log(g["h"] / h0)))]["error"]
+        # the default step attains the threshold the gradient check applies
+        assert at_default < check.threshold(scheme, dtype), (scheme, dtype)
+        if scheme == "complex_step":
+            # no cancellation: as accurate as float64 allows at every tiny step
+            assert g[g["h"] <= 1e-8]["error"].max() < 1e-13
+            continue
+        # truncation on the right, round-off on the left, bottom within 1.5 decades of h0
+        assert g["error"].iloc[-1] > 100 * best["error"], (scheme, dtype)
+        assert g["error"].iloc[0] > 100 * best["error"], (scheme, dtype)
+        assert abs(np.log10(best["h"] / h0)) <= 1.5, (scheme, dtype, best["h"], h0)
+
+
+def test_build_writes_page_and_figures(tmp_path):
+    f = full_results(tmp_path / "r.json")
+    out = tmp_path / "rep"
+    index = report.build(f, out, accuracy=False)
+    html = index.read_text()
+    for section in ("figures", "fits", "check", "cases", "skipped", "compile", "machines",
+                    "reproduce"):
+        assert f'<section id="{section}">' in html
+    srcs = re.findall(r'src="([^"]+)"', html)
+    assert sorted(srcs) == sorted(name for name, _, _ in figures.FIGURES)
+    assert all(is_png(out / s) for s in srcs)
+    assert "central-difference gradient is" in html  # the headline
+    assert "gradbench run --profile quick --budget 45 --label m1 --threads 2" in html
+    assert not list(out.glob(".report-*"))  # the temporary folder is gone
+
+
+def test_no_external_requests_and_hostile_strings_are_text(tmp_path):
+    f = full_results(tmp_path / "r.json", label="<script>alert(1)</script>")
+    data = json.loads(f.read_text())
+    data["machine_info"]["cpu_model"] = '<img src="http://evil.example/x.png">'
+    data["benchmarks"][0]["extra_info"]["mode"] = "<b>bold</b>"
+    f.write_text(json.dumps(data))
+    html = report.build(f, tmp_path / "rep", accuracy=False).read_text()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img src=\"http" not in html and "&lt;img src=&#34;http://evil" in html
+    assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt;" in html
+    # nothing the page loads comes from the network
+    for attr in re.findall(r'(?:src|href)="([^"]*)"', html):
+        assert "//" not in attr and not attr.startswith("data:text/html"), attr
+
+
+def test_results_without_a_method_still_render(tmp_path):
+    f = write_result(tmp_path / "r.json", power("primal", 1, 1e-9, WIDTHS)
+                     + power("backprop", 1, 2e-9, WIDTHS))
+    out = tmp_path / "rep"
+    html = report.build(f, out, accuracy=False).read_text()
+    assert f"no {CENTRAL} cases in these results" in html
+    assert "not drawn, no numerical-gradient cases" in html
+    assert is_png(out / "time.png") and not (out / "ratio_backprop.png").exists()
+
+
+def test_bad_results_leave_nothing_behind(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"benchmarks": [')
+    out = tmp_path / "rep"
+    with pytest.raises(ValueError, match="not valid JSON"):
+        report.build(bad, out, accuracy=False)
+    assert list(out.iterdir()) == []
+    with pytest.raises(ValueError, match="no result files"):
+        report.build(tmp_path / "rep", tmp_path / "rep2", accuracy=False)
+
+
+def test_unwritable_output(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="cannot write the report"):
+        report.build(full_results(tmp_path / "r.json"), blocker / "sub", accuracy=False)
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "gradbench.cli", "report", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_cli_report_end_to_end(tmp_path):
+    full_results(tmp_path / "a.json", label="alpha")
+    full_results(tmp_path / "b.json", label="beta")
+    out = tmp_path / "rep"
+    res = cli(str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    html = (out / "index.html").read_text()
+    assert "On alpha (float64)" in html and "On beta (float64)" in html
+    assert is_png(out / "step.png")
+    assert "W1" in html and "PASSED" in html  # the classic network's gradient check
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p / "missing.json", "no such file or folder"),
+    (lambda p: p, "no result files"),
+])
+def test_cli_report_bad_input(tmp_path, make, words):
+    res = cli(str(make(tmp_path)), "--out", str(tmp_path / "rep"))
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], res.stderr
+    assert not (tmp_path / "rep" / "index.html").exists()
