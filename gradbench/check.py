@@ -290,7 +290,7 @@ def step_curve(
     -------
     pandas.DataFrame
         Columns: scheme, dtype, h, error, default_h (the scheme's default step, the same in
-        every row of a curve).
+        every row of a curve; one row of each curve has it as its h).
     """
     from .data import make_batch
 
@@ -316,7 +316,7 @@ def step_curve(
             if scheme == "complex_step" and dtype != "float64":
                 continue
             default = default_step(scheme, dtype)
-            for h in steps:
+            for h in sorted({*steps, default}):  # the default step itself is on the curve
                 g = numerical_gradient_flat(net, theta, Xd, Td, scheme, float(h), "naive", 1)
                 err = float(np.abs(g.astype(np.float64) - exact).max()) / scale
                 rows.append({"scheme": scheme, "dtype": dtype, "h": float(h), "error": err,

@@ -69,12 +69,16 @@ def _new_figure() -> Figure:
     return fig
 
 
-def _save(fig: Figure, path) -> None:
-    fig.savefig(Path(path), dpi=DPI)
-
-
-def _legend(ax) -> None:
+def _finish(fig: Figure, ax, path, ylabel: str, title: str, xlabel: str = "N, parameters"):
+    """Log-log axes, labels, grid and legend; then the PNG."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.savefig(Path(path), dpi=DPI)
 
 
 def _groups(df: pd.DataFrame):
@@ -117,14 +121,7 @@ def time_vs_n(df: pd.DataFrame, path) -> list[str]:
         ax.plot([], [], marker="o", linestyle="none", markerfacecolor="none", color="k",
                 label="skipped by the budget\n(predicted time)")
     _guides(ax, ok)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("N, parameters")
-    ax.set_ylabel("time per call (s)")
-    ax.set_title("Time per gradient against network size")
-    ax.grid(True, which="major", alpha=0.3)
-    _legend(ax)
-    _save(fig, path)
+    _finish(fig, ax, path, "time per call (s)", "Time per gradient against network size")
     return drawn
 
 
@@ -168,14 +165,7 @@ def _ratio_figure(ratios: pd.DataFrame, path, ylabel: str, title: str, guides=()
         ax.plot(n, factor * n, color="0.6", linestyle=":", lw=1)
         ax.annotate(text, (n[-1], factor * n[-1]), fontsize=8, color="0.4", ha="right",
                     va="bottom")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("N, parameters")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, which="major", alpha=0.3)
-    _legend(ax)
-    _save(fig, path)
+    _finish(fig, ax, path, ylabel, title)
     return drawn
 
 
@@ -225,14 +215,8 @@ def gflops(df: pd.DataFrame, path) -> list[str]:
         ax.axhline(peak, color="k", lw=1, linestyle="-.")
         ax.annotate(f"calibrated matmul peak{tag}: {peak:.0f} GFLOP/s",
                     (ok["n_params"].min(), peak), fontsize=7, va="bottom")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("N, parameters")
-    ax.set_ylabel("achieved GFLOP/s (predicted flops / time)")
-    ax.set_title("How close the kernels come to the hardware")
-    ax.grid(True, which="major", alpha=0.3)
-    _legend(ax)
-    _save(fig, path)
+    _finish(fig, ax, path, "achieved GFLOP/s (predicted flops / time)",
+            "How close the kernels come to the hardware")
     return drawn
 
 
@@ -263,15 +247,10 @@ def step_curve(curve: pd.DataFrame, path) -> list[str]:
         drawn.append(name)
     ax.plot([], [], marker="*", ms=11, color="w", markeredgecolor="k", linestyle="none",
             label="default step")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
     ax.set_ylim(floor / 3, 10)
-    ax.set_xlabel("step h (before scaling by max(1, |θ|))")
-    ax.set_ylabel("max |numerical − exact| / max |exact|")
-    ax.set_title("Gradient error against step: truncation vs round-off")
-    ax.grid(True, which="major", alpha=0.3)
-    _legend(ax)
-    _save(fig, path)
+    _finish(fig, ax, path, "max |numerical − exact| / max |exact|",
+            "Gradient error against step: truncation vs round-off",
+            xlabel="step h (before scaling by max(1, |θ|))")
     return drawn
 
 

@@ -46,6 +46,8 @@ class Report:
     missing: list[str] = field(default_factory=list)
     check: pd.DataFrame | None = None
     check_note: str = ""
+    fit_decades: float = results.FIT_DECADES
+    fit_min_points: int = results.MIN_POINTS
 
 
 def nice(x: float) -> str:
