@@ -99,38 +99,35 @@ def gradient_check(
     kinks = _near_kink(net, theta, Xp, hval, scheme) if net.activation == "relu" else None
 
     rows = []
-    for l, (w_off, b_off, n_in, n_out) in enumerate(net.layout):
-        for name, lo, shape in (
-            (f"W{l + 1}", w_off, (int(n_in), int(n_out))),
-            (f"b{l + 1}", b_off, (int(n_out),)),
-        ):
-            size = int(np.prod(shape))
-            a = ga[lo : lo + size].astype(np.float64)
-            n = gn[lo : lo + size].astype(np.float64)
-            err = np.abs(a - n)
-            rel = err / np.maximum(np.maximum(np.abs(a), np.abs(n)), floor)
-            worst = int(np.argmax(rel))
-            over = int(np.count_nonzero(rel > thr))
-            rows.append(
-                {
-                    "tensor": name,
-                    "shape": shape,
-                    "size": size,
-                    "max_rel_err": float(rel[worst]),
-                    "median_rel_err": float(np.median(rel)),
-                    "max_abs_err": float(err.max()),
-                    "worst_index": tuple(int(i) for i in np.unravel_index(worst, shape)),
-                    "worst_analytic": float(a[worst]),
-                    "worst_numerical": float(n[worst]),
-                    "n_over": over,
-                    "threshold": thr,
-                    "scheme": scheme,
-                    "h": hval,
-                    "dtype": net.dtype.name,
-                    "passed": over == 0,
-                    "near_kink": pd.NA if kinks is None else int(kinks[l]),
-                }
-            )
+    for t, (lo, hi, shape) in enumerate(net.slices):
+        l, name = t // 2, f"{'Wb'[t % 2]}{t // 2 + 1}"
+        size = hi - lo
+        a = ga[lo:hi].astype(np.float64)
+        n = gn[lo:hi].astype(np.float64)
+        err = np.abs(a - n)
+        rel = err / np.maximum(np.maximum(np.abs(a), np.abs(n)), floor)
+        worst = int(np.argmax(rel))
+        over = int(np.count_nonzero(rel > thr))
+        rows.append(
+            {
+                "tensor": name,
+                "shape": shape,
+                "size": size,
+                "max_rel_err": float(rel[worst]),
+                "median_rel_err": float(np.median(rel)),
+                "max_abs_err": float(err.max()),
+                "worst_index": tuple(int(i) for i in np.unravel_index(worst, shape)),
+                "worst_analytic": float(a[worst]),
+                "worst_numerical": float(n[worst]),
+                "n_over": over,
+                "threshold": thr,
+                "scheme": scheme,
+                "h": hval,
+                "dtype": net.dtype.name,
+                "passed": over == 0,
+                "near_kink": pd.NA if kinks is None else int(kinks[l]),
+            }
+        )
     df = pd.DataFrame(rows)
     df["near_kink"] = df["near_kink"].astype("Int64")
     df.attrs.update(
@@ -294,15 +291,16 @@ def step_curve(
     """
     from .data import make_batch
 
-    def network(dtype):
-        net = MLP(list(sizes), activation="sigmoid", loss="softmax_ce", dtype=dtype,
-                  seed=seed, scale=0.5)
-        if dtype != "float32":
-            for p, q in zip(net.params, network("float32").params, strict=True):
-                p[...] = q
+    base = MLP(list(sizes), activation="sigmoid", loss="softmax_ce", dtype="float32",
+               seed=seed, scale=0.5)
+
+    def network(dtype):  # base's parameters, in dtype
+        net = MLP(list(sizes), activation="sigmoid", loss="softmax_ce", dtype=dtype)
+        for p, q in zip(net.params, base.params, strict=True):
+            p[...] = q
         return net
 
-    X, T = make_batch(network("float32"), batch, seed=seed)
+    X, T = make_batch(base, batch, seed=seed)
     net64 = network("float64")
     X64, T64 = prepare_batch(net64, X.astype(np.float64), T)
     exact = backprop_flat(net64, flat_params(net64), X64, T64)[1]

@@ -156,6 +156,7 @@ def _writable_folder(folder: str, prog: str):
 def _cmd_run(args) -> int:
     import datetime
     import pathlib
+    import socket
 
     from . import results, sweep
 
@@ -177,7 +178,7 @@ def _cmd_run(args) -> int:
 
     import pytest
 
-    label = args.label or __import__("socket").gethostname()
+    label = args.label or socket.gethostname()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     final = out / f"{label}-{prof.name}-{stamp}.json"
     partial = out / f".{final.name}.partial"

@@ -129,8 +129,7 @@ def _tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 
 def collect(paths, out: Path, *, accuracy: bool = True) -> Report:
     """Load the results, draw the figures into ``out`` and gather the page's content."""
-    df = results.load(paths)
-    runs = results.runs(paths)
+    df, runs = results.load_all(paths)
     fits = results.fits(df)
     heads, missing = headlines(df, fits)
     figs = []
@@ -157,12 +156,12 @@ def collect(paths, out: Path, *, accuracy: bool = True) -> Report:
                   missing, check, note)
 
 
-def _fmt(v, spec: str = ".3g") -> str:
+def _fmt(v, spec: str = ".3g", unit: str = "") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     if isinstance(v, float):
-        return format(v, spec)
-    return str(v)
+        return format(v, spec) + unit
+    return str(v) + unit
 
 
 def render(report: Report) -> str:
@@ -170,7 +169,7 @@ def render(report: Report) -> str:
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = _fmt
-    env.filters["seconds"] = lambda v: _fmt(v, ".3g") + " s" if _fmt(v) != "–" else "–"
+    env.filters["seconds"] = lambda v: _fmt(v, unit=" s")
     return env.get_template("report.html.j2").render(r=report, figures_doc=figures.__doc__)
 
 

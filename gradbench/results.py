@@ -66,18 +66,33 @@ def read(path: Path) -> dict:
     return data
 
 
+def _label(mi: dict) -> str:
+    return mi.get("label") or mi.get("node") or "unknown"
+
+
+def _calibration(mi: dict) -> dict:
+    cal = mi.get("calibration")
+    return cal if isinstance(cal, dict) else {}
+
+
 def load(paths) -> pd.DataFrame:
     """All cases of all result files named (files or folders), one row per case and run."""
+    return _cases([(path, read(path)) for path in result_files(paths)])
+
+
+def load_all(paths) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(load(paths), runs(paths))``, reading each file once."""
+    files = [(path, read(path)) for path in result_files(paths)]
+    return _cases(files), _runs(files)
+
+
+def _cases(files) -> pd.DataFrame:
     rows = []
-    for path in result_files(paths):
-        data = read(path)
+    for path, data in files:
         mi = data.get("machine_info", {})
-        label = mi.get("label") or mi.get("node") or "unknown"
-        run = data.get("datetime", "")
-        base = {"file": str(path), "label": label, "run": run,
+        base = {"file": str(path), "label": _label(mi), "run": data.get("datetime", ""),
                 "profile": data["gradbench"].get("profile")}
-        peaks = mi.get("calibration")
-        peaks = peaks if isinstance(peaks, dict) else {}
+        peaks = _calibration(mi)
         for b in data["benchmarks"]:
             info = b.get("extra_info", {})
             if info.get("gradbench_schema") != SCHEMA_VERSION:
@@ -114,16 +129,19 @@ RUN_COLUMNS = ["file", "label", "run", "profile", "budget_seconds", "spent_secon
 def runs(paths) -> pd.DataFrame:
     """One row per result file: the run (profile, budget, threads) and its machine
     (CPU, versions, BLAS, calibration figures), for reports and comparisons."""
+    return _runs([(path, read(path)) for path in result_files(paths)])
+
+
+def _runs(files) -> pd.DataFrame:
     rows = []
-    for path in result_files(paths):
-        data = read(path)
+    for path, data in files:
         mi, gb = data.get("machine_info", {}), data["gradbench"]
-        cal = mi.get("calibration") or {}
+        cal = _calibration(mi)
         blas = "; ".join(f"{b.get('internal_api', '?')} {b.get('version', '?')} "
                          f"({b.get('num_threads', '?')} threads)"
                          for b in mi.get("blas") or [] if isinstance(b, dict))
         rows.append({
-            "file": str(path), "label": mi.get("label") or mi.get("node") or "unknown",
+            "file": str(path), "label": _label(mi),
             "run": data.get("datetime", ""), "profile": gb.get("profile"),
             "budget_seconds": gb.get("budget_seconds"), "spent_seconds": gb.get("spent_seconds"),
             "wall_seconds": gb.get("wall_seconds"), "threads": gb.get("threads"),

@@ -24,14 +24,14 @@ LADDER = [1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512,
           1448, 2048, 2896, 4096, 5793, 8192]
 
 # The networks are inputs-w-classes, 256 inputs and 10 classes, the hidden width w on the
-# ladder: N ~ 267 w, from 2,146 to 2.2 million. With the inputs fixed, every cost of a loss
+# ladder: N ~ 267 w, from 277 to 2.2 million. With the inputs fixed, every cost of a loss
 # evaluation that grows with the network (matrix products, one exponential per hidden unit)
 # grows with w, so with N: the naive numerical gradient is O(N^2) across the sweep. (With w-w-10
 # networks the exponentials grow like sqrt(N) and would dominate below w ~ 180.) What does not
 # grow is the per-call cost of handing the batch to BLAS (packing B x inputs values): it bends
 # the curve at small N. It is proportional to the inputs, so 256 inputs reach the asymptotic
-# regime at about a third of the N that the classic experiment's 784 inputs need (measured:
-# local exponents of 2.07 and 2.02 above N = 17k against 1.63 and 1.89 below N = 144k).
+# regime sooner than the classic experiment's 784 (see results.FIT_DECADES for where).
+
 
 @dataclass(frozen=True)
 class Profile:
