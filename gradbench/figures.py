@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from . import results
+from . import methods, results
 
 #: Colour per scheme (naive and incremental share it; incremental is dashed).
 COLORS = {
@@ -36,11 +36,9 @@ class MissingData(ValueError):
 
 
 def method_name(method: str) -> str:
-    """'numerical:central:naive' -> 'central (naive)'; 'backprop' stays."""
-    if method.startswith("numerical:"):
-        _, scheme, strategy = method.split(":")
-        return f"{scheme.replace('_', '-')} ({strategy})"
-    return method
+    """A method's short name from the registry: 'numerical:central:naive' -> 'central
+    (naive)'."""
+    return methods.title(method)
 
 
 def plain(text) -> str:
@@ -49,9 +47,10 @@ def plain(text) -> str:
 
 
 def _style(method: str) -> dict:
-    parts = method.split(":")
-    key = parts[1] if len(parts) == 3 else method
-    dashed = len(parts) == 3 and parts[2] == "incremental"
+    """Colour by scheme (or by method, for those without one); incremental dashed."""
+    m = methods.REGISTRY.get(method)
+    key = m.scheme if m is not None and m.scheme else method
+    dashed = m is not None and m.strategy == "incremental"
     return {"color": COLORS.get(key, "#17becf"), "linestyle": "--" if dashed else "-"}
 
 
@@ -130,7 +129,7 @@ def _guides(ax, ok: pd.DataFrame) -> None:
     central-difference times (or the smallest time measured)."""
     lo, hi = ok["n_params"].min(), ok["n_params"].max()
     n = np.geomspace(lo, hi, 20)
-    for power, method, text in ((1, "backprop", "∝ N"), (2, "numerical:central:naive", "∝ N²")):
+    for power, method, text in ((1, methods.ANALYTIC, "∝ N"), (2, methods.NUMERICAL, "∝ N²")):
         ref = ok[ok["method"] == method]
         ref = ref if len(ref) else ok
         first = ref.loc[ref["n_params"].idxmin()]
@@ -149,8 +148,8 @@ def _ratio_figure(ratios: pd.DataFrame, path, ylabel: str, title: str, guides=()
     many_dtypes = ratios["dtype"].nunique() > 1
     labels = sorted(ratios["label"].unique())
     drawn = []
-    methods = [c for c in ratios.columns if c not in ("label", "dtype", "n_params")]
-    for method in methods:
+    names = [c for c in ratios.columns if c not in ("label", "dtype", "n_params")]
+    for method in sorted(names, key=methods.order):
         for (label, dtype), g in ratios.groupby(["label", "dtype"], sort=True):
             g = g[g[method].notna()]
             if g.empty:
@@ -178,7 +177,7 @@ def _ratios(df: pd.DataFrame, reference: str) -> pd.DataFrame:
 def ratio_to_primal(df: pd.DataFrame, path) -> list[str]:
     """Gradient time over primal (loss) time against N: about 2N for central differences,
     N for forward, 4N for five-point, a small constant for backprop."""
-    r = _ratios(df, "primal")
+    r = _ratios(df, methods.LOSS)
     return _ratio_figure(r, path, "gradient time / loss time",
                          "Gradient cost in loss evaluations",
                          guides=((1, "N"), (2, "2N"), (4, "4N")))
@@ -186,8 +185,9 @@ def ratio_to_primal(df: pd.DataFrame, path) -> list[str]:
 
 def speed_ratio(df: pd.DataFrame, path) -> list[str]:
     """Numerical gradient time over backprop time against N."""
-    r = _ratios(df, "backprop")
-    cols = [c for c in r.columns if c.startswith("numerical:")]
+    r = _ratios(df, methods.ANALYTIC)
+    numerical = set(df.loc[df["kind"] == "numerical", "method"])
+    cols = [c for c in r.columns if c in numerical]
     if not cols:
         raise MissingData("no numerical-gradient cases in these results")
     return _ratio_figure(r[["label", "dtype", "n_params", *cols]], path,

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from gradbench import costmodel, sweep
+from gradbench import costmodel
+from gradbench.bench import sweep
 
 
 def test_profiles_and_budget_override():

@@ -9,15 +9,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from . import costmodel
+from .. import costmodel, methods
 
-#: Version of what gradbench adds to pytest-benchmark's JSON (extra_info keys, the
-#: "gradbench" section). Readers refuse other versions.
-SCHEMA_VERSION = 1
-
-NUMERICAL = [f"numerical:{s}:{t}" for s in ("central", "forward", "five_point", "complex_step")
-             for t in ("naive", "incremental")]
-METHODS = ["primal", "backprop", *NUMERICAL]
+#: Every method of the registry, in its order.
+METHODS = list(methods.REGISTRY)
 
 #: Hidden widths in steps of sqrt(2), from 1 to 8192.
 LADDER = [1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024,
@@ -100,12 +95,16 @@ class Case:
     threads: int
 
     @property
+    def record(self) -> methods.Method:
+        return methods.get(self.method)
+
+    @property
     def scheme(self) -> str | None:
-        return self.method.split(":")[1] if self.method.startswith("numerical:") else None
+        return self.record.scheme
 
     @property
     def strategy(self) -> str | None:
-        return self.method.split(":")[2] if self.method.startswith("numerical:") else None
+        return self.record.strategy
 
     @property
     def n_params(self) -> int:
@@ -117,19 +116,21 @@ class Case:
                f"-t{self.threads}"
 
     def cost(self) -> costmodel.Cost:
-        if self.scheme is None:
-            return costmodel.predict(self.method, self.sizes, self.batch, self.dtype)
-        return costmodel.predict("numerical", self.sizes, self.batch, self.dtype,
-                                 self.scheme, self.strategy)
+        return self.record.cost(self.sizes, self.batch, self.dtype)
 
     def info(self) -> dict:
         """What every result records about its case (extra_info)."""
+        from ..results import SCHEMA_VERSION
+
         c = self.cost()
+        m = self.record
         return {
             "gradbench_schema": SCHEMA_VERSION,
             "method": self.method,
-            "scheme": self.scheme,
-            "strategy": self.strategy,
+            "provider": m.provider,
+            "kind": m.kind,
+            "scheme": m.scheme,
+            "strategy": m.strategy,
             "sizes": list(self.sizes),
             "depth": len(self.sizes) - 1,
             "width": self.sizes[1],
@@ -149,7 +150,7 @@ def cases(p: Profile, threads: int) -> list[Case]:
     out = []
     for dtype in p.dtypes:
         for method in p.methods:
-            if method.startswith("numerical:complex_step") and dtype != "float64":
+            if dtype not in methods.get(method).dtypes:
                 continue
             for w in p.widths:
                 out.append(Case(method, (p.inputs, w, p.classes), p.batch, dtype, threads))
@@ -158,10 +159,10 @@ def cases(p: Profile, threads: int) -> list[Case]:
 
 def predict_seconds(case: Case, seconds_per_flop: float) -> float:
     """Predicted seconds of one call: the case's flops at the rate measured for primal
-    (loss) calls. Numerical gradients spread over the threads; primal and backprop get
-    theirs from BLAS, already inside the measured rate."""
+    (loss) calls. Methods that spread their work over the threads divide it by them; the
+    others get theirs from BLAS, already inside the measured rate."""
     t = case.cost().flops * seconds_per_flop
-    return t / case.threads if case.scheme is not None else t
+    return t / case.threads if case.record.threaded else t
 
 
 @dataclass
