@@ -93,3 +93,33 @@ def calibrate(n: int = 768, megabytes: int = 64, repeats: int = 5) -> dict:
     sec = _best_seconds(lambda: _copy(src, dst), repeats)
     out["memory_gbs"] = 2.0 * src.nbytes / sec / 1e9
     return out
+
+
+def code_info() -> dict:
+    """What code a run measured: the gradbench version and, when gradbench is imported from a
+    git checkout (whatever the current folder), that checkout's commit id, commit time and
+    whether it had uncommitted changes. An installed package gives the version alone."""
+    import subprocess
+    from pathlib import Path
+
+    from . import __version__
+
+    pkg = Path(__file__).resolve().parent
+    out = {"version": __version__, "source": "installed package", "commit": None,
+           "commit_time": None, "dirty": None}
+
+    def git(*args) -> str:
+        return subprocess.run(["git", "-C", str(pkg), *args], capture_output=True, text=True,
+                              timeout=30, check=True).stdout.strip()
+
+    try:
+        top = Path(git("rev-parse", "--show-toplevel"))
+        # the package must be tracked by that repository: a virtual environment inside some
+        # other project's checkout is not a gradbench checkout
+        git("ls-files", "--error-unmatch", str(pkg / "__init__.py"))
+        out.update(source=f"git checkout {top}", commit=git("rev-parse", "HEAD"),
+                   commit_time=git("show", "-s", "--format=%cI", "HEAD"),
+                   dirty=bool(git("status", "--porcelain", "--untracked-files=no")))
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return out
