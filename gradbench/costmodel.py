@@ -103,3 +103,14 @@ def predict(method: str, sizes, batch: int, dtype="float64", scheme: str = "cent
         flops = complex_factor * _incremental_flops(sizes, batch, k)
         return Cost(flops, fbytes + evals * itemsize * batch * (sizes[-1] + 2), evals)
     raise ValueError(f"unknown strategy {strategy!r}: choose one of naive, incremental")
+
+
+def memory_bytes(sizes, batch: int, dtype="float64", threads: int = 1) -> int:
+    """Bytes a gradient check of this network needs at most: the parameters, both gradients
+    and a private copy of the parameters per thread (complex for the complex step, so twice
+    the itemsize), and the batch with every layer's activations, twice (pre-activations and
+    activations), per thread. An upper bound, for refusing sizes that cannot fit."""
+    itemsize = np.dtype(dtype).itemsize
+    n = num_params(sizes)
+    acts = batch * (int(sizes[0]) + 2 * sum(int(s) for s in sizes[1:]))
+    return int(itemsize * (n * (3 + 2 * threads) + acts * (2 + threads)))

@@ -53,6 +53,32 @@ def _sizes(sizes) -> tuple[int, ...]:
     return tuple(out)
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to this process (Linux MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """A ValueError, before anything is allocated, when ``nbytes`` exceed the memory
+    available; ``what`` says what would need it."""
+    free = available_memory()
+    if free is not None and nbytes > free:
+        raise ValueError(f"{what} would need {nbytes / 2**30:,.1f} GiB of memory and "
+                         f"{free / 2**30:,.1f} GiB are available; choose smaller sizes")
+
+
 class MLP:
     """A multilayer perceptron: weights, biases and how to evaluate them.
 
@@ -111,6 +137,10 @@ class MLP:
         self.dtype = np.dtype(_dtype_name(dtype))
         self.seed = seed
 
+        n_params = sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True))
+        check_memory(n_params * self.dtype.itemsize,
+                     f"the parameters of a {'-'.join(map(str, self.sizes))} network "
+                     f"({n_params:,} of them)")
         self.layout = layout(self.sizes)
         self.num_params = int(self.layout[-1, 1] + self.layout[-1, 3])
         self._flat = np.zeros(self.num_params, dtype=self.dtype)

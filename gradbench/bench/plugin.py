@@ -1,0 +1,154 @@
+"""pytest plugin of the gradbench sweep: options, run state, machine info, the result file.
+
+Loaded by ``gradbench run`` (``-p gradbench.bench.plugin``) and by ``benchmarks/conftest.py``
+for developers who run ``pytest benchmarks/``. It writes the result file itself (``--gb-out``),
+through :func:`gradbench.results.write`: after a case completes (at most every
+``CHECKPOINT_SECONDS``) and once more when the session ends, with the run's status. Ctrl-C at
+any moment therefore leaves every completed case and the skipped list in the file, and a run in
+which every case was skipped still writes its file.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numba
+import pytest
+
+from .. import __version__, results
+from ..machine import calibrate, code_info, describe
+from . import sweep
+
+#: At most one checkpoint write per this many seconds while cases complete.
+CHECKPOINT_SECONDS = 2.0
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("gradbench")
+    g.addoption("--gb-profile", default="quick", help="quick, default or full")
+    g.addoption("--gb-budget", type=float, default=None, help="seconds; overrides the profile's")
+    g.addoption("--gb-label", default=None, help="machine label (default: host name)")
+    g.addoption("--gb-threads", type=int, default=None, help="threads (default: all cores)")
+    g.addoption("--gb-out", default=None, help="result file to write (gradbench's own JSON)")
+
+
+@dataclass
+class State:
+    """What the session knows while it runs."""
+
+    config: object
+    profile: sweep.Profile
+    threads: int
+    label: str | None
+    budget: sweep.Budget
+    calibration: dict
+    out: Path | None = None
+    primal: dict = field(default_factory=dict)  # (dtype, sizes) -> seconds per call
+    records: list = field(default_factory=list)  # completed cases, pytest-benchmark's dicts
+    accuracy: dict | None = None
+    code: dict = field(default_factory=code_info)
+    started: float = field(default_factory=time.perf_counter)
+    last_write: float = 0.0
+
+    def add(self, stats, case: sweep.Case) -> None:
+        """A completed case: its pytest-benchmark record, with the raw rounds."""
+        record = stats.as_dict(include_data=True)
+        record["params"] = {"case": case.id}
+        self.records.append(record)
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        if self.out is not None and time.perf_counter() - self.last_write >= CHECKPOINT_SECONDS:
+            self.save("running")
+
+    def document(self, status: str) -> dict:
+        session = self.config._benchmarksession
+        machine_info = session.get_machine_info()
+        commit_info = {"id": self.code["commit"], "time": self.code["commit_time"],
+                       "dirty": self.code["dirty"], "project": "gradbench"}
+        import datetime
+
+        import pytest_benchmark
+
+        return {
+            "machine_info": machine_info,
+            "commit_info": commit_info,
+            "benchmarks": self.records,
+            "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "version": pytest_benchmark.__version__,
+            "gradbench": results.section(
+                profile=self.profile.name, budget=self.profile.budget, threads=self.threads,
+                label=machine_info.get("label"), code=self.code, status=status,
+                spent=self.budget.spent, wall=time.perf_counter() - self.started,
+                skipped=self.budget.skipped, accuracy=self.accuracy, version=__version__),
+        }
+
+    def save(self, status: str) -> None:
+        if self.out is None:
+            return
+        results.write(self.out, self.document(status))
+        self.last_write = time.perf_counter()
+
+
+def pytest_configure(config):
+    if not config.pluginmanager.hasplugin("benchmark"):
+        return
+    try:
+        p = sweep.profile(config.getoption("--gb-profile"), config.getoption("--gb-budget"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    threads = config.getoption("--gb-threads") or numba.config.NUMBA_NUM_THREADS
+    if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        raise pytest.UsageError(f"--gb-threads must lie in 1..{numba.config.NUMBA_NUM_THREADS}")
+    numba.set_num_threads(threads)
+    out = config.getoption("--gb-out")
+    config._gradbench = State(config, p, threads, config.getoption("--gb-label"),
+                              sweep.Budget(p.budget, p.groups()), calibrate(),
+                              out=Path(out) if out else None)
+
+
+def pytest_generate_tests(metafunc):
+    if "case" in metafunc.fixturenames:
+        state = metafunc.config._gradbench
+        cases = sweep.cases(state.profile, state.threads)
+        metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+
+
+@pytest.fixture
+def gb_state(request):
+    return request.config._gradbench
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    state = getattr(config, "_gradbench", None)
+    if state is not None:
+        machine_info.update(describe(state.label))
+        machine_info["calibration"] = state.calibration
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    """For ``--benchmark-json`` files written by pytest-benchmark itself."""
+    state = getattr(config, "_gradbench", None)
+    if state is not None:
+        output_json["gradbench"] = state.document("complete")["gradbench"]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    state = getattr(session.config, "_gradbench", None)
+    if state is None or state.out is None or not (state.records or state.budget.skipped):
+        return
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        status = "interrupted"
+    elif exitstatus == pytest.ExitCode.OK:
+        status = "complete"
+    else:
+        status = "failed"
+    # the last write is not to be cut short by a second Ctrl-C: it takes a moment
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        state.save(status)
+    finally:
+        signal.signal(signal.SIGINT, previous)

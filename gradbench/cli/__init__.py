@@ -1,0 +1,59 @@
+"""The ``gradbench`` command. Thin: one module per verb parses, calls the library, prints.
+
+Exit status (every verb):
+  0    success
+  1    a finding: a failed gradient check
+  2    bad usage or bad input: one line on stderr, nothing written
+  3    the benchmark suite itself failed: a case raised an error (a bug in gradbench or a
+       broken installation, not something you typed); the completed cases are saved
+  130  interrupted (Ctrl-C); what completed is saved
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .. import __version__
+from . import check, report, run
+from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, UsageError
+
+VERBS = (run, report, check)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="gradbench", description=__doc__.split("\n\n")[0],
+                    epilog=__doc__.split("\n\n", 1)[1], formatter_class=_raw())
+    parser.add_argument("--version", action="version", version=f"gradbench {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
+    for verb in VERBS:
+        verb.add_parser(sub)
+    return parser
+
+
+def _raw():
+    import argparse
+
+    return argparse.RawDescriptionHelpFormatter
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise UsageError("gradbench: missing command (see gradbench --help)")
+        return args.func(args)
+    except UsageError as exc:
+        print(str(exc).splitlines()[0], file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("gradbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into head, say: stop quietly
+        # point stdout at devnull so the interpreter's final flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+__all__ = ["main", "build_parser"]

@@ -1,0 +1,103 @@
+"""What every verb shares: exit statuses, the one-line usage error, option checks."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pathlib
+import re
+import tempfile
+
+EXIT_OK, EXIT_FINDING, EXIT_USAGE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+EXIT_STATUSES = """exit status:
+  0    success
+  1    a finding (a failed check)
+  2    bad usage or bad input: one line on stderr, nothing written
+  3    the suite itself failed (a case raised an error); completed cases are saved
+  130  interrupted (Ctrl-C); what completed is saved"""
+
+#: Machine labels name result files and appear in reports: a plain, short name.
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+#: Longest budget accepted: 30 days.
+MAX_BUDGET = 30 * 24 * 3600.0
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of usage + message
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def add_verb(sub, name: str, help: str, description: str):
+    """A verb's parser, its help ending with the exit statuses."""
+    return sub.add_parser(name, help=help, description=description, epilog=EXIT_STATUSES,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """A user's string for an error message: quoted, escaped (undecodable bytes too) and
+    cut to ``limit`` characters."""
+    cut = text if len(text) <= limit else text[:limit] + "..."
+    return ascii(cut)
+
+
+def check_label(label: str, prog: str) -> str:
+    if not LABEL.fullmatch(label):
+        raise UsageError(f"{prog}: label {shown(label)} must be 1 to 64 letters, digits, '.', "
+                         "'_', '+' or '-', starting with a letter or digit (no path "
+                         "separators, spaces or other characters)")
+    return label
+
+
+def default_label() -> str:
+    """The host name, made a valid label."""
+    import socket
+
+    name = re.sub(r"[^A-Za-z0-9._+-]", "-", socket.gethostname()).lstrip("._+-")[:64]
+    return name or "machine"
+
+
+def check_threads(threads: int | None, prog: str) -> int | None:
+    if threads is None:
+        return None
+    import numba
+
+    limit = numba.config.NUMBA_NUM_THREADS
+    if not 1 <= threads <= limit:
+        raise UsageError(f"{prog}: --threads must lie in 1..{limit} (this machine's cores, "
+                         f"or NUMBA_NUM_THREADS), got {threads}")
+    return threads
+
+
+def check_budget(budget: float | None, prog: str) -> float | None:
+    if budget is None:
+        return None
+    if not (math.isfinite(budget) and 0 < budget <= MAX_BUDGET):
+        raise UsageError(f"{prog}: --budget must be a positive number of seconds up to "
+                         f"{MAX_BUDGET:.0f} (30 days), got {budget!r}")
+    return budget
+
+
+def writable_folder(folder: str, prog: str) -> pathlib.Path:
+    """The folder as a Path, created if need be; a UsageError if it cannot be written."""
+    path = pathlib.Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".gradbench-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{prog}: cannot write to {path}: {exc.strerror}") from None
+    return path
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers such as 784,50,10, got {shown(text)}"
+        ) from None

@@ -1,0 +1,30 @@
+"""``gradbench report``: the HTML + PNG report from saved result files (no kernel runs)."""
+
+from __future__ import annotations
+
+from .common import EXIT_OK, UsageError, add_verb
+
+PROG = "gradbench report"
+
+
+def add_parser(sub) -> None:
+    p = add_verb(
+        sub, "report", help="HTML + PNG report from saved results",
+        description="Build index.html, PNG figures and cases.csv from result files or folders "
+        "of them (several machines or runs may be given together). Only saved results are "
+        "shown: nothing is computed or compiled.")
+    p.add_argument("results", nargs="+", metavar="RESULTS",
+                   help="result files (JSON from gradbench run) or folders of them")
+    p.add_argument("--out", default="reports", help="folder for the report (default reports/)")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from .. import report
+
+    try:
+        index = report.build(args.results, args.out)
+    except ValueError as exc:
+        raise UsageError(f"{PROG}: {exc}") from None
+    print(f"{PROG}: {index}")
+    return EXIT_OK

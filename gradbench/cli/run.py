@@ -1,0 +1,143 @@
+"""``gradbench run``: the benchmark suite (shipped in the package), its result file, the report."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from pathlib import Path
+
+from .common import (
+    EXIT_CRASH,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_verb,
+    check_budget,
+    check_label,
+    check_threads,
+    default_label,
+    writable_folder,
+)
+
+PROG = "gradbench run"
+
+
+def add_parser(sub) -> None:
+    p = add_verb(
+        sub, "run", help="run the benchmark suite, save the results, build the report",
+        description="Time loss, backprop and numerical gradients across network sizes with "
+        "pytest-benchmark, within a time budget; save the results as JSON (written as cases "
+        "complete: Ctrl-C keeps them), summarise the power laws and build the report.")
+    p.add_argument("--profile", default="default",
+                   help="quick (about a minute), default (about 5 minutes) or full (hours)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds the timed cases may take (default: the profile's)")
+    p.add_argument("--out", default="results",
+                   help="folder for the result files (default results/)")
+    p.add_argument("--label", default=None,
+                   help="machine label: letters, digits, . _ + -, at most 64 (default: the "
+                        "host name)")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    p.add_argument("--report", default="reports", metavar="DIR",
+                   help="folder for the report built from this run (default reports/)")
+    p.add_argument("--no-report", action="store_true", help="do not build the report")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from .. import bench
+    from ..bench import sweep
+
+    # everything the run will need is checked before the first case runs
+    budget = check_budget(args.budget, PROG)
+    try:
+        prof = sweep.profile(args.profile, budget)
+    except ValueError as exc:
+        raise UsageError(f"{PROG}: {exc}") from None
+    label = check_label(args.label, PROG) if args.label is not None else default_label()
+    threads = check_threads(args.threads, PROG)
+    out = writable_folder(args.out, PROG)
+    if not args.no_report:
+        writable_folder(args.report, PROG)
+
+    import pytest
+
+    here = Path(bench.__file__).parent
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    final = out / f"{label}-{prof.name}-{stamp}.json"
+    argv = [str(here / "suite.py"), "-c", str(here / "pytest.ini"), "--rootdir", str(here),
+            "-p", "gradbench.bench.plugin", "-p", "no:cacheprovider", "-q",
+            "--benchmark-max-time", str(prof.max_time), "--benchmark-columns", "median,rounds",
+            "--benchmark-sort", "name", "--gb-profile", prof.name, "--gb-budget",
+            str(prof.budget), "--gb-label", label, "--gb-out", str(final)]
+    if threads:
+        argv += ["--gb-threads", str(threads)]
+    print(f"{PROG}: profile {prof.name}, budget {prof.budget:g} s, results to {final}")
+    code = pytest.main(argv)
+    interrupted = code == pytest.ExitCode.INTERRUPTED
+    if not final.is_file():
+        if interrupted:
+            print(f"{PROG}: interrupted before any case completed; nothing to save",
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"{PROG}: the suite failed before any case completed (pytest exit status "
+              f"{int(code)}; its output is above)", file=sys.stderr)
+        return EXIT_CRASH if code != pytest.ExitCode.USAGE_ERROR else EXIT_USAGE
+
+    from .. import results
+
+    rs = results.load_set(final)
+    print()
+    print(summary(rs.cases))
+    if interrupted:
+        print(f"\n{PROG}: interrupted; the {len(rs.cases)} cases that completed or were "
+              f"skipped are in {final}")
+        print(f"build the report from it with: gradbench report {final}")
+        return EXIT_INTERRUPTED
+    status = EXIT_OK
+    if code != pytest.ExitCode.OK:
+        print(f"{PROG}: the suite itself failed (pytest exit status {int(code)}): a case "
+              f"raised an error, shown above; this is a bug in gradbench or its "
+              f"installation, not in your options. Completed cases are in {final}",
+              file=sys.stderr)
+        status = EXIT_CRASH
+    if not args.no_report:
+        from .. import report
+
+        try:
+            print(f"\nreport: {report.build(final, args.report)}")
+        except ValueError as exc:
+            print(f"{PROG}: no report: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted while building the report; the results are complete "
+                  f"in {final}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    return status
+
+
+def summary(df) -> str:
+    """Per method: fitted exponent with its interval; at the largest N where every method
+    ran, each numerical method's time over backprop's."""
+    from .. import methods, results
+
+    lines = ["method                             exponent k  95% interval     N range"]
+    for f in results.fits(df):
+        lines.append(f"{f.method:34s} {f.k:8.2f}   [{f.k_low:5.2f}, {f.k_high:5.2f}]   "
+                     f"{f.n_min:,} - {f.n_max:,}")
+    ok = df[df["status"] == "ok"]
+    by_n = ok.groupby("n_params")["method"].nunique()
+    common = by_n[by_n == ok["method"].nunique()]
+    if len(common) and methods.ANALYTIC in set(ok["method"]):
+        n = int(common.index.max())
+        at = ok[ok["n_params"] == n].groupby("method")["median"].median()
+        kinds = ok.drop_duplicates("method").set_index("method")["kind"]
+        lines.append(f"\nat N = {n:,} (largest size every method ran):")
+        for m, t in at.items():
+            if kinds[m] == "numerical":
+                lines.append(f"  {m:34s} {t / at[methods.ANALYTIC]:12,.0f} x backprop")
+    skipped = df[df["status"] == "skipped"]
+    if len(skipped):
+        lines.append(f"\n{len(skipped)} cases skipped by the budget (predicted times kept)")
+    return "\n".join(lines)
