@@ -1,9 +1,11 @@
 """The report: PNG figures and one self-contained index.html from saved results.
 
-Data first, then rendering: the results are loaded into DataFrames (results.load, .runs,
-.fits), the accuracy figures are computed here (they depend on arithmetic, not on timing), the
-figures are drawn by gradbench.figures and the page by a jinja2 template with autoescaping, so
-every string from a result file is shown as text. Everything is written into a temporary
+Data first, then rendering: the results are loaded into DataFrames (results.load_set, fits),
+the figures are drawn by gradbench.figures and the page by a jinja2 template with
+autoescaping, so every string from a result file is shown as text. The report shows saved
+results only: the accuracy figures (error against step, the classic network's gradient check)
+were computed by each run on its own machine and saved with its timings; building a report
+computes no gradient and compiles no kernel. Everything is written into a temporary
 folder beside the destination and moved into place at the end, index.html last: a failed or
 interrupted build leaves no half-written file.
 """
@@ -21,14 +23,12 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from . import figures, results
-from .check import gradient_check, step_curve
-from .data import make_batch
-from .model import MLP
+from . import figures, methods, results
 
 #: The methods the headline needs; missing ones are named on the page.
-KEY_METHODS = ("primal", "backprop", "numerical:central:naive")
-NUMERICAL = "numerical:central:naive"
+KEY_METHODS = (methods.LOSS, methods.ANALYTIC, methods.NUMERICAL)
+NUMERICAL = methods.NUMERICAL
+BACKPROP = methods.ANALYTIC
 
 
 @dataclass
@@ -38,7 +38,8 @@ class Report:
     headlines: list[str]
     figures: list[dict]  # file, title, caption, missing (message or None)
     fits: pd.DataFrame
-    cases: pd.DataFrame
+    cases: pd.DataFrame  # one row per machine, dtype and size; a column per method
+    case_methods: list[str]
     skipped: pd.DataFrame
     compile: pd.DataFrame
     runs: pd.DataFrame
@@ -66,16 +67,16 @@ def headlines(df: pd.DataFrame, fits: list[results.PowerLaw]) -> tuple[list[str]
     k = {(f.method, f.label, f.dtype): f for f in fits}
     for (label, dtype), g in ok.groupby(["label", "dtype"], sort=True):
         med = g.groupby(["n_params", "method"])["median"].median().unstack()
-        if NUMERICAL not in med or "backprop" not in med:
+        if NUMERICAL not in med or BACKPROP not in med:
             continue
-        both = med[[NUMERICAL, "backprop"]].dropna()
+        both = med[[NUMERICAL, BACKPROP]].dropna()
         if both.empty:
             continue
         n = int(both.index.max())
-        ratio = both.loc[n, NUMERICAL] / both.loc[n, "backprop"]
+        ratio = both.loc[n, NUMERICAL] / both.loc[n, BACKPROP]
         s = (f"On {label} ({dtype}), at N = {n:,} a central-difference gradient is "
              f"{nice(ratio)} x slower than backprop")
-        fn, fb = k.get((NUMERICAL, label, dtype)), k.get(("backprop", label, dtype))
+        fn, fb = k.get((NUMERICAL, label, dtype)), k.get((BACKPROP, label, dtype))
         if fn is not None and fb is not None:
             s += (f"; fitted exponents {fn.k:.2f} [{fn.k_low:.2f}, {fn.k_high:.2f}] and "
                   f"{fb.k:.2f} [{fb.k_low:.2f}, {fb.k_high:.2f}]")
@@ -98,38 +99,58 @@ def reproduce(runs: pd.DataFrame) -> list[str]:
     return cmds
 
 
-def classic_check() -> tuple[pd.DataFrame, str]:
-    """The gradient check of the classic 784-50-10 sigmoid network, batch 100."""
-    net = MLP([784, 50, 10], activation="sigmoid", loss="softmax_ce", seed=0)
-    X, T = make_batch(net, 100, seed=0)
-    df = gradient_check(net, X, T, "central", strategy="incremental")
-    a = df.attrs
-    note = (f"784-50-10 sigmoid, softmax cross-entropy, batch 100, float64, seed 0: central "
-            f"differences (incremental strategy, which agrees with naive to rounding), "
-            f"h = {df['h'].iloc[0]:.3g}; loss {a['loss']:.6f}; "
-            f"{'PASSED' if a['passed'] else 'FAILED'} at relative error "
-            f"{df['threshold'].iloc[0]:.2g}. Computed when this report was built.")
-    cols = ["tensor", "shape", "max_rel_err", "median_rel_err", "max_abs_err", "n_over",
-            "passed"]
-    return df[cols], note
+def check_tables(checks: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
+    """The classic network's gradient check as each run saved it, and a sentence about it."""
+    if checks.empty:
+        return None, ("not recorded: these result files carry no accuracy figures (files of "
+                      "schema 1, or runs interrupted before the end); re-run the benchmarks "
+                      "to get them")
+    first = checks.iloc[0]
+    verdicts = checks.groupby("label", sort=True)["all_passed"].first()
+    note = (f"{first['network']}: central differences ({first['strategy'] or 'incremental'} "
+            f"strategy, which agrees with naive to rounding), h = {first['h']:.3g}; "
+            + "; ".join(f"on {label} {'PASSED' if ok else 'FAILED'}"
+                        for label, ok in verdicts.items())
+            + f" at relative error {first['threshold']:.2g}. Computed by each run on its own "
+              "machine.")
+    cols = ["label", "tensor", "shape", "max_rel_err", "median_rel_err", "max_abs_err",
+            "n_over", "passed"]
+    return checks[cols], note
 
 
-def _tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    ok = df[df["status"] == "ok"]
-    cases = ok[["label", "method", "dtype", "n_params", "sizes", "batch", "median", "iqr",
-                "rounds", "gflops", "mode"]].sort_values(["label", "dtype", "method",
-                                                          "n_params"])
+def _spread(row) -> str:
+    """Median, with the IQR as a percentage only where rounds measured one."""
+    if pd.isna(row["median"]):
+        return ""
+    text = _fmt(float(row["median"]), unit=" s")
+    if row["rounds"] >= 2 and pd.notna(row["iqr"]):
+        text += f" ± {100 * row['iqr'] / 2 / row['median']:.0f} %"
+    return text
+
+
+def _tables(df: pd.DataFrame):
+    """The page's tables: cases pivoted (one row per machine, dtype and size; a cell per
+    method), skipped cases, compile times; and the full per-case table for the CSV."""
+    ok = df[df["status"] == "ok"].copy()
+    names = sorted(ok["method"].unique(), key=methods.order)
+    ok["cell"] = ok.apply(_spread, axis=1)
+    pivot = ok.pivot_table(index=["label", "dtype", "n_params", "sizes", "batch"],
+                           columns="method", values="cell", aggfunc="first")
+    pivot = pivot.reindex(columns=names).fillna("").reset_index()
     skipped = df[df["status"] == "skipped"][["label", "method", "dtype", "n_params", "sizes",
-                                             "predicted_seconds"]]
+                                             "predicted_seconds", "reason"]]
     skipped = skipped.sort_values(["label", "dtype", "method", "n_params"])
     comp = ok.groupby(["label", "method", "dtype"], as_index=False)["compile_seconds"].agg(
         first="first", largest="max", total="sum")
-    return cases, skipped, comp
+    full = df.drop(columns=["file"]).sort_values(["label", "dtype", "method", "n_params"])
+    return pivot, names, skipped, comp, full
 
 
-def collect(paths, out: Path, *, accuracy: bool = True) -> Report:
-    """Load the results, draw the figures into ``out`` and gather the page's content."""
-    df, runs = results.load_all(paths)
+def collect(paths, out: Path) -> Report:
+    """Load the results, draw the figures and write the CSV into ``out``, and gather the
+    page's content."""
+    rs = results.load_set(paths)
+    df = rs.cases
     fits = results.fits(df)
     heads, missing = headlines(df, fits)
     figs = []
@@ -141,19 +162,23 @@ def collect(paths, out: Path, *, accuracy: bool = True) -> Report:
         except figures.MissingData as exc:
             entry["missing"] = str(exc)
         figs.append(entry)
-    check, note = None, "not computed (accuracy=False)"
-    if accuracy:
-        curve = step_curve()
+    entry = {"file": "step.png", "title": "Gradient error against step size",
+             "caption": (figures.step_curve.__doc__ or "").strip(), "missing": None}
+    curve = rs.step_curve
+    if curve.empty:
+        entry["missing"] = "these result files carry no error-against-step data"
+    else:
+        label = curve["label"].iloc[0]
+        curve = curve[curve["file"] == curve["file"].iloc[0]]
         figures.step_curve(curve, out / "step.png")
-        figs.append({"file": "step.png", "title": "Gradient error against step size",
-                     "caption": (figures.step_curve.__doc__ or "").strip()
-                     + " A 16-8-4 sigmoid network, batch 8, computed when this report was "
-                       "built.", "missing": None})
-        check, note = classic_check()
-    cases, skipped, comp = _tables(df)
-    fit_frame = results.fits_frame(df)
-    return Report(heads, figs, fit_frame, cases, skipped, comp, runs, reproduce(runs),
-                  missing, check, note)
+        entry["caption"] += (f" A 16-8-4 sigmoid network, batch 8, computed by the run on "
+                             f"{label}.")
+    figs.append(entry)
+    check, note = check_tables(rs.checks)
+    cases, names, skipped, comp, full = _tables(df)
+    full.to_csv(out / "cases.csv", index=False)
+    return Report(heads, figs, results.fits_frame(df), cases, names, skipped, comp, rs.runs,
+                  reproduce(rs.runs), missing, check, note)
 
 
 def _fmt(v, spec: str = ".3g", unit: str = "") -> str:
@@ -170,11 +195,13 @@ def render(report: Report) -> str:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = _fmt
     env.filters["seconds"] = lambda v: _fmt(v, unit=" s")
+    env.filters["title_of"] = methods.title
     return env.get_template("report.html.j2").render(r=report, figures_doc=figures.__doc__)
 
 
-def build(paths, out="reports", *, accuracy: bool = True) -> Path:
-    """Write index.html and the PNG figures for the results in ``paths`` to ``out``.
+def build(paths, out="reports") -> Path:
+    """Write index.html, the PNG figures and cases.csv for the results in ``paths`` to
+    ``out``.
 
     Parameters
     ----------
@@ -182,9 +209,6 @@ def build(paths, out="reports", *, accuracy: bool = True) -> Path:
         Result files or folders of them (gradbench run's JSON).
     out : str or Path
         Destination folder, created if needed.
-    accuracy : bool
-        Also compute the error-against-step curve and the classic gradient check (a few
-        seconds); tests switch it off.
 
     Returns
     -------
@@ -197,7 +221,7 @@ def build(paths, out="reports", *, accuracy: bool = True) -> Path:
     except OSError as exc:
         raise ValueError(f"cannot write the report to {out}: {exc.strerror}") from None
     try:
-        report = collect(paths, tmp, accuracy=accuracy)
+        report = collect(paths, tmp)
         (tmp / "index.html").write_text(render(report), encoding="utf-8")
         names = sorted(p.name for p in tmp.iterdir() if p.name != "index.html")
         for name in [*names, "index.html"]:  # the page last: it names the figures

@@ -12,17 +12,19 @@ import pytest
 
 from gradbench import check, figures, report, results
 
-from .resultfiles import WIDTHS, power, write_result
+from .resultfiles import WIDTHS, accuracy, power, write_result
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CENTRAL = "numerical:central:naive"
 
 
-def full_results(path, label="m1", widths=WIDTHS):
-    """primal ~ N, backprop ~ N, central naive ~ N^2 (small sizes), one skipped case."""
+def full_results(path, label="m1", widths=WIDTHS, **kwargs):
+    """primal ~ N, backprop ~ N, central naive ~ N^2 (small sizes), one skipped case, the
+    accuracy figures."""
     timings = (power("primal", 1, 1e-9, widths) + power("backprop", 1, 2.5e-9, widths)
                + power(CENTRAL, 2, 2e-9, widths[:6]))
-    return write_result(path, timings, label=label, skipped=[(CENTRAL, widths[-1], 5e3)])
+    return write_result(path, timings, label=label, skipped=[(CENTRAL, widths[-1], 5e3)],
+                        accuracy=accuracy(), **kwargs)
 
 
 def is_png(path):
@@ -119,13 +121,13 @@ def test_step_curve_is_a_v_with_its_bottom_near_the_default_step(curve):
 def test_build_writes_page_and_figures(tmp_path):
     f = full_results(tmp_path / "r.json")
     out = tmp_path / "rep"
-    index = report.build(f, out, accuracy=False)
+    index = report.build(f, out)
     html = index.read_text()
     for section in ("figures", "fits", "check", "cases", "skipped", "compile", "machines",
                     "reproduce"):
         assert f'<section id="{section}">' in html
     srcs = re.findall(r'src="([^"]+)"', html)
-    assert sorted(srcs) == sorted(name for name, _, _ in figures.FIGURES)
+    assert sorted(srcs) == sorted([name for name, _, _ in figures.FIGURES] + ["step.png"])
     assert all(is_png(out / s) for s in srcs)
     assert "central-difference gradient is" in html  # the headline
     assert "gradbench run --profile quick --budget 45 --label m1 --threads 2" in html
@@ -136,9 +138,9 @@ def test_no_external_requests_and_hostile_strings_are_text(tmp_path):
     f = full_results(tmp_path / "r.json", label="<script>alert(1)</script>")
     data = json.loads(f.read_text())
     data["machine_info"]["cpu_model"] = '<img src="http://evil.example/x.png">'
-    data["benchmarks"][0]["extra_info"]["mode"] = "<b>bold</b>"
+    data["gradbench"]["skipped"][0]["reason"] = "<b>bold</b>"
     f.write_text(json.dumps(data))
-    html = report.build(f, tmp_path / "rep", accuracy=False).read_text()
+    html = report.build(f, tmp_path / "rep", ).read_text()
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<img src=\"http" not in html and "&lt;img src=&#34;http://evil" in html
     assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt;" in html
@@ -151,7 +153,7 @@ def test_results_without_a_method_still_render(tmp_path):
     f = write_result(tmp_path / "r.json", power("primal", 1, 1e-9, WIDTHS)
                      + power("backprop", 1, 2e-9, WIDTHS))
     out = tmp_path / "rep"
-    html = report.build(f, out, accuracy=False).read_text()
+    html = report.build(f, out).read_text()
     assert f"no {CENTRAL} cases in these results" in html
     assert "not drawn, no numerical-gradient cases" in html
     assert is_png(out / "time.png") and not (out / "ratio_backprop.png").exists()
@@ -162,17 +164,17 @@ def test_bad_results_leave_nothing_behind(tmp_path):
     bad.write_text('{"benchmarks": [')
     out = tmp_path / "rep"
     with pytest.raises(ValueError, match="not valid JSON"):
-        report.build(bad, out, accuracy=False)
+        report.build(bad, out, )
     assert list(out.iterdir()) == []
     with pytest.raises(ValueError, match="no result files"):
-        report.build(tmp_path / "rep", tmp_path / "rep2", accuracy=False)
+        report.build(tmp_path / "rep", tmp_path / "rep2", )
 
 
 def test_unwritable_output(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(ValueError, match="cannot write the report"):
-        report.build(full_results(tmp_path / "r.json"), blocker / "sub", accuracy=False)
+        report.build(full_results(tmp_path / "r.json"), blocker / "sub", )
 
 
 def cli(*args):
@@ -189,7 +191,46 @@ def test_cli_report_end_to_end(tmp_path):
     html = (out / "index.html").read_text()
     assert "On alpha (float64)" in html and "On beta (float64)" in html
     assert is_png(out / "step.png")
-    assert "W1" in html and "PASSED" in html  # the classic network's gradient check
+    assert "W1" in html and "on alpha PASSED" in html  # each machine's own gradient check
+
+
+def test_report_computes_and_compiles_nothing(tmp_path):
+    # every Numba dispatcher refuses to compile or load a kernel: the report must not need one
+    full_results(tmp_path / "a.json")
+    code = ("import sys, numba.core.dispatcher as d\n"
+            "def boom(*a, **k): raise SystemExit('a kernel was compiled or called')\n"
+            "d.Dispatcher.compile = boom\n"
+            "d.Dispatcher._compile_for_args = boom\n"
+            "from gradbench.cli import main\n"
+            f"sys.exit(main(['report', {str(tmp_path / 'a.json')!r}, '--out', "
+            f"{str(tmp_path / 'rep')!r}]))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert is_png(tmp_path / "rep" / "step.png")
+
+
+def test_case_table_is_one_row_per_size_and_csv_has_every_case(tmp_path):
+    f = full_results(tmp_path / "r.json")
+    out = tmp_path / "rep"
+    html = report.build(f, out).read_text()
+    table = html.split('<section id="cases">')[1].split("</section>")[0]
+    assert table.count("<tr>") == 1 + len(WIDTHS)  # header + one row per network size
+    csv = pd.read_csv(out / "cases.csv")
+    assert len(csv) == len(results.load(f))
+    assert {"method", "provider", "kind", "median", "iqr", "rounds", "status"} <= set(csv)
+    # one-round cases show no spread; five-round ones do
+    one = full_results(tmp_path / "one.json", rounds=1)
+    html1 = report.build(one, tmp_path / "rep1").read_text()
+    table1 = html1.split('<section id="cases">')[1].split("</section>")[0]
+    assert " s ± " in table and " s ± " not in table1
+
+
+def test_schema_1_files_render_and_say_what_is_missing(tmp_path):
+    f = write_result(tmp_path / "old.json", power("primal", 1, 1e-9, WIDTHS)
+                     + power("backprop", 1, 2e-9, WIDTHS), schema=1)
+    html = report.build(f, tmp_path / "rep").read_text()
+    assert "carry no accuracy figures" in html and "no error-against-step data" in html
 
 
 @pytest.mark.parametrize("make, words", [
