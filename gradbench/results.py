@@ -179,9 +179,11 @@ class _Fields:
 
 
 def _kind_names(kinds) -> str:
+    if float in kinds:
+        return "a number"
     names = {dict: "an object", list: "a list", str: "a string", int: "a whole number",
-             float: "a number", bool: "true or false"}
-    return " or ".join(dict.fromkeys(names[k] for k in kinds))
+             bool: "true or false"}
+    return " or ".join(names[k] for k in kinds)
 
 
 def _short(v) -> str:

@@ -38,7 +38,7 @@ def document(timings, label="m1", skipped=(), schema=results.SCHEMA_VERSION, rou
                              "dirty": False})
         if accuracy is not None:
             section["accuracy"] = accuracy
-    return {"machine_info": {"label": label, "node": "host", "calibration": CALIBRATION,
+    return {"machine_info": {"label": label, "node": "host", "calibration": dict(CALIBRATION),
                              "cpu_model": "Test CPU", "cores": 2},
             "datetime": "2026-11-22T20:00",
             "benchmarks": benchmarks,

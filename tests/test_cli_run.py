@@ -1,8 +1,16 @@
-"""`gradbench run` and the benchmark suite, end to end on a tiny budget."""
+"""`gradbench run` and the benchmark suite, end to end on tiny budgets.
 
+No test here depends on the machine's speed: budgets are either so small that no case can fit
+(1e-9 s: every case is skipped, whatever the machine) or the assertions hold whether a case ran
+or was skipped.
+"""
+
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,9 +20,9 @@ from gradbench import results
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(*args, cwd=None):
+def run(*args, cwd=None, **kwargs):
     return subprocess.run([sys.executable, "-m", "gradbench.cli", "run", *args],
-                          capture_output=True, text=True, timeout=900, cwd=cwd)
+                          capture_output=True, text=True, timeout=900, cwd=cwd, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -23,17 +31,37 @@ def run(*args, cwd=None):
         (["--profile", "fast"], "choose one of quick, default, full"),
         (["--budget", "0"], "positive number of seconds"),
         (["--budget", "-5"], "positive number of seconds"),
+        (["--budget", "nan"], "positive number of seconds"),
+        (["--budget", "inf"], "positive number of seconds"),
+        (["--budget", "1e9"], "up to 2592000"),
         (["--budget", "soon"], "invalid float value"),
-        (["--label", "a/b"], "path separators"),
-        (["--label", ".."], "path separators"),
+        (["--label", "a/b"], "no path separators"),
+        (["--label", ".."], "starting with a letter or digit"),
+        (["--label", "x" * 250], "1 to 64"),
+        (["--label", "has space"], "1 to 64"),
+        (["--label", ""], "1 to 64"),
+        (["--threads", "-1"], "--threads must lie in 1.."),
+        (["--threads", "0"], "--threads must lie in 1.."),
+        (["--threads", "100000"], "--threads must lie in 1.."),
     ],
 )
 def test_bad_usage(tmp_path, args, words):
     res = run("--out", str(tmp_path / "out"), *args, cwd=tmp_path)
-    assert res.returncode == 2
+    assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], res.stderr
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert "Traceback" not in res.stderr and res.stdout == ""
+    assert not (tmp_path / "out").exists()
+
+
+def test_label_that_is_not_utf8_is_refused(tmp_path):
+    label = b"caf\xe9"  # latin-1 bytes: not valid UTF-8
+    res = subprocess.run([sys.executable, "-m", "gradbench.cli", "run", "--label", label,
+                          "--out", str(tmp_path / "out")], capture_output=True, timeout=300,
+                         cwd=tmp_path)
+    assert res.returncode == 2
+    lines = res.stderr.decode("ascii").strip().splitlines()  # the message itself is ASCII
+    assert len(lines) == 1 and "label 'caf\\udce9'" in lines[0], lines
 
 
 def test_unwritable_output_folder(tmp_path):
@@ -52,29 +80,92 @@ def test_unwritable_report_folder_fails_before_running(tmp_path):
     assert not list((tmp_path / "out").glob("*.json"))
 
 
-def test_quick_run_end_to_end(tmp_path):
-    out = tmp_path / "out"
-    rep = tmp_path / "rep"
-    res = run("--profile", "quick", "--budget", "4", "--label", "ci-box", "--out", str(out),
+def test_run_where_every_case_is_skipped_still_writes_its_file(tmp_path):
+    # 1e-9 s cannot hold any case on any machine: all are skipped, with their predictions
+    out, rep = tmp_path / "out", tmp_path / "rep"
+    res = run("--profile", "quick", "--budget", "1e-9", "--label", "ci-box", "--out", str(out),
               "--report", str(rep), cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    assert "ci-box" in (rep / "index.html").read_text()  # the report of this run
-    assert not (tmp_path / "reports").exists()
-    files = list(out.glob("ci-box-quick-*.json"))
-    assert len(files) == 1 and not list(out.glob(".*partial"))
-    df = results.load(files[0])
-    assert set(df["label"]) == {"ci-box"}
-    assert {"primal", "backprop"} <= set(df.loc[df["status"] == "ok", "method"])
-    assert (df["status"] == "skipped").any()  # 4 s cannot hold the naive sweep
-    for word in ("exponent k", "primal", "backprop", "skipped by the budget"):
+    (f,) = out.glob("ci-box-quick-*.json")
+    rs = results.load_set(f)
+    assert (rs.cases["status"] == "skipped").all()
+    assert (rs.cases["predicted_seconds"] > 0).all()
+    assert rs.runs["status"].tolist() == ["complete"]
+    assert not rs.step_curve.empty and not rs.checks.empty  # measured on this machine
+    assert "ci-box" in (rep / "index.html").read_text()
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "results").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files
+
+
+def test_quick_run_end_to_end_from_another_folder(tmp_path):
+    # run from a folder that is not the checkout, with its own pytest settings that must not
+    # leak into the suite
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --this-option-does-not-exist\n")
+    out = tmp_path / "out"
+    res = run("--profile", "quick", "--budget", "2", "--label", "ci-box", "--out", str(out),
+              "--no-report", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    (f,) = out.glob("ci-box-quick-*.json")
+    rs = results.load_set(f)
+    assert set(rs.cases["label"]) == {"ci-box"}
+    assert rs.runs["gradbench_version"].tolist() == [__import__("gradbench").__version__]
+    ok = rs.cases[rs.cases["status"] == "ok"]
+    for word in ("exponent k", "results to"):
         assert word in res.stdout
-    # the file is plain pytest-benchmark JSON
-    cmp = subprocess.run([sys.executable, "-m", "pytest_benchmark.cli", "compare", str(files[0])],
+    # every timed case carries its raw rounds
+    counts = rs.rounds.groupby(["method", "sizes"]).size()
+    for r in ok.itertuples():
+        assert counts[(r.method, r.sizes)] == r.rounds
+    # plain pytest-benchmark JSON
+    cmp = subprocess.run([sys.executable, "-m", "pytest_benchmark.cli", "compare", str(f)],
                          capture_output=True, text=True, timeout=300)
     assert cmp.returncode == 0, cmp.stderr
 
 
-def test_suite_collects_with_benchmarks_disabled(tmp_path):
+def test_code_measured_is_the_checkout_not_the_current_folder(tmp_path):
+    from gradbench.machine import code_info
+
+    info = code_info()
+    inside = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                            text=True)
+    if inside.returncode != 0:
+        assert info["commit"] is None and info["source"] == "installed package"
+        return
+    assert info["commit"] == inside.stdout.strip()
+    assert isinstance(info["dirty"], bool) and info["commit_time"]
+    # the same from a folder outside any checkout
+    code = "from gradbench.machine import code_info; print(code_info()['commit'])"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=120)
+    assert res.stdout.strip() == info["commit"]
+
+
+def test_ctrl_c_keeps_completed_cases_in_a_visible_file(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "gradbench.cli", "run", "--profile",
+                             "default", "--label", "intr", "--out", str(out), "--no-report"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, start_new_session=True)
+    # wait until the file shows some completed cases, then interrupt as a terminal would
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        files = list(out.glob("intr-default-*.json")) if out.exists() else []
+        if files and len(json.loads(files[0].read_text())["benchmarks"]) >= 3:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stdout[-2000:] + stderr[-2000:]
+    (f,) = out.glob("intr-default-*.json")
+    rs = results.load_set(f)
+    assert rs.runs["status"].tolist() == ["interrupted"]
+    assert (rs.cases["status"] == "ok").sum() >= 3
+    assert f"gradbench report {f}" in stdout
+    assert "Traceback" not in stderr
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_suite_collects_from_the_checkout(tmp_path):
     res = subprocess.run(
         [sys.executable, "-m", "pytest", str(ROOT / "benchmarks"), "-q", "-p", "no:cacheprovider",
          "--benchmark-disable", "--gb-profile", "quick", "--gb-budget", "1", "--collect-only"],
@@ -82,3 +173,4 @@ def test_suite_collects_with_benchmarks_disabled(tmp_path):
     assert res.returncode == 0, res.stdout[-2000:]
     assert "test_case[primal-256x1x10-b32-float64" in res.stdout
     assert "numerical:central:incremental" in res.stdout
+    assert "test_accuracy" in res.stdout
