@@ -1,0 +1,19 @@
+# Sourced by scripts/bench and scripts/test: make .venv with gradbench and its test extras
+# installed (editable) on first use, reuse it after, reinstall when pyproject.toml changes.
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "gradbench needs Python 3.11 or newer as $PY (set PYTHON=/path/to/python3.11)" >&2
+    exit 2
+fi
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+stamp=.venv/.gradbench-installed
+want=$(python -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setting up .venv (once): gradbench and its test dependencies" >&2
+    python -m pip install --quiet --upgrade pip
+    python -m pip install --quiet -e ".[test]"
+    echo "$want" > "$stamp"
+fi
