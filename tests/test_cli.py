@@ -60,6 +60,9 @@ def test_failed_check_exits_1(capsys):
         (["check", "--sizes", "4,2", "--batch", "0"], "batch must be"),
         (["check", "--sizes", "4,2", "--threads", "0"], "threads must lie"),
         (["check", "--bogus"], "unrecognized arguments"),
+        (["check", "--sizes", "200000,200000,10"], "GiB of memory"),
+        (["check", "--sizes", "784,50,10", "--batch", "2000000000"], "GiB of memory"),
+        (["check", "--sizes", "4,2", "--threads", "-1"], "--threads must lie in 1.."),
         (["frobnicate"], "invalid choice"),
         ([], "missing command"),
     ],
@@ -87,3 +90,26 @@ def test_output_into_a_closed_pipe_is_quiet():
     err = proc.stderr.read().decode()
     proc.wait(timeout=600)
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_long_check_shows_progress_and_stops_on_ctrl_c(tmp_path):
+    import os
+    import signal
+    import time
+
+    # naive central differences of 784-300-10 on one thread: 2 x 238,510 loss evaluations,
+    # minutes on any machine; the check announces it, shows a bar, and Ctrl-C stops it
+    proc = subprocess.Popen([sys.executable, "-m", "gradbench.cli", "check", "--sizes",
+                             "784,300,10", "--threads", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    line = proc.stdout.readline()
+    assert "the numerical gradient will take about" in line, line
+    time.sleep(1.0)
+    sent = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    waited = time.monotonic() - sent
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupted" in err
+    assert "numerical gradient" in err  # the progress bar (on stderr)
+    assert waited < 60  # prompt: a chunk, not the whole gradient

@@ -85,3 +85,13 @@ def test_bad_network_specs(kwargs, exc, words):
 def test_output_activation_with_mse():
     net = gb.MLP([3, 2], loss="mse", output_activation="sigmoid")
     assert "output_activation='sigmoid'" in repr(net)
+
+
+def test_sizes_too_large_for_memory_are_refused_before_allocating():
+    from gradbench.model import available_memory
+
+    free = available_memory()
+    assert free is not None and free > 0
+    side = int((free / 8) ** 0.5) * 2  # a square layer of 4x the memory available
+    with pytest.raises(ValueError, match=r"would need [0-9,.]+ GiB of memory and .* available"):
+        gb.MLP([side, side], dtype="float64")
