@@ -10,6 +10,7 @@ which every case was skipped still writes its file.
 
 from __future__ import annotations
 
+import datetime
 import signal
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numba
 import pytest
+import pytest_benchmark
 
 from .. import __version__, results
 from ..machine import calibrate, code_info, describe
@@ -69,15 +71,11 @@ class State:
         machine_info = session.get_machine_info()
         commit_info = {"id": self.code["commit"], "time": self.code["commit_time"],
                        "dirty": self.code["dirty"], "project": "gradbench"}
-        import datetime
-
-        import pytest_benchmark
-
         return {
             "machine_info": machine_info,
             "commit_info": commit_info,
             "benchmarks": self.records,
-            "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "datetime": datetime.datetime.now(datetime.UTC).isoformat(),
             "version": pytest_benchmark.__version__,
             "gradbench": results.section(
                 profile=self.profile.name, budget=self.profile.budget, threads=self.threads,

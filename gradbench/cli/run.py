@@ -85,8 +85,20 @@ def main(args) -> int:
               f"{int(code)}; its output is above)", file=sys.stderr)
         return EXIT_CRASH if code != pytest.ExitCode.USAGE_ERROR else EXIT_USAGE
 
+    try:
+        return _after(args, final, code)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; the results are in {final}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _after(args, final: Path, code) -> int:
+    """The summary and the report, once the suite has written its file."""
+    import pytest
+
     from .. import results
 
+    interrupted = code == pytest.ExitCode.INTERRUPTED
     rs = results.load_set(final)
     print()
     print(summary(rs.cases))
@@ -110,10 +122,6 @@ def main(args) -> int:
         except ValueError as exc:
             print(f"{PROG}: no report: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        except KeyboardInterrupt:
-            print(f"{PROG}: interrupted while building the report; the results are complete "
-                  f"in {final}", file=sys.stderr)
-            return EXIT_INTERRUPTED
     return status
 
 
