@@ -190,34 +190,26 @@ def fd_options(net: MLP, scheme, h, strategy, threads) -> tuple[str, float, int]
 
 def numerical_gradient_flat(net, theta, X, T, scheme, h, strategy, n_threads):
     """Validated inputs in, flat gradient out (for benchmarks that time the kernel alone)."""
-    act, lss, out_act = _codes(net)
-    code = SCHEME_CODE[scheme]
-    steps = K.STEPS[code]
-    unit = 1j if scheme == "complex_step" else 1.0
+    codes, layout, code = _codes(net), net.layout, SCHEME_CODE[scheme]
     grad = np.empty(theta.shape[0], dtype=net.dtype)
     saved = numba.get_num_threads()
     with single_threaded_blas():
         numba.set_num_threads(n_threads)
         try:
-            f0 = 0.0
-            if scheme == "forward":
-                f0 = float(K.loss_kernel(theta, net.layout, X, T, act, lss, out_act))
+            f0 = float(K.loss_kernel(theta, layout, X, T, *codes)) if scheme == "forward" else 0.0
+            fd = (code, K.STEPS[code], h, f0)  # the scheme's arguments of every kernel
+            # theta in the arithmetic of the scheme
+            theta_s = theta.astype(np.complex128) if scheme == "complex_step" else theta
             if strategy == "naive":
-                if scheme == "complex_step":
-                    theta, X = theta.astype(np.complex128), X.astype(np.complex128)
+                X_s = X.astype(np.complex128) if scheme == "complex_step" else X
                 driver = K.fd_naive_parallel if n_threads > 1 else K.fd_naive_serial
-                driver(theta, net.layout, X, T, act, lss, out_act, code, steps, unit, h, f0,
-                       n_threads, grad)
+                driver(theta_s, layout, X_s, T, *codes, *fd, 0, theta.shape[0], n_threads, grad)
             else:
-                theta_k = theta.astype(np.complex128) if scheme == "complex_step" else theta
-                Z, A, offs, rows = K.base_pass(theta, net.layout, X, act, lss, out_act, T)
-                units = np.array(
-                    [(l, j) for l, n in enumerate(net.sizes[1:]) for j in range(n)],
-                    dtype=np.int64,
-                )
+                base = K.base_pass(theta, layout, X, T, *codes)
                 driver = K.fd_incremental_parallel if n_threads > 1 else K.fd_incremental_serial
-                driver(theta, theta_k, net.layout, X, T, act, lss, out_act, code, steps, unit,
-                       h, f0, Z, A, offs, rows, units, INCREMENTAL_BATCH, n_threads, grad)
+                for l, n_out in enumerate(net.sizes[1:]):
+                    driver(theta_s, layout, X, T, *codes, *fd, *base, INCREMENTAL_BATCH,
+                           l, 0, n_out, n_threads, grad)
         finally:
             numba.set_num_threads(saved)
     return grad
