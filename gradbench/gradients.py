@@ -7,6 +7,7 @@ Each function validates its inputs, allocates the outputs and calls a kernel fro
 from __future__ import annotations
 
 import numbers
+import time
 
 import numba
 import numpy as np
@@ -77,6 +78,25 @@ def backprop(net: MLP, X, T, *, check_finite: bool = True) -> list[np.ndarray]:
     return unflatten(net, backprop_flat(net, theta, X, T)[1])
 
 
+def loss_flat(net: MLP, theta, X, T) -> float:
+    """The loss at a given flat parameter vector, on validated inputs.
+
+    Parameters
+    ----------
+    net : MLP
+        Gives the architecture, activations, loss and dtype; its own parameters are not used.
+    theta : ndarray, shape (net.num_params,)
+        Parameters in the order of :func:`gradbench.model.flat_params`, in the network's dtype.
+    X, T : ndarray
+        A batch from :func:`gradbench.model.prepare_batch`.
+
+    Returns
+    -------
+    float
+    """
+    return float(K.loss_kernel(theta, net.layout, X, T, *_codes(net)))
+
+
 def backprop_flat(net: MLP, theta, X, T) -> tuple[float, np.ndarray]:
     """Validated inputs in, (loss, flat gradient) out."""
     grad = np.empty_like(theta)
@@ -103,13 +123,25 @@ def default_step(scheme: str, dtype) -> float:
     return eps ** (1.0 / (ORDER[scheme] + 1))
 
 
-def _scheme(scheme) -> str:
-    if not isinstance(scheme, str) or scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
-    return scheme
+def step_size(scheme: str, dtype, h: float | None = None) -> float:
+    """The step before scaling: ``h`` checked, or the scheme's default when it is None.
 
+    Parameters
+    ----------
+    scheme : {"forward", "central", "five_point", "complex_step"}
+    dtype : {"float32", "float64"}
+    h : float or None
 
-def _step_size(h, scheme: str, dtype) -> float:
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a step that is not a positive finite number, or an unknown scheme.
+    """
+    scheme = _scheme(scheme)
     if h is None:
         return default_step(scheme, dtype)
     if isinstance(h, bool) or not isinstance(h, numbers.Real):
@@ -117,6 +149,35 @@ def _step_size(h, scheme: str, dtype) -> float:
     if not (np.isfinite(h) and h > 0):
         raise ValueError(f"h must be positive and finite, got {h!r}; or pass h=None")
     return float(h)
+
+
+def scheme_order(scheme: str) -> int:
+    """Order of accuracy p of a scheme: its truncation error is of order h**p.
+
+    Raises
+    ------
+    ValueError
+        For an unknown scheme.
+    """
+    return ORDER[_scheme(scheme)]
+
+
+def step_multipliers(scheme: str) -> np.ndarray:
+    """Multipliers c of the scheme's steps: the loss is evaluated at theta + c * h_i * e_i.
+
+    Returns
+    -------
+    ndarray
+        float64 (``[1, -1]`` for central differences), or complex128 ``[1j]`` for the
+        complex step. A copy: changing it changes nothing.
+    """
+    return K.STEPS[SCHEME_CODE[_scheme(scheme)]].copy()
+
+
+def _scheme(scheme) -> str:
+    if not isinstance(scheme, str) or scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
+    return scheme
 
 
 def _threads(threads) -> int:
@@ -185,7 +246,7 @@ def fd_options(net: MLP, scheme, h, strategy, threads) -> tuple[str, float, int]
             "complex_step needs a float64 network (complex64 arithmetic is too coarse); "
             "use dtype='float64' or another scheme"
         )
-    return scheme, _step_size(h, scheme, net.dtype), _threads(threads)
+    return scheme, step_size(scheme, net.dtype, h), _threads(threads)
 
 
 def numerical_gradient_flat(net, theta, X, T, scheme, h, strategy, n_threads):
@@ -213,3 +274,35 @@ def numerical_gradient_flat(net, theta, X, T, scheme, h, strategy, n_threads):
         finally:
             numba.set_num_threads(saved)
     return grad
+
+
+def warm_up(net: MLP, scheme: str = "central", strategy: str = "naive",
+            threads: int = 1) -> float:
+    """Compile (or load from the disk cache) the kernels ``net`` needs; returns the seconds.
+
+    A tiny network of the same dtype, activation and loss has the same argument types,
+    so a timed call on ``net`` that follows compiles nothing.
+
+    Parameters
+    ----------
+    net : MLP
+    scheme : {"forward", "central", "five_point", "complex_step"}
+    strategy : {"naive", "incremental"}
+    threads : int
+        1 compiles the serial drivers, more the parallel ones.
+
+    Returns
+    -------
+    float
+        Seconds spent compiling or loading.
+    """
+    tiny = MLP([2, 2, 2], activation=net.activation, loss=net.loss, dtype=net.dtype,
+               output_activation=net.output_activation)
+    X = np.zeros((1, 2), dtype=net.dtype)
+    T = np.zeros((1, 2), dtype=net.dtype)
+    theta = flat_params(tiny)
+    t0 = time.perf_counter()
+    backprop_flat(tiny, theta, X, T)
+    loss_flat(tiny, theta, X, T)
+    numerical_gradient_flat(tiny, theta, X, T, scheme, 1e-3, strategy, threads)
+    return time.perf_counter() - t0
