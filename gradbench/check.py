@@ -17,6 +17,7 @@ passes when ``|a - n| <= sqrt(acc) * max(|a|, |n|)`` or ``|a - n| <= 10 * acc * 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,8 +79,12 @@ def gradient_check(
     *,
     strategy: str = "naive",
     threads: int | None = None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> pd.DataFrame:
     """Compare the numerical gradient with backpropagation, one row per tensor.
+
+    ``progress``, if given, is called as ``progress(done, total)`` (parameters) while the
+    numerical gradient runs; see :func:`gradbench.gradients.numerical_gradient`.
 
     Returns
     -------
@@ -99,7 +104,8 @@ def gradient_check(
     f, ga = backprop_flat(net, theta, Xp, Tp)
     analytic_seconds = _median_call_seconds(lambda: backprop_flat(net, theta, Xp, Tp))
     t1 = time.perf_counter()
-    gn = numerical_gradient_flat(net, theta, Xp, Tp, scheme, hval, strategy, n_threads)
+    gn = numerical_gradient_flat(net, theta, Xp, Tp, scheme, hval, strategy, n_threads,
+                                 progress=progress)
     numerical_seconds = time.perf_counter() - t1
 
     acc = attainable_accuracy(scheme, net.dtype)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 import time
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -202,6 +203,7 @@ def numerical_gradient(
     strategy: str = "naive",
     *,
     threads: int | None = None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> list[np.ndarray]:
     """Gradient of the loss by finite differences, one parameter at a time.
 
@@ -221,6 +223,10 @@ def numerical_gradient(
     threads : int or None
         Threads to spread the parameters over (default: Numba's current setting). The
         result does not depend on it. BLAS runs single-threaded inside.
+    progress : callable or None
+        Called as ``progress(done, total)`` after each chunk of the computation, with the
+        number of parameters done so far and in all (see :func:`numerical_gradient_flat`).
+        Exceptions it raises, KeyboardInterrupt included, stop the computation.
 
     Returns
     -------
@@ -230,7 +236,8 @@ def numerical_gradient(
     scheme, hval, n_threads = fd_options(net, scheme, h, strategy, threads)
     theta = flat_params(net)
     X, T = prepare_batch(net, X, T)
-    grad = numerical_gradient_flat(net, theta, X, T, scheme, hval, strategy, n_threads)
+    grad = numerical_gradient_flat(net, theta, X, T, scheme, hval, strategy, n_threads,
+                                   progress=progress)
     return unflatten(net, grad)
 
 
@@ -249,8 +256,44 @@ def fd_options(net: MLP, scheme, h, strategy, threads) -> tuple[str, float, int]
     return scheme, step_size(scheme, net.dtype, h), _threads(threads)
 
 
-def numerical_gradient_flat(net, theta, X, T, scheme, h, strategy, n_threads):
-    """Validated inputs in, flat gradient out (for benchmarks that time the kernel alone)."""
+#: A numerical gradient runs in chunks of parameters (naive) or of columns of one layer
+#: (incremental), each one call of a kernel; Python handles Ctrl-C and reports progress between
+#: them. Chunks grow until one lasts about CHUNK_SECONDS.
+CHUNK_SECONDS = 0.2
+#: A chunk is planned to last at most CHUNK_GROWTH times as long as the one before ...
+CHUNK_GROWTH = 16
+#: ... or CHUNK_FLOOR seconds, whichever is longer: the first chunks are mostly call overhead,
+#: and a network whose whole gradient takes less than this is done in a call or two.
+CHUNK_FLOOR = 0.01
+
+
+def numerical_gradient_flat(net, theta, X, T, scheme, h, strategy, n_threads, *,
+                            progress=None) -> np.ndarray:
+    """Validated inputs in, flat gradient out (for benchmarks that time the kernel alone).
+
+    The kernels are called on chunks of the parameters (naive) or of the columns of one
+    layer (incremental), so that Ctrl-C stops the computation within a fraction of a second.
+    The first chunk has one item per thread; later ones are sized from the time the previous
+    one took, to last about :data:`CHUNK_SECONDS`. Every parameter's quotient is computed
+    alone, so the result is the same, bit for bit, however it is chunked and whatever
+    ``n_threads``.
+
+    Parameters
+    ----------
+    net : MLP
+    theta, X, T : ndarray
+        From :func:`gradbench.model.flat_params` and :func:`gradbench.model.prepare_batch`.
+    scheme, h, strategy, n_threads
+        As returned by :func:`fd_options` (h is the step before scaling).
+    progress : callable or None
+        ``progress(done, total)`` after each chunk: parameters done so far, and in all. The
+        last call has ``done == total``. An exception it raises propagates at once.
+
+    Returns
+    -------
+    ndarray
+        The gradient, shape (net.num_params,), in the network's dtype.
+    """
     codes, layout, code = _codes(net), net.layout, SCHEME_CODE[scheme]
     grad = np.empty(theta.shape[0], dtype=net.dtype)
     saved = numba.get_num_threads()
@@ -264,16 +307,57 @@ def numerical_gradient_flat(net, theta, X, T, scheme, h, strategy, n_threads):
             if strategy == "naive":
                 X_s = X.astype(np.complex128) if scheme == "complex_step" else X
                 driver = K.fd_naive_parallel if n_threads > 1 else K.fd_naive_serial
-                driver(theta_s, layout, X_s, T, *codes, *fd, 0, theta.shape[0], n_threads, grad)
+
+                def run(_, start, stop):  # parameters start..stop-1
+                    driver(theta_s, layout, X_s, T, *codes, *fd, start, stop, n_threads, grad)
+
+                segments = [(theta.shape[0], 1)]
             else:
                 base = K.base_pass(theta, layout, X, T, *codes)
                 driver = K.fd_incremental_parallel if n_threads > 1 else K.fd_incremental_serial
-                for l, n_out in enumerate(net.sizes[1:]):
+
+                def run(l, start, stop):  # columns start..stop-1 of layer l
                     driver(theta_s, layout, X, T, *codes, *fd, *base, INCREMENTAL_BATCH,
-                           l, 0, n_out, n_threads, grad)
+                           l, start, stop, n_threads, grad)
+
+                # a column of layer l holds n_in + 1 parameters: W_l[:, j] and b_l[j]
+                segments = [(n_out, n_in + 1) for _, _, n_in, n_out in layout.tolist()]
+            _in_chunks(run, segments, n_threads, progress)
         finally:
             numba.set_num_threads(saved)
     return grad
+
+
+def _in_chunks(run, segments, n_threads: int, progress) -> None:
+    """Call ``run(segment, start, stop)`` over every item of every segment, in chunks.
+
+    ``segments[k] = (n_items, params_per_item)``. A chunk stays inside one segment and holds
+    a multiple of n_threads items, or all that are left. The time per parameter of the last
+    chunk sizes the next; a new segment (another layer, another regime: usually cheaper per
+    parameter, as the layers go up) starts with a chunk planned at CHUNK_FLOOR seconds.
+    """
+    total = sum(n * per for n, per in segments)
+    done = 0
+    seconds_per_param = None
+    for k, (n_items, per_item) in enumerate(segments):
+        start, planned = 0, CHUNK_FLOOR
+        while start < n_items:
+            left = n_items - start
+            if seconds_per_param is None:
+                size = n_threads
+            else:
+                size = planned / max(seconds_per_param * per_item, 1e-12)
+                size = left if size >= left else max(n_threads, int(size) // n_threads * n_threads)
+            stop = min(n_items, start + size)
+            t0 = time.perf_counter()
+            run(k, start, stop)
+            elapsed = time.perf_counter() - t0
+            done += (stop - start) * per_item
+            if progress is not None:
+                progress(done, total)
+            seconds_per_param = elapsed / ((stop - start) * per_item)
+            planned = min(CHUNK_SECONDS, max(CHUNK_GROWTH * elapsed, CHUNK_FLOOR))
+            start = stop
 
 
 def warm_up(net: MLP, scheme: str = "central", strategy: str = "naive",
