@@ -13,9 +13,14 @@ Arguments come in one order everywhere, each kernel taking the ones it needs:
 2. the finite-difference scheme: ``scheme, steps, h, f0``;
 3. the incremental strategy's base pass: ``Z, A, offs, rows``, then ``batch``;
 4. which parameters: ``l`` (a layer), ``start, stop`` (a range of parameters, or of
-   columns of layer l), ``j`` (one column);
+   columns of layer l), ``j`` (one column), ``i`` or ``p`` (one parameter or sample),
+   then how far they move (``dv``);
 5. ``n_threads``;
 6. outputs and caller-given buffers, last.
+
+Helpers for one layer take its parts in the same places: weights (``W_next``) where theta
+goes, the layer's input ``a_prev`` (or outputs ``z``) where X goes, the base pass's views
+``z, a, z_next`` with the base pass.
 
 Three layers, as in stumpy: serial workers that write only their own slice of the
 result, ``prange`` drivers over threads (each thread has its own scratch, results
@@ -97,7 +102,7 @@ def _act_grad(a, act):
 
 
 @njit(**INLINE_JIT)
-def _row_loss(z, T, i, loss, out_act):
+def _row_loss(z, T, loss, out_act, i):
     """Loss of sample i (outputs z, targets T[i]), not yet divided by the batch size.
 
     T and the row index are passed rather than the view T[i]: a view of a shared array costs
@@ -134,7 +139,7 @@ def _loss_from_output(z, T, loss, out_act):
     B = z.shape[0]
     total = 0.0 * z[0, 0]
     for i in range(B):
-        total += _row_loss(z[i], T, i, loss, out_act)
+        total += _row_loss(z[i], T, loss, out_act, i)
     return total / B
 
 
@@ -234,7 +239,7 @@ def _output_delta(z, T, loss, out_act, dz):
             for k in range(K):
                 dz[i, k] = (dz[i, k] / s * tsum - t[k]) / B
         else:
-            total += _row_loss(zi, T, i, loss, out_act)
+            total += _row_loss(zi, T, loss, out_act, i)
             for k in range(K):
                 y = _act(zi[k], out_act)
                 dz[i, k] = (y - t[k]) * _act_grad(y, out_act) / B
@@ -290,7 +295,7 @@ def _step(t, h):
 
 
 @njit(**JIT)
-def _perturbations(theta, p, steps, h, moved, d):
+def _perturbations(theta, steps, h, p, moved, d):
     """Parameter p moved by each of the scheme's steps; returns its step h_p.
 
     moved[s] = theta[p] + steps[s] * h_p, rounded to the dtype of ``moved`` (theta's: the value
@@ -306,7 +311,7 @@ def _perturbations(theta, p, steps, h, moved, d):
 
 
 @njit(**JIT)
-def _combine(scheme, f, d, f0, hp):
+def _combine(scheme, hp, f0, f, d):
     """The finite-difference quotient from the loss values f at the realised steps d.
 
     f[s] = loss(theta + d[s] e_p) for the multipliers of ``STEPS[scheme]``; d[s] is the
@@ -342,12 +347,12 @@ def fd_naive_worker(theta, layout, X, T, act, loss, out_act, scheme, steps, h, f
     d = np.empty(n_steps)
     f = np.zeros(n_steps, dtype=steps.dtype)  # float64 (complex128 for the complex step)
     for p in range(start, stop):
-        hp = _perturbations(theta, p, steps, h, moved, d)
+        hp = _perturbations(theta, steps, h, p, moved, d)
         for s in range(n_steps):
             theta_p[p] = moved[s]
             f[s] = _loss(theta_p, layout, X, T, act, loss, out_act, offs, buf)
         theta_p[p] = theta[p]
-        grad[p] = _combine(scheme, f, d, f0, hp)
+        grad[p] = _combine(scheme, hp, f0, f, d)
 
 
 @njit(**PARALLEL_JIT)
@@ -405,34 +410,34 @@ def base_pass(theta, layout, X, T, act, loss, out_act):
     z_out = _block(A, offs, L - 1, layout[L - 1, 3])
     rows = np.empty(B)  # float64, as the loss kernel accumulates
     for i in range(B):
-        rows[i] = _row_loss(z_out[i], T, i, loss, out_act)
+        rows[i] = _row_loss(z_out[i], T, loss, out_act, i)
     return Z, A, offs, rows
 
 
 @njit(**JIT)
-def _output_layer_losses(X, T, loss, out_act, z, rows, j, dv, f):
+def _output_layer_losses(a_prev, T, loss, out_act, z, rows, j, dv, f):
     """Regime "output layer": unit j of the output layer, whose pre-activations are the
-    logits z (B, K); X is the layer's input a_prev and rows the base loss rows.
+    logits z (B, K); a_prev is the layer's input and rows the base loss rows.
 
     dv[i, s] is how far step s moves parameter i (in the arithmetic of the scheme); a row
     whose logit does not move keeps its base loss.
     """
     B, K = z.shape
-    n_in = X.shape[1]
+    n_in = a_prev.shape[1]
     n_par, n_steps = dv.shape
     z_row = np.empty(K, dtype=dv.dtype)
     for i in range(n_par):
         for s in range(n_steps):
             total = 0.0 * f[i, s]  # 0 in the arithmetic of f (real or complex)
             for b in range(B):
-                x = X[b, i] if i < n_in else 1.0
+                x = a_prev[b, i] if i < n_in else 1.0
                 for k in range(K):
                     z_row[k] = z[b, k]
                 z_row[j] = z[b, j] + dv[i, s] * x  # dz[b, j] = dv * x_b
                 if z_row[j] == z[b, j]:
                     total += rows[b]
                 else:
-                    total += _row_loss(z_row, T, b, loss, out_act)
+                    total += _row_loss(z_row, T, loss, out_act, b)
             f[i, s] = total / B
 
 
@@ -456,10 +461,10 @@ def _softmax_rows(z, T):
 
 
 @njit(**JIT)
-def _below_output_losses(W_next, X, T, act, loss, out_act, z, a, z_next, rows, j, dv, f):
+def _below_output_losses(W_next, a_prev, T, act, loss, out_act, z, a, z_next, rows, j, dv, f):
     """Regime "layer below the output": unit j of the last hidden layer.
 
-    X is the layer's input a_prev, z and a its base pre-activations and activations, z_next
+    a_prev is the layer's input, z and a its base pre-activations and activations, z_next
     the base logits and W_next the output layer's weights (in the arithmetic of the scheme).
     Moving z[b, j] moves a[b, j] by da, and the logits by the rank-1 update da * W_next[j, :].
 
@@ -469,7 +474,7 @@ def _below_output_losses(W_next, X, T, act, loss, out_act, z, a, z_next, rows, j
     exponentials per row become one logarithm.
     """
     B, K = z_next.shape
-    n_in = X.shape[1]
+    n_in = a_prev.shape[1]
     n_par, n_steps = dv.shape
     z_row = np.empty(K, dtype=W_next.dtype)
     w_max = 0.0
@@ -480,7 +485,7 @@ def _below_output_losses(W_next, X, T, act, loss, out_act, z, a, z_next, rows, j
         for s in range(n_steps):
             total = 0.0 * f[i, s]  # 0 in the arithmetic of f (real or complex)
             for b in range(B):
-                x = X[b, i] if i < n_in else 1.0
+                x = a_prev[b, i] if i < n_in else 1.0
                 # dz[b, j] = dv * x_b, then da[b, j] = act(z + dz) - a
                 da = _act(z[b, j] + dv[i, s] * x, act) - a[b, j]
                 if da == 0.0:
@@ -500,7 +505,7 @@ def _below_output_losses(W_next, X, T, act, loss, out_act, z, a, z_next, rows, j
                 # dz_next[b, :] = da * W_next[j, :]; the loss row from the moved logits
                 for k in range(K):
                     z_row[k] = z_next[b, k] + da * W_next[j, k]
-                total += _row_loss(z_row, T, b, loss, out_act)
+                total += _row_loss(z_row, T, loss, out_act, b)
             f[i, s] = total / B
 
 
@@ -527,22 +532,22 @@ def _stacked_losses(theta, layout, T, act, loss, out_act, l, Z_stack, f):
     for q in range(n):
         total = 0.0 * f[q]
         for b in range(B):
-            total += _row_loss(z_out[q * B + b], T, b, loss, out_act)
+            total += _row_loss(z_out[q * B + b], T, loss, out_act, b)
         f[q] = total / B
 
 
 @njit(**JIT)
-def _deep_layer_losses(theta, layout, X, T, act, loss, out_act, z, a, z_next, batch, l, j,
+def _deep_layer_losses(theta, layout, a_prev, T, act, loss, out_act, z, a, z_next, batch, l, j,
                        dv, f):
     """Regime "deeper layers": unit j of layer l, two or more layers below the output.
 
-    X is the layer's input a_prev, z and a its base pre-activations and activations, z_next
+    a_prev is the layer's input, z and a its base pre-activations and activations, z_next
     the next layer's base pre-activations; theta is in the arithmetic of the scheme. The
     perturbed z_next of ``batch`` perturbations at a time are stacked and pushed through the
     remaining layers together.
     """
     B, n_next = z_next.shape
-    n_in = X.shape[1]
+    n_in = a_prev.shape[1]
     n_par, n_steps = dv.shape
     n_pert = n_par * n_steps
     W_next, _ = _layer(theta, layout, l + 1)
@@ -558,7 +563,7 @@ def _deep_layer_losses(theta, layout, X, T, act, loss, out_act, z, a, z_next, ba
             q = q0 + qq
             i = q // n_steps
             for b in range(B):
-                x = X[b, i] if i < n_in else 1.0
+                x = a_prev[b, i] if i < n_in else 1.0
                 # dz[b, j] = dv * x_b, then da[b] = act(z + dz) - a
                 da[b] = _act(z[b, j] + dv_flat[q] * x, act) - a[b, j]
                 # z_next + dz_next, with dz_next[b, :] = da[b] * W_next[j, :]
@@ -592,7 +597,7 @@ def fd_incremental_unit(theta, layout, X, T, act, loss, out_act, scheme, steps, 
     for i in range(n_par):
         p = w_off + i * n_out + j if i < n_in else b_off + j
         index[i] = p
-        hp[i] = _perturbations(theta, p, steps, h, moved, d[i])
+        hp[i] = _perturbations(theta, steps, h, p, moved, d[i])
         for s in range(n_steps):
             dv[i, s] = moved[s] - theta[p]
 
@@ -614,7 +619,7 @@ def fd_incremental_unit(theta, layout, X, T, act, loss, out_act, scheme, steps, 
                                batch, l, j, dv, f)
 
     for i in range(n_par):
-        grad[index[i]] = _combine(scheme, f[i], d[i], f0, hp[i])
+        grad[index[i]] = _combine(scheme, hp[i], f0, f[i], d[i])
 
 
 @njit(**PARALLEL_JIT)
