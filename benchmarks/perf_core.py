@@ -1,6 +1,13 @@
 """Core performance figures on one network: our kernels against NumPy and torch.
 
     python benchmarks/perf_core.py [--sizes 784,50,10] [--batch 100] [--threads 2]
+    python benchmarks/perf_core.py --before DIR [--methods loss,backprop,naive,incremental]
+
+The second form times the kernels of another checkout (DIR holds its ``gradbench`` package,
+e.g. ``git archive main | tar -x -C /tmp/before``) against this one's: for each method the
+two run in processes of their own, back to back in an order that alternates between rounds,
+and the script prints after/before ratios and whether the numerical gradients agree bit for
+bit.
 
 Each contender runs in a process of its own, and the processes alternate over several
 rounds: numpy's OpenBLAS, the OpenBLAS that Numba calls (scipy's) and torch's OpenMP pool all
@@ -15,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -38,7 +47,15 @@ def _per_call(fn, min_seconds=0.05) -> float:
         n *= 2
 
 
-def worker(method: str, sizes, batch: int, threads: int, ref_params: int) -> dict:
+#: This checkout: the package whose kernels the "after" side of --before times.
+HERE = Path(__file__).resolve().parent.parent
+
+
+def _saved(tag: str, method: str) -> str:
+    return f"/tmp/gradbench_perf_{tag}{method}.npy"
+
+
+def worker(method: str, sizes, batch: int, threads: int, ref_params: int, tag: str = "") -> dict:
     """Time one method in this process; returns {"seconds": ..., extra figures}."""
     import numba
     from threadpoolctl import threadpool_limits
@@ -47,7 +64,7 @@ def worker(method: str, sizes, batch: int, threads: int, ref_params: int) -> dic
     from gradbench import gradients as G
     from gradbench import kernels as K
     from gradbench import reference as R
-    from gradbench.check import warm_up
+    from gradbench.check import warm_up  # also in gradbench.gradients; the old home for --before
     from gradbench.data import make_batch
     from gradbench.model import prepare_batch
 
@@ -56,7 +73,7 @@ def worker(method: str, sizes, batch: int, threads: int, ref_params: int) -> dic
     X, y = make_batch(net, batch, seed=0)
     Xp, Tp = prepare_batch(net, X, y)
     theta, codes = net._flat, G._codes(net)
-    out = {}
+    out = {"gradbench": gb.__file__}
     if method == "torch_backprop":
         try:
             import torch
@@ -88,7 +105,7 @@ def worker(method: str, sizes, batch: int, threads: int, ref_params: int) -> dic
         flat = np.concatenate([a.ravel() for a in g])
         bp = np.concatenate([a.ravel() for a in gb.backprop(net, X, y)])
         out["max_abs_err_vs_backprop"] = float(np.abs(flat - bp).max())
-        np.save(f"/tmp/gradbench_perf_{method}.npy", flat)
+        np.save(_saved(tag, method), flat)
         return out
     elif method == "numpy_loop":
         m = ref_params or net.num_params
@@ -120,6 +137,48 @@ def worker(method: str, sizes, batch: int, threads: int, ref_params: int) -> dic
     return out
 
 
+def _run_worker(method: str, args, tag: str = "", pythonpath: str | None = None) -> dict:
+    """One worker process; its JSON result."""
+    cmd = [sys.executable, __file__, "--worker", method, "--sizes", args.sizes,
+           "--batch", str(args.batch), "--threads", str(args.threads),
+           "--reference-params", str(args.reference_params), "--tag", tag]
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def compare(args) -> None:
+    """Before/after: the same methods from two checkouts, alternating processes."""
+    sides = {"before": str(Path(args.before).resolve()), "after": str(HERE)}
+    methods = args.methods.split(",")
+    print(f"sizes {args.sizes}, batch {args.batch}, {args.threads} threads, {args.rounds} "
+          f"rounds; before = {sides['before']}, after = {sides['after']}")
+    res = {(side, m): [] for side in sides for m in methods}
+    for r in range(args.rounds):
+        order = ("before", "after") if r % 2 == 0 else ("after", "before")
+        for m in methods:
+            for side in order:
+                d = _run_worker(m, args, tag=side + "_", pythonpath=sides[side])
+                if not d["gradbench"].startswith(sides[side]):
+                    sys.exit(f"{side} imported {d['gradbench']}, not from {sides[side]}")
+                res[(side, m)].append(d["seconds"])
+        print(f"  round {r + 1}: " + ", ".join(
+            f"{m} {res[('before', m)][-1]:.4g}/{res[('after', m)][-1]:.4g}s" for m in methods))
+    print(f"\n  {'method':12s} {'before ms':>12s} {'after ms':>12s} {'after/before':>13s}"
+          "   (medians; per-round ratios)")
+    for m in methods:
+        b, a = np.median(res[("before", m)]), np.median(res[("after", m)])
+        per_round = [x / y for x, y in zip(res[("after", m)], res[("before", m)], strict=True)]
+        print(f"  {m:12s} {b * 1e3:12.3f} {a * 1e3:12.3f} {a / b:13.3f}   "
+              + " ".join(f"{x:.3f}" for x in per_round))
+    for m in ("naive", "incremental"):
+        if m in methods:
+            same = np.array_equal(np.load(_saved("before_", m)), np.load(_saved("after_", m)))
+            print(f"  {m} gradients identical before and after: {same}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="784,50,10")
@@ -131,12 +190,21 @@ def main(argv=None) -> None:
                          "(0, the default: all of them)")
     ap.add_argument("--fast-only", action="store_true",
                     help="only the single-gradient methods (skip the numerical gradients)")
+    ap.add_argument("--before", metavar="DIR",
+                    help="time another checkout's kernels (DIR holds its gradbench package) "
+                         "against this one's")
+    ap.add_argument("--methods", default="loss,backprop,naive,incremental",
+                    help="with --before: the methods to compare (default: %(default)s)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--tag", default="", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.worker:
         print(json.dumps(worker(args.worker, sizes, args.batch, args.threads,
-                                args.reference_params)))
+                                args.reference_params, args.tag)))
+        return
+    if args.before:
+        compare(args)
         return
 
     import gradbench as gb
@@ -150,11 +218,7 @@ def main(argv=None) -> None:
         for m in FAST + ([] if args.fast_only else SLOW):
             if m == "numpy_loop" and r > 0:
                 continue  # long: once
-            cmd = [sys.executable, __file__, "--worker", m, "--sizes", args.sizes,
-                   "--batch", str(args.batch), "--threads", str(args.threads),
-                   "--reference-params", str(args.reference_params)]
-            d = json.loads(subprocess.run(cmd, capture_output=True, text=True,
-                                          check=True).stdout.strip().splitlines()[-1])
+            d = _run_worker(m, args)
             if d.get("seconds") is not None:
                 res[m].append(d.pop("seconds"))
             extra.setdefault(m, {}).update(d)
@@ -173,8 +237,8 @@ def main(argv=None) -> None:
                   + (f", / torch: {t[m] / t['torch_backprop']:.3f}" if "torch_backprop" in t
                      else ""))
         return
-    naive = np.load("/tmp/gradbench_perf_naive.npy")
-    incr = np.load("/tmp/gradbench_perf_incremental.npy")
+    naive = np.load(_saved("", "naive"))
+    incr = np.load(_saved("", "incremental"))
     agree = float(np.abs(naive - incr).max() / np.abs(naive).max())
     ideal = 2 * N * t["loss"] / args.threads
     ideal1 = 2 * N * t["loss_1blas"] / args.threads

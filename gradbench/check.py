@@ -17,32 +17,42 @@ passes when ``|a - n| <= sqrt(acc) * max(|a|, |n|)`` or ``|a - n| <= 10 * acc * 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from . import kernels as K
 from .gradients import (
-    ORDER,
-    SCHEME_CODE,
-    _codes,
-    _scheme,
-    _step_size,
     backprop_flat,
     default_step,
     fd_options,
+    loss_flat,
     numerical_gradient_flat,
+    scheme_order,
+    step_multipliers,
+    step_size,
+    warm_up,
 )
 from .model import MLP, flat_params, prepare_batch
+
+__all__ = [
+    "DirectionalCheck",
+    "attainable_accuracy",
+    "directional_check",
+    "gradient_check",
+    "step_curve",
+    "threshold",
+    "warm_up",  # lives in gradbench.gradients; imported from here by older callers
+]
 
 
 def attainable_accuracy(scheme: str, dtype) -> float:
     """Relative accuracy a scheme attains at its default step, in the given dtype."""
+    p = scheme_order(scheme)
     eps = float(np.finfo(np.dtype(dtype)).eps)
-    if _scheme(scheme) == "complex_step":
+    if scheme == "complex_step":
         return eps
-    p = ORDER[scheme]
     return eps ** (p / (p + 1))
 
 
@@ -69,8 +79,12 @@ def gradient_check(
     *,
     strategy: str = "naive",
     threads: int | None = None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> pd.DataFrame:
     """Compare the numerical gradient with backpropagation, one row per tensor.
+
+    ``progress``, if given, is called as ``progress(done, total)`` (parameters) while the
+    numerical gradient runs; see :func:`gradbench.gradients.numerical_gradient`.
 
     Returns
     -------
@@ -90,7 +104,8 @@ def gradient_check(
     f, ga = backprop_flat(net, theta, Xp, Tp)
     analytic_seconds = _median_call_seconds(lambda: backprop_flat(net, theta, Xp, Tp))
     t1 = time.perf_counter()
-    gn = numerical_gradient_flat(net, theta, Xp, Tp, scheme, hval, strategy, n_threads)
+    gn = numerical_gradient_flat(net, theta, Xp, Tp, scheme, hval, strategy, n_threads,
+                                 progress=progress)
     numerical_seconds = time.perf_counter() - t1
 
     acc = attainable_accuracy(scheme, net.dtype)
@@ -163,26 +178,6 @@ def _median_call_seconds(fn, budget: float = 0.2, rounds: int = 7) -> float:
     return float(np.median(times))
 
 
-def warm_up(net: MLP, scheme: str = "central", strategy: str = "naive",
-            threads: int = 1) -> float:
-    """Compile (or load from the disk cache) the kernels ``net`` needs; returns the seconds.
-
-    A tiny network of the same dtype, activation and loss has the same argument types,
-    so the timed call that follows compiles nothing.
-    """
-    tiny = MLP([2, 2, 2], activation=net.activation, loss=net.loss, dtype=net.dtype,
-               output_activation=net.output_activation)
-    X = np.zeros((1, 2), dtype=net.dtype)
-    T = np.zeros((1, 2), dtype=net.dtype)
-    act, lss, out_act = _codes(tiny)
-    theta = tiny._flat
-    t0 = time.perf_counter()
-    K.backprop_kernel(theta, tiny.layout, X, T, act, lss, out_act, np.empty_like(theta))
-    K.loss_kernel(theta, tiny.layout, X, T, act, lss, out_act)
-    numerical_gradient_flat(tiny, theta, X, T, scheme, 1e-3, strategy, threads)
-    return time.perf_counter() - t0
-
-
 def _near_kink(net: MLP, theta, X, h: float, scheme: str) -> list[int]:
     """Per layer l: hidden pre-activations a step of a layer-l parameter could push across
     relu's kink (the output layer has none).
@@ -200,7 +195,7 @@ def _near_kink(net: MLP, theta, X, h: float, scheme: str) -> list[int]:
     for w_off, b_off, n_in, n_out in net.layout:
         params += [theta[w_off:b_off].reshape(n_in, n_out), theta[b_off : b_off + n_out]]
     zs, acts = forward(params, X, net.activation)
-    c = float(np.abs(K.STEPS[SCHEME_CODE[scheme]]).max())
+    c = float(np.abs(step_multipliers(scheme)).max())
     hidden = net.depth - 1
     counts = []
     for l in range(net.depth):
@@ -237,10 +232,9 @@ def directional_check(
     Compares ``v . grad`` with the central difference of the loss along v, as torch's fast
     gradcheck and jax's ``check_grads`` do. The step is ``h * max(1, |theta|_inf)``.
     """
-    hval = _step_size(h, "central", net.dtype)
+    hval = step_size("central", net.dtype, h)
     theta = flat_params(net)
     Xp, Tp = prepare_batch(net, X, T)
-    act, lss, out_act = _codes(net)
     rng = np.random.default_rng(seed)
     v = rng.standard_normal(theta.shape[0])
     v /= np.linalg.norm(v)
@@ -249,8 +243,8 @@ def directional_check(
     hp = hval * max(1.0, float(np.abs(theta).max()))
     tp = (theta + hp * v).astype(net.dtype)
     tm = (theta - hp * v).astype(net.dtype)
-    fp = float(K.loss_kernel(tp, net.layout, Xp, Tp, act, lss, out_act))
-    fm = float(K.loss_kernel(tm, net.layout, Xp, Tp, act, lss, out_act))
+    fp = loss_flat(net, tp, Xp, Tp)
+    fm = loss_flat(net, tm, Xp, Tp)
     # divide by the displacement actually applied along v
     step = float(np.dot(tp.astype(np.float64) - tm.astype(np.float64), v))
     numerical = (fp - fm) / step

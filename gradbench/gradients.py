@@ -7,6 +7,8 @@ Each function validates its inputs, allocates the outputs and calls a kernel fro
 from __future__ import annotations
 
 import numbers
+import time
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -77,6 +79,25 @@ def backprop(net: MLP, X, T, *, check_finite: bool = True) -> list[np.ndarray]:
     return unflatten(net, backprop_flat(net, theta, X, T)[1])
 
 
+def loss_flat(net: MLP, theta, X, T) -> float:
+    """The loss at a given flat parameter vector, on validated inputs.
+
+    Parameters
+    ----------
+    net : MLP
+        Gives the architecture, activations, loss and dtype; its own parameters are not used.
+    theta : ndarray, shape (net.num_params,)
+        Parameters in the order of :func:`gradbench.model.flat_params`, in the network's dtype.
+    X, T : ndarray
+        A batch from :func:`gradbench.model.prepare_batch`.
+
+    Returns
+    -------
+    float
+    """
+    return float(K.loss_kernel(theta, net.layout, X, T, *_codes(net)))
+
+
 def backprop_flat(net: MLP, theta, X, T) -> tuple[float, np.ndarray]:
     """Validated inputs in, (loss, flat gradient) out."""
     grad = np.empty_like(theta)
@@ -103,13 +124,25 @@ def default_step(scheme: str, dtype) -> float:
     return eps ** (1.0 / (ORDER[scheme] + 1))
 
 
-def _scheme(scheme) -> str:
-    if not isinstance(scheme, str) or scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
-    return scheme
+def step_size(scheme: str, dtype, h: float | None = None) -> float:
+    """The step before scaling: ``h`` checked, or the scheme's default when it is None.
 
+    Parameters
+    ----------
+    scheme : {"forward", "central", "five_point", "complex_step"}
+    dtype : {"float32", "float64"}
+    h : float or None
 
-def _step_size(h, scheme: str, dtype) -> float:
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a step that is not a positive finite number, or an unknown scheme.
+    """
+    scheme = _scheme(scheme)
     if h is None:
         return default_step(scheme, dtype)
     if isinstance(h, bool) or not isinstance(h, numbers.Real):
@@ -117,6 +150,35 @@ def _step_size(h, scheme: str, dtype) -> float:
     if not (np.isfinite(h) and h > 0):
         raise ValueError(f"h must be positive and finite, got {h!r}; or pass h=None")
     return float(h)
+
+
+def scheme_order(scheme: str) -> int:
+    """Order of accuracy p of a scheme: its truncation error is of order h**p.
+
+    Raises
+    ------
+    ValueError
+        For an unknown scheme.
+    """
+    return ORDER[_scheme(scheme)]
+
+
+def step_multipliers(scheme: str) -> np.ndarray:
+    """Multipliers c of the scheme's steps: the loss is evaluated at theta + c * h_i * e_i.
+
+    Returns
+    -------
+    ndarray
+        float64 (``[1, -1]`` for central differences), or complex128 ``[1j]`` for the
+        complex step. A copy: changing it changes nothing.
+    """
+    return K.STEPS[SCHEME_CODE[_scheme(scheme)]].copy()
+
+
+def _scheme(scheme) -> str:
+    if not isinstance(scheme, str) or scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
+    return scheme
 
 
 def _threads(threads) -> int:
@@ -141,6 +203,7 @@ def numerical_gradient(
     strategy: str = "naive",
     *,
     threads: int | None = None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> list[np.ndarray]:
     """Gradient of the loss by finite differences, one parameter at a time.
 
@@ -160,6 +223,10 @@ def numerical_gradient(
     threads : int or None
         Threads to spread the parameters over (default: Numba's current setting). The
         result does not depend on it. BLAS runs single-threaded inside.
+    progress : callable or None
+        Called as ``progress(done, total)`` after each chunk of the computation, with the
+        number of parameters done so far and in all (see :func:`numerical_gradient_flat`).
+        Exceptions it raises, KeyboardInterrupt included, stop the computation.
 
     Returns
     -------
@@ -169,7 +236,8 @@ def numerical_gradient(
     scheme, hval, n_threads = fd_options(net, scheme, h, strategy, threads)
     theta = flat_params(net)
     X, T = prepare_batch(net, X, T)
-    grad = numerical_gradient_flat(net, theta, X, T, scheme, hval, strategy, n_threads)
+    grad = numerical_gradient_flat(net, theta, X, T, scheme, hval, strategy, n_threads,
+                                   progress=progress)
     return unflatten(net, grad)
 
 
@@ -185,39 +253,140 @@ def fd_options(net: MLP, scheme, h, strategy, threads) -> tuple[str, float, int]
             "complex_step needs a float64 network (complex64 arithmetic is too coarse); "
             "use dtype='float64' or another scheme"
         )
-    return scheme, _step_size(h, scheme, net.dtype), _threads(threads)
+    return scheme, step_size(scheme, net.dtype, h), _threads(threads)
 
 
-def numerical_gradient_flat(net, theta, X, T, scheme, h, strategy, n_threads):
-    """Validated inputs in, flat gradient out (for benchmarks that time the kernel alone)."""
-    act, lss, out_act = _codes(net)
-    code = SCHEME_CODE[scheme]
-    steps = K.STEPS[code]
-    unit = 1j if scheme == "complex_step" else 1.0
+#: A numerical gradient runs in chunks of parameters (naive) or of columns of one layer
+#: (incremental), each one call of a kernel; Python handles Ctrl-C and reports progress between
+#: them. Chunks grow until one lasts about CHUNK_SECONDS.
+CHUNK_SECONDS = 0.2
+#: A chunk is planned to last at most CHUNK_GROWTH times as long as the one before ...
+CHUNK_GROWTH = 16
+#: ... or CHUNK_FLOOR seconds, whichever is longer: the first chunks are mostly call overhead,
+#: and a network whose whole gradient takes less than this is done in a call or two.
+CHUNK_FLOOR = 0.01
+
+
+def numerical_gradient_flat(net, theta, X, T, scheme, h, strategy, n_threads, *,
+                            progress=None) -> np.ndarray:
+    """Validated inputs in, flat gradient out (for benchmarks that time the kernel alone).
+
+    The kernels are called on chunks of the parameters (naive) or of the columns of one
+    layer (incremental), so that Ctrl-C stops the computation within a fraction of a second.
+    The first chunk has one item per thread; later ones are sized from the time the previous
+    one took, to last about :data:`CHUNK_SECONDS`. Every parameter's quotient is computed
+    alone, so the result is the same, bit for bit, however it is chunked and whatever
+    ``n_threads``.
+
+    Parameters
+    ----------
+    net : MLP
+    theta, X, T : ndarray
+        From :func:`gradbench.model.flat_params` and :func:`gradbench.model.prepare_batch`.
+    scheme, h, strategy, n_threads
+        As returned by :func:`fd_options` (h is the step before scaling).
+    progress : callable or None
+        ``progress(done, total)`` after each chunk: parameters done so far, and in all. The
+        last call has ``done == total``. An exception it raises propagates at once.
+
+    Returns
+    -------
+    ndarray
+        The gradient, shape (net.num_params,), in the network's dtype.
+    """
+    codes, layout, code = _codes(net), net.layout, SCHEME_CODE[scheme]
     grad = np.empty(theta.shape[0], dtype=net.dtype)
     saved = numba.get_num_threads()
     with single_threaded_blas():
         numba.set_num_threads(n_threads)
         try:
-            f0 = 0.0
-            if scheme == "forward":
-                f0 = float(K.loss_kernel(theta, net.layout, X, T, act, lss, out_act))
+            f0 = float(K.loss_kernel(theta, layout, X, T, *codes)) if scheme == "forward" else 0.0
+            fd = (code, K.STEPS[code], h, f0)  # the scheme's arguments of every kernel
+            # theta in the arithmetic of the scheme
+            theta_s = theta.astype(np.complex128) if scheme == "complex_step" else theta
             if strategy == "naive":
-                if scheme == "complex_step":
-                    theta, X = theta.astype(np.complex128), X.astype(np.complex128)
+                X_s = X.astype(np.complex128) if scheme == "complex_step" else X
                 driver = K.fd_naive_parallel if n_threads > 1 else K.fd_naive_serial
-                driver(theta, net.layout, X, T, act, lss, out_act, code, steps, unit, h, f0,
-                       n_threads, grad)
+
+                def run(_, start, stop):  # parameters start..stop-1
+                    driver(theta_s, layout, X_s, T, *codes, *fd, start, stop, n_threads, grad)
+
+                segments = [(theta.shape[0], 1)]
             else:
-                theta_k = theta.astype(np.complex128) if scheme == "complex_step" else theta
-                Z, A, offs, rows = K.base_pass(theta, net.layout, X, act, lss, out_act, T)
-                units = np.array(
-                    [(l, j) for l, n in enumerate(net.sizes[1:]) for j in range(n)],
-                    dtype=np.int64,
-                )
+                base = K.base_pass(theta, layout, X, T, *codes)
                 driver = K.fd_incremental_parallel if n_threads > 1 else K.fd_incremental_serial
-                driver(theta, theta_k, net.layout, X, T, act, lss, out_act, code, steps, unit,
-                       h, f0, Z, A, offs, rows, units, INCREMENTAL_BATCH, n_threads, grad)
+
+                def run(l, start, stop):  # columns start..stop-1 of layer l
+                    driver(theta_s, layout, X, T, *codes, *fd, *base, INCREMENTAL_BATCH,
+                           l, start, stop, n_threads, grad)
+
+                # a column of layer l holds n_in + 1 parameters: W_l[:, j] and b_l[j]
+                segments = [(n_out, n_in + 1) for _, _, n_in, n_out in layout.tolist()]
+            _in_chunks(run, segments, n_threads, progress)
         finally:
             numba.set_num_threads(saved)
     return grad
+
+
+def _in_chunks(run, segments, n_threads: int, progress) -> None:
+    """Call ``run(segment, start, stop)`` over every item of every segment, in chunks.
+
+    ``segments[k] = (n_items, params_per_item)``. A chunk stays inside one segment and holds
+    a multiple of n_threads items, or all that are left. The time per parameter of the last
+    chunk sizes the next; a new segment (another layer, another regime: usually cheaper per
+    parameter, as the layers go up) starts with a chunk planned at CHUNK_FLOOR seconds.
+    """
+    total = sum(n * per for n, per in segments)
+    done = 0
+    seconds_per_param = None
+    for k, (n_items, per_item) in enumerate(segments):
+        start, planned = 0, CHUNK_FLOOR
+        while start < n_items:
+            left = n_items - start
+            if seconds_per_param is None:
+                size = n_threads
+            else:
+                size = planned / max(seconds_per_param * per_item, 1e-12)
+                size = left if size >= left else max(n_threads, int(size) // n_threads * n_threads)
+            stop = min(n_items, start + size)
+            t0 = time.perf_counter()
+            run(k, start, stop)
+            elapsed = time.perf_counter() - t0
+            done += (stop - start) * per_item
+            if progress is not None:
+                progress(done, total)
+            seconds_per_param = elapsed / ((stop - start) * per_item)
+            planned = min(CHUNK_SECONDS, max(CHUNK_GROWTH * elapsed, CHUNK_FLOOR))
+            start = stop
+
+
+def warm_up(net: MLP, scheme: str = "central", strategy: str = "naive",
+            threads: int = 1) -> float:
+    """Compile (or load from the disk cache) the kernels ``net`` needs; returns the seconds.
+
+    A tiny network of the same dtype, activation and loss has the same argument types,
+    so a timed call on ``net`` that follows compiles nothing.
+
+    Parameters
+    ----------
+    net : MLP
+    scheme : {"forward", "central", "five_point", "complex_step"}
+    strategy : {"naive", "incremental"}
+    threads : int
+        1 compiles the serial drivers, more the parallel ones.
+
+    Returns
+    -------
+    float
+        Seconds spent compiling or loading.
+    """
+    tiny = MLP([2, 2, 2], activation=net.activation, loss=net.loss, dtype=net.dtype,
+               output_activation=net.output_activation)
+    X = np.zeros((1, 2), dtype=net.dtype)
+    T = np.zeros((1, 2), dtype=net.dtype)
+    theta = flat_params(tiny)
+    t0 = time.perf_counter()
+    backprop_flat(tiny, theta, X, T)
+    loss_flat(tiny, theta, X, T)
+    numerical_gradient_flat(tiny, theta, X, T, scheme, 1e-3, strategy, threads)
+    return time.perf_counter() - t0

@@ -3,7 +3,24 @@
 Every kernel works on the flat parameter vector ``theta`` and a ``layout`` array
 (rows ``w_offset, b_offset, n_in, n_out``; see :func:`gradbench.model.layout`).
 Arrays are C-contiguous float32 or float64 (complex128 for the complex step);
-``X`` and ``T`` have the dtype of ``theta`` unless said otherwise.
+``X`` and ``T`` have the dtype of ``theta`` unless said otherwise. Layer l of the code is
+layer l + 1 of the math: ``z_l = a_prev @ W_l + b_l``, ``a_l = act(z_l)``, with
+``a_prev = X`` for l = 0 and no activation on the output layer.
+
+Arguments come in one order everywhere, each kernel taking the ones it needs:
+
+1. the network and the batch: ``theta, layout, X, T, act, loss, out_act``;
+2. the finite-difference scheme: ``scheme, steps, h, f0``;
+3. the incremental strategy's base pass: ``Z, A, offs, rows``, then ``batch``;
+4. which parameters: ``l`` (a layer), ``start, stop`` (a range of parameters, or of
+   columns of layer l), ``j`` (one column), ``i`` or ``p`` (one parameter or sample),
+   then how far they move (``dv``);
+5. ``n_threads``;
+6. outputs and caller-given buffers, last.
+
+Helpers for one layer take its parts in the same places: weights (``W_next``) where theta
+goes, the layer's input ``a_prev`` (or outputs ``z``) where X goes, the base pass's views
+``z, a, z_next`` with the base pass.
 
 Three layers, as in stumpy: serial workers that write only their own slice of the
 result, ``prange`` drivers over threads (each thread has its own scratch, results
@@ -23,12 +40,14 @@ FORWARD, CENTRAL, FIVE_POINT, COMPLEX_STEP = 0, 1, 2, 3
 #: Largest |u| for which exp(u) is taken from its degree-5 series (exact to rounding).
 SERIES_LIMIT = 1e-3
 
-#: Step multipliers of each scheme, in the order the loss values are stored.
+#: Step multipliers of each scheme, in the order the loss values are stored: the loss is
+#: evaluated at theta + steps[s] * h_p * e_p. The complex step moves along the imaginary axis,
+#: so its losses are complex128 (``steps.dtype`` is the arithmetic of the loss values).
 STEPS = {
     FORWARD: np.array([1.0]),
     CENTRAL: np.array([1.0, -1.0]),
     FIVE_POINT: np.array([1.0, -1.0, 2.0, -2.0]),
-    COMPLEX_STEP: np.array([1.0]),
+    COMPLEX_STEP: np.array([1j]),
 }
 
 
@@ -82,17 +101,8 @@ def _act_grad(a, act):
     return 1.0
 
 
-@njit(**JIT)
-def _bias_act(z, b, act):
-    """In place: z <- act(z + b), row by row."""
-    B, n = z.shape
-    for i in range(B):
-        for k in range(n):
-            z[i, k] = _act(z[i, k] + b[k], act)
-
-
 @njit(**INLINE_JIT)
-def _row_loss(z, T, i, loss, out_act):
+def _row_loss(z, T, loss, out_act, i):
     """Loss of sample i (outputs z, targets T[i]), not yet divided by the batch size.
 
     T and the row index are passed rather than the view T[i]: a view of a shared array costs
@@ -129,75 +139,94 @@ def _loss_from_output(z, T, loss, out_act):
     B = z.shape[0]
     total = 0.0 * z[0, 0]
     for i in range(B):
-        total += _row_loss(z[i], T, i, loss, out_act)
+        total += _row_loss(z[i], T, loss, out_act, i)
     return total / B
 
 
 @njit(**JIT)
-def _activation_offsets(layout, B):
-    """Where each layer's (B, n_out) activations start in one flat buffer (L + 1 entries)."""
+def _activation_offsets(layout, B, first):
+    """Where the (B, n_out) block of each layer from ``first`` on starts in one flat buffer.
+
+    L + 1 entries: layer l lives at ``offs[l]:offs[l + 1]``; layers before ``first`` take
+    no room.
+    """
     L = layout.shape[0]
     offs = np.zeros(L + 1, dtype=np.int64)
     for l in range(L):
-        offs[l + 1] = offs[l] + B * layout[l, 3]
+        offs[l + 1] = offs[l] + (B * layout[l, 3] if l >= first else 0)
     return offs
 
 
 @njit(**JIT)
-def _forward(theta, layout, X, act):
-    """Pre-activations of the last layer (B, sizes[-1]) for inputs X."""
+def _block(buf, offs, l, n):
+    """Layer l's (rows, n) block of a buffer laid out by :func:`_activation_offsets`."""
+    return buf[offs[l] : offs[l + 1]].reshape(((offs[l + 1] - offs[l]) // n, n))
+
+
+@njit(**JIT)
+def _forward_pass(theta, layout, X, act, first, offs, Z, A):
+    """The forward pass from layer ``first`` on, every layer kept.
+
+    X is the input of layer ``first`` (the batch for first = 0), (rows, n_in). Writes
+    z_l = a_prev @ W_l + b_l into Z and a_l = act(z_l) into A (identity on the output
+    layer), layer l at ``offs[l]:offs[l+1]`` as (rows, n_out) row-major. Z and A may be one
+    buffer: the activations then overwrite the pre-activations, all that loss and backprop
+    need (the output layer's a_L is z_L).
+    """
     L = layout.shape[0]
-    a = X
-    for l in range(L):
+    a_prev = X
+    for l in range(first, L):
         W, b = _layer(theta, layout, l)
-        z = np.dot(a, W)
-        _bias_act(z, b, act if l < L - 1 else IDENTITY)
-        a = z
-    return a
+        n_out = layout[l, 3]
+        act_l = act if l < L - 1 else IDENTITY
+        z = _block(Z, offs, l, n_out)
+        a = _block(A, offs, l, n_out)
+        np.dot(a_prev, W, z)  # z = a_prev @ W
+        for i in range(z.shape[0]):
+            for k in range(n_out):
+                zik = z[i, k] + b[k]  # z += b
+                z[i, k] = zik
+                a[i, k] = _act(zik, act_l)  # a = act(z)
+        a_prev = a
 
 
 # ----------------------------------------------------------------------------- loss and backprop
 
 
 @njit(**JIT)
-def loss_kernel(theta, layout, X, T, act, loss, out_act):
-    """Mean loss of the network on (X, T). float32/float64, or complex128 theta and X."""
-    return _loss_from_output(_forward(theta, layout, X, act), T, loss, out_act)
+def _loss(theta, layout, X, T, act, loss, out_act, offs, buf):
+    """Mean loss, the forward pass written into the caller's buffer (see _forward_pass)."""
+    L = layout.shape[0]
+    _forward_pass(theta, layout, X, act, 0, offs, buf, buf)
+    return _loss_from_output(_block(buf, offs, L - 1, layout[L - 1, 3]), T, loss, out_act)
 
 
 @njit(**JIT)
-def backprop_kernel(theta, layout, X, T, act, loss, out_act, grad):
-    """Analytic gradient into ``grad`` (same dtype and layout as theta); returns the loss.
+def loss_kernel(theta, layout, X, T, act, loss, out_act):
+    """Mean loss of the network on (X, T). float32/float64, or complex128 theta and X."""
+    offs = _activation_offsets(layout, X.shape[0], 0)
+    buf = np.empty(offs[-1], dtype=theta.dtype)
+    return _loss(theta, layout, X, T, act, loss, out_act, offs, buf)
 
-    Activations of the forward pass live in one buffer, layer after layer.
+
+@njit(**JIT)
+def _output_delta(z, T, loss, out_act, dz):
+    """dz = dL/dz_L of the mean loss, from the logits/outputs z (B, K); returns the summed
+    (undivided) loss.
+
+    softmax_ce: loss row = lse(z) sum(t) - t . z, dz = (softmax(z) sum(t) - t) / B, from the
+    same exponentials (= (softmax - t) / B for one-hot t).
+    mse: dz = (y - t) * out_act'(z) / B with y = out_act(z).
     """
-    L = layout.shape[0]
-    B = X.shape[0]
-    offs = _activation_offsets(layout, B)
-    buf = np.empty(offs[L], dtype=theta.dtype)
-
-    # forward: a_l = act(a_{l-1} @ W_l + b_l); the last layer keeps z_L
-    a = X
-    for l in range(L):
-        W, b = _layer(theta, layout, l)
-        z = buf[offs[l] : offs[l + 1]].reshape((B, layout[l, 3]))
-        np.dot(a, W, z)
-        _bias_act(z, b, act if l < L - 1 else IDENTITY)
-        a = z
-
-    # dL/dz_L, one sample at a time
-    K = a.shape[1]
-    dz = np.empty((B, K), dtype=theta.dtype)
+    B, K = z.shape
     total = 0.0
     for i in range(B):
-        z, t = a[i], T[i]
+        zi, t = z[i], T[i]
         if loss == SOFTMAX_CE:
-            # loss row = lse(z) sum(t) - t . z  and  dz = softmax(z) sum(t) - t, from the
-            # same exponentials (= softmax - t for one-hot t)
-            m = z.max()
+            m = zi.max()
             s = 0.0
             for k in range(K):
-                e = np.exp(z[k] - m)
+                e = np.exp(zi[k] - m)
                 dz[i, k] = e
                 s += e
             lse = m + np.log(s)
@@ -205,28 +234,49 @@ def backprop_kernel(theta, layout, X, T, act, loss, out_act, grad):
             r = 0.0
             for k in range(K):
                 tsum += t[k]
-                r -= t[k] * (z[k] - lse)
+                r -= t[k] * (zi[k] - lse)
             total += r
             for k in range(K):
                 dz[i, k] = (dz[i, k] / s * tsum - t[k]) / B
         else:
-            total += _row_loss(z, T, i, loss, out_act)
+            total += _row_loss(zi, T, loss, out_act, i)
             for k in range(K):
-                y = _act(z[k], out_act)
+                y = _act(zi[k], out_act)
                 dz[i, k] = (y - t[k]) * _act_grad(y, out_act) / B
+    return total
 
-    # backward: dW_l = a_{l-1}^T dz_l, db_l = sum_i dz_l, dz_{l-1} = (dz_l W_l^T) * act'
+
+@njit(**JIT)
+def backprop_kernel(theta, layout, X, T, act, loss, out_act, grad):
+    """Analytic gradient into ``grad`` (same dtype and layout as theta); returns the loss.
+
+    The forward pass keeps the activations of every layer in one buffer (the output layer's
+    are its logits z_L); the backward pass walks the layers from the top.
+    """
+    L = layout.shape[0]
+    B = X.shape[0]
+    offs = _activation_offsets(layout, B, 0)
+    A = np.empty(offs[-1], dtype=theta.dtype)
+    _forward_pass(theta, layout, X, act, 0, offs, A, A)
+
+    # dz_L = dL/dz_L
+    dz = np.empty((B, layout[L - 1, 3]), dtype=theta.dtype)
+    total = _output_delta(_block(A, offs, L - 1, layout[L - 1, 3]), T, loss, out_act, dz)
+
     for l in range(L - 1, -1, -1):
         W, _ = _layer(theta, layout, l)
         dW, db = _layer(grad, layout, l)
-        a_prev = X if l == 0 else buf[offs[l - 1] : offs[l]].reshape((B, layout[l, 2]))
+        a_prev = X if l == 0 else _block(A, offs, l - 1, layout[l, 2])
+        # dW_l = a_prev^T dz_l
         np.dot(a_prev.T, dz, dW)
+        # db_l = sum over the batch of dz_l
         for k in range(db.shape[0]):
             db[k] = 0.0
         for i in range(B):
             for k in range(db.shape[0]):
                 db[k] += dz[i, k]
         if l > 0:
+            # da_prev = dz_l W_l^T, then dz_prev = da_prev * act'(z_prev), act' read from a_prev
             da = np.dot(dz, W.T)
             for i in range(B):
                 for k in range(da.shape[1]):
@@ -245,7 +295,23 @@ def _step(t, h):
 
 
 @njit(**JIT)
-def _combine(scheme, f, d, f0, hp):
+def _perturbations(theta, steps, h, p, moved, d):
+    """Parameter p moved by each of the scheme's steps; returns its step h_p.
+
+    moved[s] = theta[p] + steps[s] * h_p, rounded to the dtype of ``moved`` (theta's: the value
+    the perturbed network really holds); d[s] = moved[s] - theta[p] (real parts), the step
+    actually applied, exact.
+    """
+    t = theta[p]
+    hp = _step(t, h)
+    for s in range(steps.shape[0]):
+        moved[s] = t + steps[s] * hp
+        d[s] = moved[s].real - t.real
+    return hp
+
+
+@njit(**JIT)
+def _combine(scheme, hp, f0, f, d):
     """The finite-difference quotient from the loss values f at the realised steps d.
 
     f[s] = loss(theta + d[s] e_p) for the multipliers of ``STEPS[scheme]``; d[s] is the
@@ -262,58 +328,74 @@ def _combine(scheme, f, d, f0, hp):
     return f[0].imag / hp
 
 
+# ----------------------------------------------------------------------------- naive
+
+
 @njit(**JIT)
-def fd_naive_worker(theta, layout, X, T, act, loss, out_act, scheme, steps, unit, h, f0,
+def fd_naive_worker(theta, layout, X, T, act, loss, out_act, scheme, steps, h, f0,
                     start, stop, grad):
     """Naive finite differences for parameters start..stop-1: a full loss per perturbation.
 
-    theta and X are float32/float64, or complex128 for the complex step (then unit = 1j).
-    Writes grad[start:stop] only; perturbs a private copy of theta.
+    theta and X are float32/float64, or complex128 for the complex step. Writes
+    grad[start:stop] only; perturbs a private copy of theta.
     """
-    th = theta.copy()
-    n = steps.shape[0]
-    f = np.zeros(n) * unit  # float64 (complex128 for the complex step)
-    d = np.empty(n)
+    theta_p = theta.copy()
+    offs = _activation_offsets(layout, X.shape[0], 0)
+    buf = np.empty(offs[-1], dtype=theta.dtype)  # the forward pass of each loss
+    n_steps = steps.shape[0]
+    moved = np.empty(n_steps, dtype=theta.dtype)
+    d = np.empty(n_steps)
+    f = np.zeros(n_steps, dtype=steps.dtype)  # float64 (complex128 for the complex step)
     for p in range(start, stop):
-        t = theta[p]
-        hp = _step(t, h)
-        for s in range(n):
-            th[p] = t + steps[s] * hp * unit
-            d[s] = th[p].real - t.real
-            f[s] = loss_kernel(th, layout, X, T, act, loss, out_act)
-        th[p] = t
-        grad[p] = _combine(scheme, f, d, f0, hp)
+        hp = _perturbations(theta, steps, h, p, moved, d)
+        for s in range(n_steps):
+            theta_p[p] = moved[s]
+            f[s] = _loss(theta_p, layout, X, T, act, loss, out_act, offs, buf)
+        theta_p[p] = theta[p]
+        grad[p] = _combine(scheme, hp, f0, f, d)
 
 
 @njit(**PARALLEL_JIT)
-def fd_naive_parallel(theta, layout, X, T, act, loss, out_act, scheme, steps, unit, h, f0,
-                      n_threads, grad):
-    """Split the parameters into n_threads contiguous ranges, one per thread."""
-    N = theta.shape[0]
-    chunk = (N + n_threads - 1) // n_threads
+def fd_naive_parallel(theta, layout, X, T, act, loss, out_act, scheme, steps, h, f0,
+                      start, stop, n_threads, grad):
+    """Split parameters start..stop-1 into n_threads contiguous ranges, one per thread."""
+    chunk = (stop - start + n_threads - 1) // n_threads
     for t in prange(n_threads):
-        start = min(N, t * chunk)
-        stop = min(N, start + chunk)
-        fd_naive_worker(theta, layout, X, T, act, loss, out_act, scheme, steps, unit, h, f0,
-                        start, stop, grad)
+        lo = min(stop, start + t * chunk)
+        hi = min(stop, lo + chunk)
+        fd_naive_worker(theta, layout, X, T, act, loss, out_act, scheme, steps, h, f0,
+                        lo, hi, grad)
 
 
 # The serial drivers are functions of their own, not the parallel ones compiled without
 # parallel=True: Numba's disk cache keys entries by function and signature, not by flags, so
 # one function compiled both ways would load whichever variant was cached first.
 @njit(**JIT)
-def fd_naive_serial(theta, layout, X, T, act, loss, out_act, scheme, steps, unit, h, f0,
-                    n_threads, grad):
-    """All parameters in this thread (n_threads is ignored)."""
-    fd_naive_worker(theta, layout, X, T, act, loss, out_act, scheme, steps, unit, h, f0,
-                    0, theta.shape[0], grad)
+def fd_naive_serial(theta, layout, X, T, act, loss, out_act, scheme, steps, h, f0,
+                    start, stop, n_threads, grad):
+    """Parameters start..stop-1 in this thread (n_threads is ignored)."""
+    fd_naive_worker(theta, layout, X, T, act, loss, out_act, scheme, steps, h, f0,
+                    start, stop, grad)
 
 
 # ----------------------------------------------------------------------------- incremental
+#
+# A unit is column j of layer l: the parameters W_l[i, j] (i < n_in) and b_l[j] (i = n_in).
+# Moving parameter i of the unit by dv changes only column j of z_l, row b by dv * x_b, with
+# x_b = a_prev[b, i] for a weight and 1 for the bias. What the change costs depends on how far
+# it is from the output, one function per regime:
+#
+#   output layer          the logits' column j moves: recompute the changed loss rows;
+#   layer below output    a_l[:, j] moves by da: z_next moves by da * W_next[j, :], a rank-1
+#                         update of the logits;
+#   deeper layers         z_next as above, for many perturbations at once, stacked and pushed
+#                         through the remaining layers with one matrix product per layer.
+#
+# Each regime fills f[i, s], the mean loss with parameter i moved by its step s.
 
 
 @njit(**JIT)
-def base_pass(theta, layout, X, act, loss, out_act, T):
+def base_pass(theta, layout, X, T, act, loss, out_act):
     """Forward pass that keeps every layer: (Z, A, offs, rows).
 
     Z holds the pre-activations and A the activations of each layer, layer l at
@@ -321,200 +403,239 @@ def base_pass(theta, layout, X, act, loss, out_act, T):
     """
     L = layout.shape[0]
     B = X.shape[0]
-    offs = _activation_offsets(layout, B)
-    Z = np.empty(offs[L], dtype=theta.dtype)
-    A = np.empty(offs[L], dtype=theta.dtype)
-    a = X
-    for l in range(L):
-        W, b = _layer(theta, layout, l)
-        n = layout[l, 3]
-        z = Z[offs[l] : offs[l + 1]].reshape((B, n))
-        np.dot(a, W, z)
-        _bias_act(z, b, IDENTITY)
-        anext = A[offs[l] : offs[l + 1]].reshape((B, n))
-        for i in range(B):
-            for k in range(n):
-                anext[i, k] = _act(z[i, k], act if l < L - 1 else IDENTITY)
-        a = anext
+    offs = _activation_offsets(layout, B, 0)
+    Z = np.empty(offs[-1], dtype=theta.dtype)
+    A = np.empty(offs[-1], dtype=theta.dtype)
+    _forward_pass(theta, layout, X, act, 0, offs, Z, A)
+    z_out = _block(A, offs, L - 1, layout[L - 1, 3])
     rows = np.empty(B)  # float64, as the loss kernel accumulates
     for i in range(B):
-        rows[i] = _row_loss(a[i], T, i, loss, out_act)
+        rows[i] = _row_loss(z_out[i], T, loss, out_act, i)
     return Z, A, offs, rows
 
 
 @njit(**JIT)
-def _batch_loss(theta_k, layout, l, Zin, T, act, loss, out_act, n_pert, B, unit):
-    """Losses of n_pert perturbed networks whose layer-l pre-activations are stacked in Zin.
+def _output_layer_losses(a_prev, T, loss, out_act, z, rows, j, dv, f):
+    """Regime "output layer": unit j of the output layer, whose pre-activations are the
+    logits z (B, K); a_prev is the layer's input and rows the base loss rows.
 
-    Zin is (n_pert * B, n_out of layer l): block q holds perturbation q. The rest of the
-    network runs on all blocks at once, one matrix product per layer.
+    dv[i, s] is how far step s moves parameter i (in the arithmetic of the scheme); a row
+    whose logit does not move keeps its base loss.
     """
-    L = layout.shape[0]
-    z = Zin
-    for m in range(l, L - 1):
-        for r in range(z.shape[0]):
-            for k in range(z.shape[1]):
-                z[r, k] = _act(z[r, k], act)
-        W, b = _layer(theta_k, layout, m + 1)
-        z = np.dot(z, W)
-        _bias_act(z, b, IDENTITY)
-    out = np.zeros(n_pert) * unit
-    for q in range(n_pert):
-        s = 0.0 * unit
-        for i in range(B):
-            s += _row_loss(z[q * B + i], T, i, loss, out_act)
-        out[q] = s / B
-    return out
+    B, K = z.shape
+    n_in = a_prev.shape[1]
+    n_par, n_steps = dv.shape
+    z_row = np.empty(K, dtype=dv.dtype)
+    for i in range(n_par):
+        for s in range(n_steps):
+            total = 0.0 * f[i, s]  # 0 in the arithmetic of f (real or complex)
+            for b in range(B):
+                x = a_prev[b, i] if i < n_in else 1.0
+                for k in range(K):
+                    z_row[k] = z[b, k]
+                z_row[j] = z[b, j] + dv[i, s] * x  # dz[b, j] = dv * x_b
+                if z_row[j] == z[b, j]:
+                    total += rows[b]
+                else:
+                    total += _row_loss(z_row, T, loss, out_act, b)
+            f[i, s] = total / B
 
 
 @njit(**JIT)
-def fd_incremental_unit(theta, theta_k, layout, X, T, act, loss, out_act, scheme, steps, unit,
-                        h, f0, Z, A, offs, rows, l, j, batch, grad):
-    """Finite differences for column j of layer l: every W_l[:, j] and b_l[j].
+def _softmax_rows(z, T):
+    """Per row b of the logits z: the max m[b], e[b, k] = exp(z[b, k] - m[b]) and sum(T[b])."""
+    B, K = z.shape
+    e = np.empty((B, K))
+    m = np.empty(B)
+    tsum = np.empty(B)
+    for b in range(B):
+        mb = z[b, 0].real
+        for k in range(1, K):
+            mb = max(mb, z[b, k].real)
+        m[b] = mb
+        tsum[b] = 0.0
+        for k in range(K):
+            e[b, k] = np.exp(z[b, k].real - mb)
+            tsum[b] += T[b, k]
+    return e, m, tsum
 
-    Only column j of z_l changes (a rank-1 update). For the last layer only the loss rows
-    are recomputed; for the layer before it, a rank-1 update of the next pre-activations;
-    deeper, the perturbed next pre-activations of ``batch`` perturbations are stacked and
-    pushed through the remaining layers together. theta_k is theta in the arithmetic of
-    the scheme (complex128 for the complex step, theta itself otherwise).
+
+@njit(**JIT)
+def _below_output_losses(W_next, a_prev, T, act, loss, out_act, z, a, z_next, rows, j, dv, f):
+    """Regime "layer below the output": unit j of the last hidden layer.
+
+    a_prev is the layer's input, z and a its base pre-activations and activations, z_next
+    the base logits and W_next the output layer's weights (in the arithmetic of the scheme).
+    Moving z[b, j] moves a[b, j] by da, and the logits by the rank-1 update da * W_next[j, :].
+
+    Softmax rows of the unperturbed logits are computed once: the perturbed logits are
+    z_next + u with u = da * W_next[j, :], so exp(z_next_k + u_k - m) = e_k * exp(u_k), and for
+    |u| < SERIES_LIMIT exp(u) is its degree-5 series (first omitted term below 1.4e-21): K
+    exponentials per row become one logarithm.
+    """
+    B, K = z_next.shape
+    n_in = a_prev.shape[1]
+    n_par, n_steps = dv.shape
+    z_row = np.empty(K, dtype=W_next.dtype)
+    w_max = 0.0
+    for k in range(K):
+        w_max = max(w_max, abs(W_next[j, k]))
+    e, m, tsum = _softmax_rows(z_next, T)  # used by softmax_ce's series path
+    for i in range(n_par):
+        for s in range(n_steps):
+            total = 0.0 * f[i, s]  # 0 in the arithmetic of f (real or complex)
+            for b in range(B):
+                x = a_prev[b, i] if i < n_in else 1.0
+                # dz[b, j] = dv * x_b, then da[b, j] = act(z + dz) - a
+                da = _act(z[b, j] + dv[i, s] * x, act) - a[b, j]
+                if da == 0.0:
+                    total += rows[b]
+                    continue
+                if loss == SOFTMAX_CE and abs(da) * w_max < SERIES_LIMIT:
+                    # dz_next[b, k] = u = da * W_next[j, k]; the loss row from the series
+                    sum_exp = 0.0 * f[i, s]
+                    tz = 0.0 * f[i, s]
+                    for k in range(K):
+                        u = da * W_next[j, k]
+                        eu = 1.0 + u * (1.0 + u * (0.5 + u * (1 / 6 + u * (1 / 24 + u / 120))))
+                        sum_exp += e[b, k] * eu
+                        tz += T[b, k] * (z_next[b, k] + u)
+                    total += (m[b] + np.log(sum_exp)) * tsum[b] - tz
+                    continue
+                # dz_next[b, :] = da * W_next[j, :]; the loss row from the moved logits
+                for k in range(K):
+                    z_row[k] = z_next[b, k] + da * W_next[j, k]
+                total += _row_loss(z_row, T, loss, out_act, b)
+            f[i, s] = total / B
+
+
+@njit(**JIT)
+def _stacked_losses(theta, layout, T, act, loss, out_act, l, Z_stack, f):
+    """Mean losses of n perturbed networks whose layer-l pre-activations are stacked in
+    Z_stack (n * B, n_out of layer l), block q (rows q*B .. q*B+B-1) holding network q; into
+    f[:n]. Z_stack is overwritten.
+
+    The rest of the network runs on all blocks at once, one matrix product per layer.
     """
     L = layout.shape[0]
-    B = X.shape[0]
+    B = T.shape[0]
+    n = Z_stack.shape[0] // B
+    # a_l = act(z_l), in place
+    for r in range(Z_stack.shape[0]):
+        for k in range(Z_stack.shape[1]):
+            Z_stack[r, k] = _act(Z_stack[r, k], act)
+    # layers l+1 .. L-1 on the stacked activations
+    offs = _activation_offsets(layout, n * B, l + 1)
+    buf = np.empty(offs[-1], dtype=Z_stack.dtype)
+    _forward_pass(theta, layout, Z_stack, act, l + 1, offs, buf, buf)
+    z_out = _block(buf, offs, L - 1, layout[L - 1, 3])
+    for q in range(n):
+        total = 0.0 * f[q]
+        for b in range(B):
+            total += _row_loss(z_out[q * B + b], T, loss, out_act, b)
+        f[q] = total / B
+
+
+@njit(**JIT)
+def _deep_layer_losses(theta, layout, a_prev, T, act, loss, out_act, z, a, z_next, batch, l, j,
+                       dv, f):
+    """Regime "deeper layers": unit j of layer l, two or more layers below the output.
+
+    a_prev is the layer's input, z and a its base pre-activations and activations, z_next
+    the next layer's base pre-activations; theta is in the arithmetic of the scheme. The
+    perturbed z_next of ``batch`` perturbations at a time are stacked and pushed through the
+    remaining layers together.
+    """
+    B, n_next = z_next.shape
+    n_in = a_prev.shape[1]
+    n_par, n_steps = dv.shape
+    n_pert = n_par * n_steps
+    W_next, _ = _layer(theta, layout, l + 1)
+    dv_flat = dv.reshape(n_pert)  # perturbation q is (i, s) = divmod(q, n_steps)
+    f_flat = f.reshape(n_pert)
+    da = np.empty(B, dtype=theta.dtype)
+    stack = np.empty(min(batch, n_pert) * B * n_next, dtype=theta.dtype)
+    q0 = 0
+    while q0 < n_pert:
+        nq = min(batch, n_pert - q0)
+        Z_stack = stack[: nq * B * n_next].reshape((nq * B, n_next))
+        for qq in range(nq):
+            q = q0 + qq
+            i = q // n_steps
+            for b in range(B):
+                x = a_prev[b, i] if i < n_in else 1.0
+                # dz[b, j] = dv * x_b, then da[b] = act(z + dz) - a
+                da[b] = _act(z[b, j] + dv_flat[q] * x, act) - a[b, j]
+                # z_next + dz_next, with dz_next[b, :] = da[b] * W_next[j, :]
+                for k in range(n_next):
+                    Z_stack[qq * B + b, k] = z_next[b, k] + da[b] * W_next[j, k]
+        _stacked_losses(theta, layout, T, act, loss, out_act, l + 1, Z_stack,
+                        f_flat[q0 : q0 + nq])
+        q0 += nq
+
+
+@njit(**JIT)
+def fd_incremental_unit(theta, layout, X, T, act, loss, out_act, scheme, steps, h, f0,
+                        Z, A, offs, rows, batch, l, j, grad):
+    """Finite differences for column j of layer l: every W_l[:, j] and b_l[j].
+
+    theta is in the arithmetic of the scheme (complex128 for the complex step); X, Z, A and
+    rows come from :func:`base_pass` on the real parameters. Picks the regime from l.
+    """
+    L = layout.shape[0]
     n_in, n_out = layout[l, 2], layout[l, 3]
     w_off, b_off = layout[l, 0], layout[l, 1]
-    zl = Z[offs[l] : offs[l + 1]].reshape((B, n_out))
-    al = A[offs[l] : offs[l + 1]].reshape((B, n_out))
-    a_prev = X if l == 0 else A[offs[l - 1] : offs[l]].reshape((B, n_in))
     n_steps = steps.shape[0]
     n_par = n_in + 1  # W_l[0..n_in-1, j], then b_l[j]
-    n_pert = n_par * n_steps
 
-    # realised steps and the perturbation (as a value of the scheme's arithmetic)
-    pidx = np.empty(n_par, dtype=np.int64)
-    hps = np.empty(n_par)
+    # the realised steps d and the perturbations dv (as values of the scheme's arithmetic)
+    index = np.empty(n_par, dtype=np.int64)
+    hp = np.empty(n_par)
     d = np.empty((n_par, n_steps))
-    dv = np.empty(n_pert, dtype=theta_k.dtype)
-    tmp = np.empty(1, dtype=theta_k.dtype)
+    dv = np.empty((n_par, n_steps), dtype=theta.dtype)
+    moved = np.empty(n_steps, dtype=theta.dtype)
     for i in range(n_par):
         p = w_off + i * n_out + j if i < n_in else b_off + j
-        pidx[i] = p
-        t = theta[p]
-        hps[i] = _step(t, h)
+        index[i] = p
+        hp[i] = _perturbations(theta, steps, h, p, moved, d[i])
         for s in range(n_steps):
-            tmp[0] = t + steps[s] * hps[i] * unit
-            d[i, s] = tmp[0].real - t.real
-            dv[i * n_steps + s] = tmp[0] - t
+            dv[i, s] = moved[s] - theta[p]
 
-    f = np.zeros(n_pert) * unit  # loss values in float64 (complex128)
-    zc = np.empty(B, dtype=theta_k.dtype)
+    z = _block(Z, offs, l, n_out)
+    a = _block(A, offs, l, n_out)
+    a_prev = X if l == 0 else _block(A, offs, l - 1, n_in)
+    f = np.zeros((n_par, n_steps), dtype=steps.dtype)  # float64 (complex128)
     if l == L - 1:
-        # logits: only column j of each row changes
-        zrow = np.empty(n_out, dtype=theta_k.dtype)
-        for q in range(n_pert):
-            i = q // n_steps
-            tot = 0.0 * unit
-            for b in range(B):
-                x = a_prev[b, i] if i < n_in else 1.0
-                for k in range(n_out):
-                    zrow[k] = zl[b, k]
-                zrow[j] = zl[b, j] + dv[q] * x
-                if zrow[j] == zl[b, j]:
-                    tot += rows[b]
-                else:
-                    tot += _row_loss(zrow, T, b, loss, out_act)
-            f[q] = tot / B
-    elif l == L - 2:
-        # the next layer is the output: a rank-1 update of its rows, then the loss rows
-        W1, _ = _layer(theta_k, layout, l + 1)
-        n_next = layout[l + 1, 3]
-        znext = Z[offs[l + 1] : offs[l + 2]].reshape((B, n_next))
-        zrow = np.empty(n_next, dtype=theta_k.dtype)
-        # Softmax rows of the unperturbed logits: the perturbed logits are z + u with
-        # u = da * W[j, :], so exp(z_k + u_k - m) = e_k * exp(u_k), and for |u| < SERIES_LIMIT
-        # exp(u) is its degree-5 series (first omitted term below 1.4e-21): K exponentials per
-        # row become one logarithm.
-        wmax = 0.0
-        for k in range(n_next):
-            wmax = max(wmax, abs(W1[j, k]))
-        erow = np.empty((B, n_next))
-        mrow = np.empty(B)
-        tsum = np.empty(B)
-        if loss == SOFTMAX_CE:
-            for b in range(B):
-                m = znext[b, 0].real
-                for k in range(1, n_next):
-                    m = max(m, znext[b, k].real)
-                mrow[b] = m
-                tsum[b] = 0.0
-                for k in range(n_next):
-                    erow[b, k] = np.exp(znext[b, k].real - m)
-                    tsum[b] += T[b, k]
-        for q in range(n_pert):
-            i = q // n_steps
-            tot = 0.0 * unit
-            for b in range(B):
-                x = a_prev[b, i] if i < n_in else 1.0
-                da = _act(zl[b, j] + dv[q] * x, act) - al[b, j]
-                if da == 0.0:
-                    tot += rows[b]
-                    continue
-                if loss == SOFTMAX_CE and abs(da) * wmax < SERIES_LIMIT:
-                    s = 0.0 * unit
-                    tz = 0.0 * unit
-                    for k in range(n_next):
-                        u = da * W1[j, k]
-                        eu = 1.0 + u * (1.0 + u * (0.5 + u * (1 / 6 + u * (1 / 24 + u / 120))))
-                        s += erow[b, k] * eu
-                        tz += T[b, k] * (znext[b, k] + u)
-                    tot += (mrow[b] + np.log(s)) * tsum[b] - tz
-                    continue
-                for k in range(n_next):
-                    zrow[k] = znext[b, k] + da * W1[j, k]
-                tot += _row_loss(zrow, T, b, loss, out_act)
-            f[q] = tot / B
+        _output_layer_losses(a_prev, T, loss, out_act, z, rows, j, dv, f)
     else:
-        W1, _ = _layer(theta_k, layout, l + 1)
         n_next = layout[l + 1, 3]
-        znext = Z[offs[l + 1] : offs[l + 2]].reshape((B, n_next))
-        Zbuf = np.empty(min(batch, n_pert) * B * n_next, dtype=theta_k.dtype)
-        q0 = 0
-        while q0 < n_pert:
-            nq = min(batch, n_pert - q0)
-            Zb = Zbuf[: nq * B * n_next].reshape((nq * B, n_next))
-            for qq in range(nq):
-                q = q0 + qq
-                i = q // n_steps
-                for b in range(B):
-                    x = a_prev[b, i] if i < n_in else 1.0
-                    zc[b] = _act(zl[b, j] + dv[q] * x, act) - al[b, j]
-                    for k in range(n_next):
-                        Zb[qq * B + b, k] = znext[b, k] + zc[b] * W1[j, k]
-            f[q0 : q0 + nq] = _batch_loss(theta_k, layout, l + 1, Zb, T, act, loss, out_act,
-                                          nq, B, unit)
-            q0 += nq
+        z_next = _block(Z, offs, l + 1, n_next)
+        if l == L - 2:
+            W_next, _ = _layer(theta, layout, l + 1)
+            _below_output_losses(W_next, a_prev, T, act, loss, out_act, z, a, z_next, rows, j,
+                                 dv, f)
+        else:
+            _deep_layer_losses(theta, layout, a_prev, T, act, loss, out_act, z, a, z_next,
+                               batch, l, j, dv, f)
 
-    fs = np.zeros(n_steps) * unit
     for i in range(n_par):
-        for s in range(n_steps):
-            fs[s] = f[i * n_steps + s]
-        grad[pidx[i]] = _combine(scheme, fs, d[i], f0, hps[i])
+        grad[index[i]] = _combine(scheme, hp[i], f0, f[i], d[i])
 
 
 @njit(**PARALLEL_JIT)
-def fd_incremental_parallel(theta, theta_k, layout, X, T, act, loss, out_act, scheme, steps,
-                            unit, h, f0, Z, A, offs, rows, units, batch, n_threads, grad):
-    """Deal the (layer, column) units round-robin to n_threads threads."""
+def fd_incremental_parallel(theta, layout, X, T, act, loss, out_act, scheme, steps, h, f0,
+                            Z, A, offs, rows, batch, l, start, stop, n_threads, grad):
+    """Deal columns start..stop-1 of layer l round-robin to n_threads threads."""
     for t in prange(n_threads):
-        for u in range(t, units.shape[0], n_threads):
-            fd_incremental_unit(theta, theta_k, layout, X, T, act, loss, out_act, scheme, steps,
-                                unit, h, f0, Z, A, offs, rows, units[u, 0], units[u, 1], batch,
-                                grad)
+        for j in range(start + t, stop, n_threads):
+            fd_incremental_unit(theta, layout, X, T, act, loss, out_act, scheme, steps, h, f0,
+                                Z, A, offs, rows, batch, l, j, grad)
 
 
 @njit(**JIT)
-def fd_incremental_serial(theta, theta_k, layout, X, T, act, loss, out_act, scheme, steps,
-                          unit, h, f0, Z, A, offs, rows, units, batch, n_threads, grad):
-    """Every unit in this thread (n_threads is ignored)."""
-    for u in range(units.shape[0]):
-        fd_incremental_unit(theta, theta_k, layout, X, T, act, loss, out_act, scheme, steps,
-                            unit, h, f0, Z, A, offs, rows, units[u, 0], units[u, 1], batch, grad)
+def fd_incremental_serial(theta, layout, X, T, act, loss, out_act, scheme, steps, h, f0,
+                          Z, A, offs, rows, batch, l, start, stop, n_threads, grad):
+    """Columns start..stop-1 of layer l in this thread (n_threads is ignored)."""
+    for j in range(start, stop):
+        fd_incremental_unit(theta, layout, X, T, act, loss, out_act, scheme, steps, h, f0,
+                            Z, A, offs, rows, batch, l, j, grad)

@@ -1,5 +1,8 @@
 """The gradient check and the directional check."""
 
+import ast
+import pathlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,6 +11,7 @@ from hypothesis import strategies as st
 
 import gradbench as gb
 from gradbench import check as C
+from gradbench import gradients as G
 from gradbench.gradients import SCHEMES
 
 from .conftest import batch_for, make_net
@@ -105,3 +109,18 @@ def test_directional_check_passes_and_catches_a_bug(monkeypatch, classic_small):
 
     monkeypatch.setattr(C, "backprop_flat", broken)
     assert not gb.directional_check(net, X, T, seed=1).passed
+
+
+def test_check_uses_public_entry_points_only():
+    tree = ast.parse(pathlib.Path(C.__file__).read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert node.module != "kernels" and not any(a.name == "kernels" for a in node.names)
+            assert not [a.name for a in node.names if a.name.startswith("_")], node.module
+        assert not (isinstance(node, ast.Name) and node.id == "K")
+
+
+def test_warm_up_lives_beside_the_gradients():
+    assert C.warm_up is G.warm_up  # the old import path keeps working
+    net = make_net([3, 2], dtype="float32")
+    assert G.warm_up(net, "five_point", "incremental", threads=1) >= 0.0

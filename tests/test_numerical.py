@@ -234,3 +234,35 @@ def test_parallel_and_serial_drivers_are_distinct_functions():
         assert par.py_func is not ser.py_func
         assert par.py_func.__qualname__ != ser.py_func.__qualname__
         assert par.targetoptions.get("parallel") and not ser.targetoptions.get("parallel")
+
+
+def test_public_helpers_of_the_schemes():
+    assert [gb.gradients.scheme_order(s) for s in SCHEMES] == [ORDER[s] for s in SCHEMES]
+    assert gb.gradients.step_multipliers("five_point").tolist() == [1.0, -1.0, 2.0, -2.0]
+    assert gb.gradients.step_multipliers("complex_step").tolist() == [1j]
+    gb.gradients.step_multipliers("central")[0] = 7.0  # a copy
+    assert gb.gradients.step_multipliers("central").tolist() == [1.0, -1.0]
+    assert gb.gradients.step_size("central", "float32") == gb.default_step("central", "float32")
+    assert gb.gradients.step_size("forward", "float64", 1e-4) == 1e-4
+    for bad in (lambda: gb.gradients.scheme_order("backward"),
+                lambda: gb.gradients.step_multipliers("backward"),
+                lambda: gb.gradients.step_size("backward", "float64")):
+        with pytest.raises(ValueError, match="unknown scheme"):
+            bad()
+    with pytest.raises(ValueError, match="positive and finite"):
+        gb.gradients.step_size("central", "float64", -1.0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_loss_at_a_flat_parameter_vector(dtype):
+    net = make_net([5, 4, 3], dtype=dtype)
+    X, T = batch_for(net, 4)
+    Xp, Tp = prepared(net, X, T)
+    theta = net._flat.copy()
+    f0 = gb.loss(net, X, T)
+    assert gb.gradients.loss_flat(net, theta, Xp, Tp) == f0
+    theta[3] += 0.25  # W1[0, 3]
+    moved = gb.gradients.loss_flat(net, theta, Xp, Tp)
+    assert moved != f0 and gb.loss(net, X, T) == f0  # the network's own parameters unused
+    net.params[0][0, 3] += 0.25
+    assert moved == gb.loss(net, X, T)
