@@ -95,7 +95,7 @@ def _numerical(scheme: str, strategy: str):
 
 def _warm(scheme: str = "central", strategy: str = "naive"):
     def warm(net, threads):
-        from .check import warm_up
+        from .gradients import warm_up
 
         return warm_up(net, scheme, strategy, threads)
 
