@@ -174,3 +174,25 @@ def test_suite_collects_from_the_checkout(tmp_path):
     assert "test_case[primal-256x1x10-b32-float64" in res.stdout
     assert "numerical:central:incremental" in res.stdout
     assert "test_accuracy" in res.stdout
+
+
+def test_a_crashing_case_is_exit_3_and_the_file_says_failed(tmp_path):
+    # a method whose warm-up raises stands for a bug in gradbench: not a finding, not usage
+    code = ("import dataclasses, sys\n"
+            "from gradbench import methods\n"
+            "def broken(net, threads): raise RuntimeError('simulated bug')\n"
+            "methods.REGISTRY['backprop'] = dataclasses.replace(methods.REGISTRY['backprop'], "
+            "warm=broken)\n"
+            "from gradbench.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-c", code, "run", "--profile", "quick", "--budget",
+                          "1e-9", "--label", "crash", "--out", str(out), "--no-report"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert res.returncode == 3, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "the suite itself failed" in res.stderr and "bug in gradbench" in res.stderr
+    (f,) = out.glob("crash-quick-*.json")
+    rs = results.load_set(f)
+    assert rs.runs["status"].tolist() == ["failed"]
+    assert "backprop" not in set(rs.cases["method"])  # the failed cases are not results
+    assert (rs.cases["method"] == "primal").any()
