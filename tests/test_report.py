@@ -223,7 +223,7 @@ def test_case_table_is_one_row_per_size_and_csv_has_every_case(tmp_path):
     one = full_results(tmp_path / "one.json", rounds=1)
     html1 = report.build(one, tmp_path / "rep1").read_text()
     table1 = html1.split('<section id="cases">')[1].split("</section>")[0]
-    assert " s ± " in table and " s ± " not in table1
+    assert " ms ±" in table and "±" not in table1.split("</p>")[1]
 
 
 def test_schema_1_files_render_and_say_what_is_missing(tmp_path):
@@ -243,3 +243,10 @@ def test_cli_report_bad_input(tmp_path, make, words):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], res.stderr
     assert not (tmp_path / "rep" / "index.html").exists()
+
+
+@pytest.mark.parametrize("seconds, text", [(5.18e-05, "51.8 µs"), (2.55e-3, "2.55 ms"),
+                                           (7.59, "7.59 s"), (1234.0, "1.23e+03 s"),
+                                           (3e-8, "0.03 µs")])
+def test_durations_read_at_a_glance(seconds, text):
+    assert report.duration(seconds) == text
