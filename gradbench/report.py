@@ -120,6 +120,8 @@ def check_tables(checks: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
 
 def duration(seconds: float) -> str:
     """Seconds in the unit that keeps three significant figures short: 51.8 µs, 2.55 ms, 7.6 s."""
+    if seconds >= 1000:
+        return f"{seconds:,.0f} s"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if seconds >= scale:
             break
