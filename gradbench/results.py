@@ -54,7 +54,7 @@ def write(path, document: dict) -> Path:
     never a mixture.
     """
     path = Path(path)
-    text = json.dumps(document, allow_nan=False, indent=1, default=str)
+    text = json.dumps(document, allow_nan=False, separators=(",", ":"), default=str)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -116,6 +116,7 @@ def test_quick_run_end_to_end_from_another_folder(tmp_path):
     counts = rs.rounds.groupby(["method", "sizes"]).size()
     for r in ok.itertuples():
         assert counts[(r.method, r.sizes)] == r.rounds
+    assert all(float(f"{t:.4g}") == t for t in rs.rounds["seconds"])  # kept to 4 figures
     # plain pytest-benchmark JSON
     cmp = subprocess.run([sys.executable, "-m", "pytest_benchmark.cli", "compare", str(f)],
                          capture_output=True, text=True, timeout=300)

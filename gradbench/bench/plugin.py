@@ -26,6 +26,8 @@ from . import sweep
 
 #: At most one checkpoint write per this many seconds while cases complete.
 CHECKPOINT_SECONDS = 2.0
+#: Significant figures kept of each raw round.
+ROUND_DIGITS = 4
 
 
 def pytest_addoption(parser):
@@ -59,6 +61,10 @@ class State:
         """A completed case: its pytest-benchmark record, with the raw rounds."""
         record = stats.as_dict(include_data=True)
         record["params"] = {"case": case.id}
+        # raw rounds to 4 significant figures: the timer's own noise is larger, and a default
+        # run's thousands of rounds then fit in a file a third the size
+        record["stats"]["data"] = [float(f"{t:.{ROUND_DIGITS}g}")
+                                   for t in record["stats"]["data"]]
         self.records.append(record)
         self.checkpoint()
 
