@@ -122,9 +122,8 @@ def duration(seconds: float) -> str:
     """Seconds in the unit that keeps three significant figures short: 51.8 µs, 2.55 ms, 7.6 s."""
     if seconds >= 1000:
         return f"{seconds:,.0f} s"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            break
+    unit, scale = next(((u, f) for u, f in (("s", 1.0), ("ms", 1e-3)) if seconds >= f),
+                       ("µs", 1e-6))
     return f"{seconds / scale:.3g} {unit}"
 
 

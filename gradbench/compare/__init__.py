@@ -1,0 +1,274 @@
+"""Comparing result sets: runs, commits or machines. Pure: frames in, findings out.
+
+Each side is one or more result files; several runs on a side are pooled as repeated runs: a
+case's time on that side is the geometric mean of its runs' medians, and the spread of those
+medians measures run-to-run drift directly (see :mod:`gradbench.compare.rule`). Cases are
+matched on their parameters (method, sizes, batch, dtype, threads), never on test names;
+cases found on one side only are listed, never dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .. import results
+from . import normalize as norm
+from . import rule
+
+KEY = results.CASE_KEY
+
+
+@dataclass
+class Comparison:
+    """What a comparison found; :mod:`gradbench.compare.render` formats it."""
+
+    cases: pd.DataFrame  # one row per matched case: times, ratio, interval, verdict
+    unmatched: pd.DataFrame  # cases on one side only
+    scaling: pd.DataFrame  # per method and dtype: exponents on both sides, changed or not
+    methods: pd.DataFrame  # per method and dtype: geometric-mean ratio, counts of verdicts
+    baseline: dict  # description of each side: labels, CPUs, commits, runs
+    current: dict
+    threshold: float
+    normalize: str
+    drift: float  # run-to-run drift used, log time per run
+    drift_source: str
+    same_machine: bool
+    notes: list = field(default_factory=list)
+    both_skipped: int = 0  # cases the budget skipped on both sides
+
+    @property
+    def regressions(self) -> pd.DataFrame:
+        return self.cases[self.cases["verdict"] == "slower"]
+
+    @property
+    def scaling_regressions(self) -> pd.DataFrame:
+        s = self.scaling
+        return s[s["changed"] & (s["k_current"] > s["k_baseline"])]
+
+    @property
+    def failed(self) -> bool:
+        """The gate: any case slower beyond the threshold with evidence, or any exponent
+        that grew beyond both intervals."""
+        return len(self.regressions) > 0 or len(self.scaling_regressions) > 0
+
+    @property
+    def detectable(self) -> float:
+        """The smallest slowdown this comparison could have detected: the median over the
+        cases it could judge of each case's detectable ratio (NaN when none)."""
+        judged = self.cases[self.cases["rounds_ok"]]
+        return float(judged["detectable"].median()) if len(judged) else math.nan
+
+
+def describe(rs: results.ResultSet) -> dict:
+    r = rs.runs
+    commits = sorted({f"{c[:10]}{'+dirty' if d is True else ''}"
+                      for c, d in zip(r["commit"], r["dirty"], strict=True) if c})
+    return {"runs": len(r), "labels": sorted(r["label"].unique()),
+            "cpus": sorted(str(c) for c in r["cpu_model"].dropna().unique()),
+            "commits": commits, "files": list(r["file"])}
+
+
+def _per_run(rs: results.ResultSet, resources: dict, mode: str) -> pd.DataFrame:
+    """One row per timed case and run: log of its (normalised) median, its rounds and the
+    median's standard error from the raw rounds."""
+    ok = rs.cases[rs.cases["status"] == "ok"].copy()
+    runs = rs.runs.set_index("file")
+    se = {}
+    if len(rs.rounds):
+        for key, g in rs.rounds.groupby(["file", *KEY], sort=False):
+            se[key] = rule.median_se(np.log(g["seconds"].to_numpy()))
+    rows = []
+    for r in ok.to_dict("records"):
+        key = tuple(r[k] for k in KEY)
+        resource = resources.get(key, "none") if mode != "none" else "none"
+        run = runs.loc[r["file"]]
+        f = norm.factor(resource, run.get(f"matmul_gflops_{r['dtype']}"), run.get("memory_gbs"))
+        s = se.get((r["file"], *key))
+        if s is None and r["iqr"] is not None and not math.isnan(r["iqr"]):
+            # no raw rounds kept: the IQR in log terms, approximately
+            s = 1.2533 * (r["iqr"] / r["median"]) / 1.349 / math.sqrt(r["rounds"])
+        rows.append({**{k: r[k] for k in KEY}, "file": r["file"], "n_params": r["n_params"],
+                     "log_t": math.log(r["median"] * f), "seconds": r["median"],
+                     "rounds": r["rounds"], "se": s or 0.0, "resource": resource})
+    return pd.DataFrame(rows, columns=[*KEY, "file", "n_params", "log_t", "seconds", "rounds",
+                                       "se", "resource"])
+
+
+def _pool(per_run: pd.DataFrame) -> pd.DataFrame:
+    """One row per case: runs pooled as repeats."""
+    g = per_run.groupby(KEY, sort=False)
+    out = g.agg(n_params=("n_params", "first"), n_runs=("log_t", "size"),
+                log_t=("log_t", "mean"), seconds=("seconds", lambda s: float(np.exp(np.log(
+                    s).mean()))), min_rounds=("rounds", "min"), resource=("resource", "first"))
+    out["se2"] = g["se"].apply(lambda s: float(np.mean(np.square(s))) / len(s))
+    out["run_logs"] = g["log_t"].apply(list)
+    return out.reset_index()
+
+
+def _resources(base: results.ResultSet, mode: str) -> dict:
+    """The resource each case is normalised by, decided on the baseline's machine."""
+    if mode == "none":
+        return {}
+    runs = base.runs.set_index("file")
+    out = {}
+    for r in base.cases.to_dict("records"):
+        run = runs.loc[r["file"]]
+        gflops = run.get(f"matmul_gflops_{r['dtype']}")
+        gbs = run.get("memory_gbs")
+        if mode == "auto" and not (gflops and gbs):
+            raise ValueError(f"{r['file']}: no calibration to normalise by (re-run the "
+                             "benchmarks with this version)")
+        out[tuple(r[k] for k in KEY)] = norm.bottleneck(r["predicted_flops"],
+                                                        r["predicted_bytes"], gflops, gbs, mode)
+    return out
+
+
+def _unmatched(base: results.ResultSet, cur: results.ResultSet, matched: set):
+    """Cases timed on one side only, with what the other side did with them; and how many
+    the budget skipped on both sides."""
+    status = {}
+    for side, rs in (("baseline", base), ("current", cur)):
+        for r in rs.cases.to_dict("records"):
+            key = tuple(r[k] for k in KEY)
+            st = status.setdefault(key, {"n_params": r["n_params"]})
+            if st.get(side) != "ok":  # timed in any run of the side counts as timed
+                st[side] = r["status"]
+    rows, both_skipped = [], 0
+    for key, st in status.items():
+        if key in matched:
+            continue
+        b, c = st.get("baseline"), st.get("current")
+        if b == c == "skipped":
+            both_skipped += 1
+            continue
+        side, other, there = ("baseline", "current", c) if b == "ok" else ("current",
+                                                                           "baseline", b)
+        if b != "ok" and c != "ok":  # skipped on one side, absent from the other
+            side, other, there = ("baseline", "current", c) if b else ("current", "baseline",
+                                                                      b)
+        why = {"skipped": "skipped by the budget", None: "absent"}.get(there, there)
+        rows.append({"side": side, **dict(zip(KEY, key, strict=True)),
+                     "n_params": st["n_params"], "why": f"{why} in the {other} results"})
+    df = pd.DataFrame(rows, columns=["side", *KEY, "n_params", "why"])
+    return df.sort_values(["side", "method", "n_params"]).reset_index(drop=True), both_skipped
+
+
+def _scaling(base: results.ResultSet, cur: results.ResultSet, drift: float) -> pd.DataFrame:
+    """Fitted exponents per method and dtype on both sides, with intervals that hold drift.
+
+    A fit's own 95 % interval reflects the scatter of its points about the line; drift that
+    moves during a method's sweep tilts the line without scattering it. Ends of the fitted
+    range drifting independently by ``drift`` (per run, log time) tilt the slope by
+    ``drift * sqrt(2) / ln(n_max / n_min)`` (one standard deviation); its ``rule.Z`` multiple
+    is added in quadrature to the fit's half-width.
+    """
+    fits = {}
+    for side, rs in (("baseline", base), ("current", cur)):
+        df = rs.cases.assign(label=side)
+        for f in results.fits(df):
+            tilt = drift * math.sqrt(2) / math.log(f.n_max / f.n_min)
+            half = math.hypot(f.k_high - f.k, rule.Z * tilt)
+            fits[(side, f.method, f.dtype)] = (f.k, f.k - half, f.k + half)
+    rows = []
+    for (side, method, dtype), (kb, lo_b, hi_b) in fits.items():
+        fc = fits.get(("current", method, dtype))
+        if side != "baseline" or fc is None:
+            continue
+        kc, lo_c, hi_c = fc
+        rows.append({"method": method, "dtype": dtype, "k_baseline": kb,
+                     "k_baseline_low": lo_b, "k_baseline_high": hi_b, "k_current": kc,
+                     "k_current_low": lo_c, "k_current_high": hi_c,
+                     "changed": rule.exponent_changed(kb, lo_b, hi_b, kc, lo_c, hi_c)})
+    return pd.DataFrame(rows, columns=["method", "dtype", "k_baseline", "k_baseline_low",
+                                       "k_baseline_high", "k_current", "k_current_low",
+                                       "k_current_high", "changed"])
+
+
+def compare(baseline, current, threshold: float = 1.10, normalize: str = "none") -> Comparison:
+    """Compare two sets of result files (paths, or :class:`results.ResultSet`).
+
+    Parameters
+    ----------
+    baseline, current : path, list of paths, or ResultSet
+        Files or folders; several runs on a side are pooled as repeated runs.
+    threshold : float
+        A case is slower only when its ratio exceeds this factor (and the evidence holds).
+    normalize : {"none", "auto", "flops", "memory"}
+        Divide each case's time by its machine's speed at the case's bottleneck (auto:
+        decided per case from its arithmetic intensity against the baseline machine's
+        balance), or at the resource named.
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not (
+            math.isfinite(threshold) and threshold >= 1):
+        raise ValueError(f"threshold must be a number of at least 1 (a slowdown factor such "
+                         f"as 1.10), got {threshold!r}")
+    if normalize not in norm.MODES:
+        raise ValueError(f"unknown normalisation {normalize!r}: choose one of "
+                         f"{', '.join(norm.MODES)}")
+    base = baseline if isinstance(baseline, results.ResultSet) else results.load_set(baseline)
+    cur = current if isinstance(current, results.ResultSet) else results.load_set(current)
+    resources = _resources(base, normalize)
+    pb, pc = _pool(_per_run(base, resources, normalize)), _pool(_per_run(cur, resources,
+                                                                         normalize))
+    m = pb.merge(pc, on=KEY, suffixes=("_b", "_c"))
+    if m.empty:
+        raise ValueError("the two sides have no timed case in common (method, sizes, batch, "
+                         "dtype and threads must all match); compare runs of the same profile")
+    m["d"] = m["log_t_c"] - m["log_t_b"]
+    m["rounds_ok"] = (m["min_rounds_b"] >= rule.MIN_ROUNDS) & (m["min_rounds_c"] >=
+                                                               rule.MIN_ROUNDS)
+    repeats = rule.drift_from_repeats(list(m["run_logs_b"]) + list(m["run_logs_c"]))
+    if repeats is not None:
+        drift, source = repeats, "measured from repeated runs on a side"
+    else:
+        judged = m[m["rounds_ok"]]
+        n_b, n_c = int(m["n_runs_b"].max()), int(m["n_runs_c"].max())
+        if len(judged) >= rule.MIN_CASES_FOR_SPREAD:
+            # about each method's own typical ratio: a change (or a machine) that moves a
+            # whole method is a shift, not noise
+            resid = judged["d"] - judged.groupby(["method", "dtype"])["d"].transform("median")
+            drift = rule.drift_from_spread(resid, judged["se2_b"] + judged["se2_c"], n_b, n_c)
+            source = (f"estimated from the spread of {len(judged)} matched cases about their "
+                      "method's median ratio")
+        else:
+            drift, source = rule.DRIFT_PRIOR, "assumed (too few cases to measure it)"
+    rows = []
+    for r in m.to_dict("records"):
+        s = rule.sigma(drift, r["n_runs_b"], r["n_runs_c"], math.sqrt(r["se2_b"]),
+                       math.sqrt(r["se2_c"]))
+        ratio = math.exp(r["d"])
+        rows.append({**{k: r[k] for k in KEY}, "n_params": r["n_params_b"],
+                     "baseline_seconds": r["seconds_b"], "current_seconds": r["seconds_c"],
+                     "ratio": ratio, "ratio_low": math.exp(r["d"] - rule.Z * s),
+                     "ratio_high": math.exp(r["d"] + rule.Z * s),
+                     "verdict": rule.verdict(r["d"], s, threshold, r["rounds_ok"]),
+                     "detectable": rule.detectable(s, threshold),
+                     "rounds_baseline": r["min_rounds_b"], "rounds_current": r["min_rounds_c"],
+                     "runs_baseline": r["n_runs_b"], "runs_current": r["n_runs_c"],
+                     "rounds_ok": r["rounds_ok"], "normalized_by": r["resource_b"]})
+    cases = pd.DataFrame(rows).sort_values(["dtype", "method", "n_params"]).reset_index(
+        drop=True)
+    matched = set(map(tuple, cases[KEY].to_numpy().tolist()))
+    db, dc = describe(base), describe(cur)
+    same = db["cpus"] == dc["cpus"] and db["labels"] == dc["labels"]
+    notes = []
+    if not same and normalize == "none":
+        notes.append("the two sides ran on different machines and times are not normalised: "
+                     "ratios include the hardware difference (use --normalize auto)")
+    unmatched, both_skipped = _unmatched(base, cur, matched)
+    return Comparison(cases, unmatched, _scaling(base, cur, drift), _method_summary(cases), db, dc,
+                      float(threshold), normalize, drift, source, same, notes, both_skipped)
+
+
+def _method_summary(cases: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (method, dtype), g in cases.groupby(["method", "dtype"], sort=True):
+        counts = g["verdict"].value_counts()
+        rows.append({"method": method, "dtype": dtype, "cases": len(g),
+                     "geomean_ratio": float(np.exp(np.log(g["ratio"]).mean())),
+                     **{v: int(counts.get(v, 0)) for v in rule.VERDICTS}})
+    return pd.DataFrame(rows)
