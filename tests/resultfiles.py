@@ -12,7 +12,7 @@ CALIBRATION = {"matmul_gflops_float64": 60.0, "matmul_gflops_float32": 120.0,
 
 
 def document(timings, label="m1", skipped=(), schema=results.SCHEMA_VERSION, rounds=5,
-             accuracy=None):
+             accuracy=None, calibration=None, cpu="Test CPU"):
     """A result document: timings = [(method, width, median seconds)], each case with
     ``rounds`` raw rounds around its median."""
     benchmarks = []
@@ -38,8 +38,9 @@ def document(timings, label="m1", skipped=(), schema=results.SCHEMA_VERSION, rou
                              "dirty": False})
         if accuracy is not None:
             section["accuracy"] = accuracy
-    return {"machine_info": {"label": label, "node": "host", "calibration": dict(CALIBRATION),
-                             "cpu_model": "Test CPU", "cores": 2},
+    return {"machine_info": {"label": label, "node": "host",
+                             "calibration": dict(calibration or CALIBRATION),
+                             "cpu_model": cpu, "cores": 2},
             "datetime": "2026-11-22T20:00",
             "benchmarks": benchmarks,
             "gradbench": section}

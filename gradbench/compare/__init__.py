@@ -231,9 +231,11 @@ def compare(baseline, current, threshold: float = 1.10, normalize: str = "none")
             # about each method's own typical ratio: a change (or a machine) that moves a
             # whole method is a shift, not noise
             resid = judged["d"] - judged.groupby(["method", "dtype"])["d"].transform("median")
-            drift = rule.drift_from_spread(resid, judged["se2_b"] + judged["se2_c"], n_b, n_c)
-            source = (f"estimated from the spread of {len(judged)} matched cases about their "
-                      "method's median ratio")
+            groups = judged.groupby(["method", "dtype"]).ngroups
+            drift = rule.drift_from_spread(resid, judged["se2_b"] + judged["se2_c"], n_b, n_c,
+                                           groups)
+            source = (f"upper 95 % bound from the spread of {len(judged)} matched cases "
+                      "about their method's median ratio")
         else:
             drift, source = rule.DRIFT_PRIOR, "assumed (too few cases to measure it)"
     rows = []

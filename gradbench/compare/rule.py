@@ -13,8 +13,9 @@ is the geometric mean of its runs' medians. Its noise has two parts:
   estimated from repeated runs on a side when there are any (the pooled variance of each
   case's run medians), and otherwise from the comparison itself: the robust spread (1.4826
   times the median absolute deviation) of d across the matched cases about their method's
-  median d (a change, or another machine, that moves a whole method is a shift, not noise).
-  It is never taken below ``DRIFT_FLOOR``.
+  median d (a change, or another machine, that moves a whole method is a shift, not noise),
+  taken at the upper end of its 95 % interval (see :func:`drift_from_spread`). It is never
+  taken below ``DRIFT_FLOOR``.
 
 Then ``sigma_d**2 = s_run**2 * (1/n_base + 1/n_current) + se_base**2 + se_current**2`` and a
 case is
@@ -48,6 +49,8 @@ MIN_ROUNDS = 3
 #: Fewer judged cases than this: the cross-case spread is not trusted, and ``DRIFT_PRIOR``
 #: stands in for it.
 MIN_CASES_FOR_SPREAD = 8
+#: Efficiency of the MAD relative to the standard deviation (normal data).
+MAD_EFFICIENCY = 0.37
 #: Run-to-run drift assumed when it cannot be measured (10 %, about what this project's
 #: machines show between back-to-back runs).
 DRIFT_PRIOR = 0.10
@@ -72,16 +75,24 @@ def robust_sd(x) -> float:
     return 1.4826 * float(np.median(np.abs(x - np.median(x))))
 
 
-def drift_from_spread(d, se2, n_base: int, n_cur: int) -> float:
+def drift_from_spread(resid, se2, n_base: int, n_cur: int, n_groups: int = 1) -> float:
     """Run-to-run drift per run from the spread of d across cases (one run or more a side).
 
-    ``se2`` are the cases' within-run variances (both sides added); what the spread of d
-    holds beyond them is drift, shared out over the runs.
+    ``resid`` are the cases' d about their group's median (``n_groups`` medians taken out),
+    ``se2`` their within-run variances (both sides added); what the spread holds beyond them
+    is drift, shared out over the runs. A spread measured on a few dozen cases can come out
+    low by chance, and a low drift means false alarms, so the estimate is the upper end of
+    its 95 % interval: chi-square on the MAD's effective degrees of freedom (the MAD has 37 %
+    of the standard deviation's efficiency).
     """
-    d = np.asarray(d, dtype=float)
-    if len(d) < MIN_CASES_FOR_SPREAD:
+    from scipy import stats
+
+    resid = np.asarray(resid, dtype=float)
+    if len(resid) < MIN_CASES_FOR_SPREAD:
         return DRIFT_PRIOR
-    var = robust_sd(d) ** 2 - float(np.median(se2))
+    df = max(1.0, MAD_EFFICIENCY * (len(resid) - n_groups))
+    upper = robust_sd(resid) ** 2 * df / stats.chi2.ppf(0.05, df)
+    var = upper - float(np.median(se2))
     return max(DRIFT_FLOOR, math.sqrt(max(var, 0.0) / (1.0 / n_base + 1.0 / n_cur)))
 
 

@@ -1,0 +1,225 @@
+"""gradbench compare: the decision rule on synthetic runs, matching, normalisation, exponent
+changes, the command line and its exit codes, escaping."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gradbench import compare
+from gradbench.compare import normalize, render, rule
+
+from .resultfiles import WIDTHS, power, write_result
+
+METHODS = [("primal", 1, 1e-9), ("backprop", 1, 2.5e-9), ("numerical:central:naive", 2, 2e-9)]
+
+
+def run_file(path, seed, noise=0.0, slow=None, factor=1.0, rounds=5, grow=None, **kwargs):
+    """A run of three methods over WIDTHS with multiplicative noise per case; ``slow`` is a
+    method made ``factor`` times slower; ``grow`` a method whose time grows by (N/N0)^0.3."""
+    timings = []
+    for i, (m, k, c) in enumerate(METHODS):
+        for method, w, t in power(m, k, c, WIDTHS, noise=noise, seed=seed * 10 + i):
+            if method == slow:
+                t *= factor
+            if method == grow:
+                t *= (w / WIDTHS[0]) ** 0.3 * 1.0
+            timings.append((method, w, t))
+    return write_result(path, timings, rounds=rounds, **kwargs)
+
+
+def test_a_run_compared_with_itself_is_unchanged(tmp_path):
+    f = run_file(tmp_path / "a.json", 0, noise=0.05)
+    c = compare.compare(f, f)
+    assert set(c.cases["verdict"]) == {"unchanged"} and not c.failed
+    assert len(c.cases) == 3 * len(WIDTHS) and c.unmatched.empty
+    assert c.drift == rule.DRIFT_FLOOR  # no spread at all: the floor
+    se = rule.median_se(np.log([1 + 0.02 * (i - 2) for i in range(5)]))  # resultfiles' rounds
+    sd = np.sqrt(2 * rule.DRIFT_FLOOR**2 + 2 * se**2)
+    assert c.detectable == pytest.approx(max(1.1, np.exp(rule.Z * sd)))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_drift_alone_is_never_a_regression(tmp_path, seed):
+    # independent 8 % noise per case and run: ratios up to ~1.3x, none of them evidence
+    a = run_file(tmp_path / "a.json", 2 * seed, noise=0.08)
+    b = run_file(tmp_path / "b.json", 2 * seed + 1, noise=0.08)
+    c = compare.compare(a, b)
+    assert not c.failed, c.regressions[["method", "sizes", "ratio"]]
+    # an upper bound on the 8 % put in: from 27 cases, up to about twice it
+    assert 0.07 < c.drift < 0.2
+    assert c.detectable > 1.1
+
+
+@pytest.mark.parametrize("factor, slower", [(1.5, True), (0.6, False)])
+def test_one_method_changed_is_named_alone(tmp_path, factor, slower):
+    a = run_file(tmp_path / "a.json", 0, noise=0.03)
+    b = run_file(tmp_path / "b.json", 1, noise=0.03, slow="backprop", factor=factor)
+    c = compare.compare(a, b)
+    verdict = "slower" if slower else "faster"
+    flagged = c.cases[c.cases["verdict"] == verdict]
+    assert set(flagged["method"]) == {"backprop"} and len(flagged) >= len(WIDTHS) - 1
+    assert c.failed == slower
+    others = c.cases[c.cases["method"] != "backprop"]
+    assert set(others["verdict"]) == {"unchanged"}
+
+
+def test_too_few_rounds_is_inconclusive_and_never_fails(tmp_path):
+    a = run_file(tmp_path / "a.json", 0, rounds=2)
+    b = run_file(tmp_path / "b.json", 0, rounds=2, slow="backprop", factor=3.0)
+    c = compare.compare(a, b)
+    assert set(c.cases["verdict"]) == {"inconclusive"}  # even the 3x slower backprop
+    assert not c.failed and np.isnan(c.detectable)
+
+
+def test_repeated_runs_are_pooled_and_measure_drift(tmp_path):
+    base = [run_file(tmp_path / f"b{i}.json", i, noise=0.06) for i in range(3)]
+    cur = [run_file(tmp_path / f"c{i}.json", 10 + i, noise=0.06) for i in range(3)]
+    c = compare.compare(base, cur)
+    assert set(c.cases["runs_baseline"]) == {3} and set(c.cases["runs_current"]) == {3}
+    assert c.drift_source.startswith("measured from repeated runs")
+    assert 0.03 < c.drift < 0.1 and not c.failed
+
+
+def test_matching_is_on_parameters_and_unmatched_cases_are_listed(tmp_path):
+    a = run_file(tmp_path / "a.json", 0)
+    data = json.loads(a.read_text())
+    data["benchmarks"].reverse()
+    for b in data["benchmarks"]:
+        b["name"] = "renamed"  # names play no part
+    extra = json.loads(json.dumps(data["benchmarks"][0]))
+    extra["extra_info"]["threads"] = 1  # a case the baseline does not have
+    data["benchmarks"].append(extra)
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(data))
+    c = compare.compare(a, b)
+    assert len(c.cases) == 3 * len(WIDTHS) and set(c.cases["verdict"]) == {"unchanged"}
+    assert len(c.unmatched) == 1
+    row = c.unmatched.iloc[0]
+    assert (row["side"], row["threads"], row["why"]) == ("current", 1,
+                                                          "absent in the baseline results")
+
+
+def test_normalisation_arithmetic():
+    assert normalize.bottleneck(1e9, 1e6, 60.0, 12.0, "auto") == "flops"  # 1000 flop/byte
+    assert normalize.bottleneck(1e6, 1e6, 60.0, 12.0, "auto") == "memory"  # 1 < 5
+    assert normalize.bottleneck(1e6, 1e6, 60.0, 12.0, "flops") == "flops"
+    assert normalize.factor("flops", 60.0, 12.0) == 60.0
+    assert normalize.factor("memory", 60.0, 12.0) == 12.0
+    assert normalize.factor("none", None, None) == 1.0
+    with pytest.raises(ValueError, match="calibration"):
+        normalize.factor("flops", None, 12.0)
+
+
+def test_normalised_machines_twice_as_fast_compare_equal(tmp_path):
+    # machine B has twice A's matmul rate and bandwidth and runs everything in half the time
+    a = run_file(tmp_path / "a.json", 0, label="slowbox", cpu="CPU A")
+    b = run_file(tmp_path / "b.json", 0, label="fastbox", cpu="CPU B", slow="primal",
+                 factor=1.0, calibration={"matmul_gflops_float64": 120.0,
+                                          "matmul_gflops_float32": 240.0, "memory_gbs": 24.0})
+    data = json.loads(b.read_text())
+    for bench in data["benchmarks"]:
+        st = bench["stats"]
+        for k in ("median", "mean", "min", "max", "iqr", "stddev"):
+            st[k] /= 2
+        st["data"] = [t / 2 for t in st["data"]]
+    b.write_text(json.dumps(data))
+    raw = compare.compare(a, b)
+    assert not raw.same_machine and "different machines" in raw.notes[0]
+    assert np.allclose(raw.cases["ratio"], 0.5)
+    auto = compare.compare(a, b, normalize="auto")
+    assert np.allclose(auto.cases["ratio"], 1.0) and not auto.notes
+    assert set(auto.cases["normalized_by"]) <= {"flops", "memory"}
+
+
+def test_an_exponent_that_grows_is_a_finding(tmp_path):
+    a = run_file(tmp_path / "a.json", 0, noise=0.02)
+    b = run_file(tmp_path / "b.json", 1, noise=0.02, grow="backprop")
+    c = compare.compare(a, b)
+    (row,) = c.scaling_regressions.itertuples()
+    assert row.method == "backprop"
+    assert 0.2 < row.k_current - row.k_baseline < 0.4 and c.failed
+    assert any("backprop (float64) went from N^" in line for line in render.headline(c))
+
+
+def test_exponents_rule():
+    assert rule.exponent_changed(1.0, 0.9, 1.1, 1.3, 1.2, 1.4)
+    assert not rule.exponent_changed(1.0, 0.9, 1.1, 1.08, 0.98, 1.18)  # within the other's
+
+
+def test_verdict_rule():
+    assert rule.verdict(np.log(1.5), 0.05, 1.1, True) == "slower"
+    assert rule.verdict(np.log(1.5), 0.2, 1.1, True) == "inconclusive"  # 1.5x inside 3 sd
+    assert rule.verdict(np.log(1.05), 0.01, 1.1, True) == "unchanged"  # within the band
+    assert rule.verdict(np.log(0.5), 0.05, 1.1, True) == "faster"
+    assert rule.verdict(np.log(3.0), 0.01, 1.1, False) == "inconclusive"
+    assert rule.detectable(0.05, 1.1) == pytest.approx(np.exp(0.15))
+    assert rule.detectable(0.01, 1.1) == 1.1
+
+
+def cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "gradbench.cli", "compare", *map(str, args)],
+                          capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def test_cli_exit_codes_and_formats(tmp_path):
+    a = run_file(tmp_path / "a.json", 0, noise=0.03)
+    b = run_file(tmp_path / "b.json", 1, noise=0.03, slow="backprop", factor=1.5)
+    same = cli(a, a)
+    assert same.returncode == 0 and "no regression" in same.stdout
+    assert "smallest slowdown this comparison could have detected" in same.stdout
+    worse = cli(a, b)
+    assert worse.returncode == 1 and "REGRESSION" in worse.stdout
+    for fmt in render.FORMATS:
+        out = tmp_path / f"c.{fmt}"
+        res = cli(a, b, "--format", fmt, "--out", out)
+        assert res.returncode == 1 and out.is_file() and res.stdout.count("\n") == 1
+    doc = json.loads((tmp_path / "c.json").read_text())
+    assert doc["regression"] and {r["method"] for r in doc["regressions"]} == {"backprop"}
+    assert (tmp_path / "c.html").read_text().startswith("<!DOCTYPE html>")
+    pooled = cli(f"{a},{a}", b)  # two runs on a side, comma-separated
+    assert pooled.returncode == 1 and "2 runs" in pooled.stdout
+
+
+@pytest.mark.parametrize("make_args, words", [
+    (lambda a, t: [a, t / "empty"], "no result files"),
+    (lambda a, t: [a, t / "missing.json"], "no such file or folder"),
+    (lambda a, t: [a, t / "old.json"], "schema 99"),
+    (lambda a, t: [a, t / "other.json"], "no timed case in common"),
+    (lambda a, t: [a, a, "--threshold", "0.9"], "--threshold must be a factor of at least 1"),
+    (lambda a, t: [a, a, "--threshold", "nan"], "--threshold must be a factor"),
+    (lambda a, t: [a, a, "--threshold", "lots"], "invalid float value"),
+    (lambda a, t: [a, a, "--normalize", "gpu"], "choose one of none, auto, flops, memory"),
+    (lambda a, t: [a, a, "--format", "pdf"], "choose one of text, markdown, json, html"),
+    (lambda a, t: [a, a, "--out", t / "nofolder" / "x.md"], "cannot write to"),
+    (lambda a, t: [a, a, "--out", t], "is a folder"),
+])
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, make_args, words):
+    a = run_file(tmp_path / "a.json", 0)
+    (tmp_path / "empty").mkdir()
+    old = json.loads(a.read_text())
+    old["gradbench"]["schema_version"] = 99
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    write_result(tmp_path / "other.json", [("primal", 3, 1e-6)])
+    before = set(tmp_path.rglob("*"))
+    res = cli(*make_args(a, tmp_path))
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], res.stderr
+    assert res.stdout == "" and set(tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_hostile_labels_are_escaped(tmp_path):
+    a = run_file(tmp_path / "a.json", 0, label="a|b<script>alert(1)</script>")
+    b = run_file(tmp_path / "b.json", 0, label="c`d\nnew")
+    c = compare.compare(a, b)
+    md = render.render(c, "markdown")
+    assert "<script>" not in md and "a\\|b&lt;script&gt;" in md and "c\\`d new" in md
+    for table in md.split("\n\n"):  # every row has as many cells as its table's header
+        rows = [r for r in table.splitlines() if r.startswith("|")]
+        cells = {len(r.replace("\\|", "").split("|")) for r in rows}
+        assert len(cells) <= 1, table
+    page = render.render(c, "html")
+    assert "<script>" not in page and "a|b&lt;script&gt;alert(1)&lt;/script&gt;" in page
