@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -262,3 +263,37 @@ FIGURES = [
     ("gflops.png", gflops, "Achieved GFLOP/s against the calibrated peak"),
 ]
 
+
+
+def trend(series: pd.DataFrame, changes: pd.DataFrame, method: str, path) -> list[str]:
+    """One method's time per case across runs in commit order, each case relative to its
+    median over the runs (1 = typical); detected changes marked where they start."""
+    s = series[series["method"] == method]
+    if s.empty:
+        raise MissingData(f"no {method} cases in these runs")
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    drawn = []
+    labels = sorted(s["label"].unique())
+    cmap = matplotlib.colormaps["viridis"]
+    for (label, n, dtype), g in s.groupby(["label", "n_params", "dtype"], sort=True):
+        rel = g["median"] / g["median"].median()
+        name = f"N = {n:,}" + (f" [{plain(label)}]" if len(labels) > 1 else "") + (
+            f" {dtype}" if s["dtype"].nunique() > 1 else "")
+        share = np.log(n / s["n_params"].min()) / max(np.log(s["n_params"].max() /
+                                                             s["n_params"].min()), 1e-9)
+        ax.plot(g["position"] + 1, rel, marker=MARKERS[labels.index(label) % len(MARKERS)],
+                ms=3, lw=1, color=cmap(0.9 * share), label=name)
+        drawn.append(name)
+    for c in changes[changes["method"] == method].itertuples():
+        ax.axvline(c.position + 1, color="#d62728" if c.ratio > 1 else "#2ca02c", lw=0.8,
+                   linestyle="--")
+    ax.set_yscale("log")
+    ax.set_xlabel("run, in commit order")
+    ax.set_ylabel("time / the case's median over the runs")
+    ax.set_title(f"{methods.title(method)}: time across runs (dashed: detected changes)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False,
+              ncol=1 if len(drawn) <= 20 else 2)
+    fig.savefig(Path(path), dpi=DPI)
+    return drawn

@@ -103,15 +103,16 @@ def accuracy_record(curve: pd.DataFrame, check: pd.DataFrame, network: str) -> d
 # ----------------------------------------------------------------------------- reading
 
 
-def result_files(paths) -> list[Path]:
-    """The JSON files named, and those directly inside the folders named (sorted); hidden
-    files (temporary ones among them) are left out."""
+def result_files(paths, recursive: bool = False) -> list[Path]:
+    """The JSON files named, and those inside the folders named (directly, or at any depth
+    when ``recursive``), sorted; hidden files (temporary ones among them) are left out."""
     if isinstance(paths, str | Path):
         paths = [paths]
     files = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.glob("*.json") if not f.name.startswith("."))
+            found = sorted(f for f in p.glob("**/*.json" if recursive else "*.json")
+                           if not f.name.startswith("."))
             if not found:
                 raise ValueError(f"{p}: no result files (*.json) in this folder")
             files += found
@@ -422,14 +423,14 @@ def _parse_accuracy(f: _Fields, acc: dict, base: dict, curve: list, checks: list
                        "passed": f.get(r, "passed", wr, (bool,))})
 
 
-def load_set(paths) -> ResultSet:
+def load_set(paths, recursive: bool = False) -> ResultSet:
     """Every result file named (files or folders), read once and checked, as frames."""
     runs, cases, rounds, curve, checks = [], [], [], [], []
-    for path in result_files(paths):
+    for path in result_files(paths, recursive):
         _parse(path, read(path), runs, cases, rounds, curve, checks)
     df = pd.DataFrame(cases, columns=CASE_COLUMNS)
     if df.empty:
-        names = ", ".join(str(p) for p in result_files(paths))
+        names = ", ".join(str(p) for p in result_files(paths, recursive))
         raise ValueError(f"{names}: the result files hold no gradbench cases (timed or "
                          "skipped); run the benchmarks first")
     runs_df = pd.DataFrame(runs, columns=RUN_COLUMNS)

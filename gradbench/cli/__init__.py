@@ -2,7 +2,7 @@
 
 Exit status (every verb):
   0    success
-  1    a finding: a failed gradient check, a regression found by compare
+  1    a finding: a failed gradient check, a regression (compare), a slowdown (history)
   2    bad usage or bad input: one line on stderr, nothing written
   3    the benchmark suite itself failed: a case raised an error (a bug in gradbench or a
        broken installation, not something you typed); the completed cases are saved
@@ -15,10 +15,10 @@ import os
 import sys
 
 from .. import __version__
-from . import check, compare, report, run
+from . import check, compare, history, report, run
 from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, UsageError
 
-VERBS = (run, report, compare, check)
+VERBS = (run, report, compare, history, check)
 
 
 def build_parser() -> Parser:

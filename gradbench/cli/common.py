@@ -12,7 +12,7 @@ EXIT_OK, EXIT_FINDING, EXIT_USAGE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 13
 
 EXIT_STATUSES = """exit status:
   0    success
-  1    a finding (a failed check, a regression)
+  1    a finding (a failed check, a regression, a slowdown in history)
   2    bad usage or bad input: one line on stderr, nothing written
   3    the suite itself failed (a case raised an error); completed cases are saved
   130  interrupted (Ctrl-C); what completed is saved"""
