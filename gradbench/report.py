@@ -47,6 +47,8 @@ class Report:
     missing: list[str] = field(default_factory=list)
     check: pd.DataFrame | None = None
     check_note: str = ""
+    machines: pd.DataFrame | None = None  # each method's time relative to the reference
+    reference: str | None = None
     fit_decades: float = results.FIT_DECADES
     fit_min_points: int = results.MIN_POINTS
 
@@ -155,10 +157,45 @@ def _tables(df: pd.DataFrame):
     return pivot, names, skipped, comp, full
 
 
-def collect(paths, out: Path) -> Report:
+def machine_table(rs: results.ResultSet, reference: str | None) -> tuple[pd.DataFrame, str]:
+    """Each machine's time per method relative to the reference machine: the geometric mean
+    over the cases both timed, raw and normalised by each case's bottleneck."""
+    from . import compare
+
+    labels = sorted(rs.runs["label"].unique())
+    if reference is None:
+        reference = labels[0]
+    if reference not in labels:
+        raise ValueError(f"no machine labelled {reference!r} in these results: choose one of "
+                         f"{', '.join(labels)}")
+    ref = results.subset(rs, [reference])
+    rows = []
+    for label in labels:
+        if label == reference:
+            continue
+        other = results.subset(rs, [label])
+        try:
+            raw = compare.compare(ref, other).methods
+            normed = compare.compare(ref, other, normalize="auto").methods
+        except ValueError:
+            continue  # nothing in common, or no calibration: the table leaves it out
+        both = raw.merge(normed[["method", "dtype", "geomean_ratio"]], on=["method", "dtype"],
+                         suffixes=("", "_normalised"))
+        for r in both.to_dict("records"):
+            rows.append({"machine": label, "method": r["method"], "dtype": r["dtype"],
+                         "cases": r["cases"], "raw": r["geomean_ratio"],
+                         "normalised": r["geomean_ratio_normalised"]})
+    return pd.DataFrame(rows, columns=["machine", "method", "dtype", "cases", "raw",
+                                       "normalised"]), reference
+
+
+def collect(paths, out: Path, reference: str | None = None) -> Report:
     """Load the results, draw the figures and write the CSV into ``out``, and gather the
     page's content."""
     rs = results.load_set(paths)
+    machines = None
+    if rs.runs["label"].nunique() > 1 or reference is not None:
+        machines, reference = machine_table(rs, reference)
     df = rs.cases
     fits = results.fits(df)
     heads, missing = headlines(df, fits)
@@ -187,7 +224,7 @@ def collect(paths, out: Path) -> Report:
     cases, names, skipped, comp, full = _tables(df)
     full.to_csv(out / "cases.csv", index=False)
     return Report(heads, figs, results.fits_frame(df), cases, names, skipped, comp, rs.runs,
-                  reproduce(rs.runs), missing, check, note)
+                  reproduce(rs.runs), missing, check, note, machines, reference)
 
 
 def _fmt(v, spec: str = ".3g", unit: str = "") -> str:
@@ -208,7 +245,7 @@ def render(report: Report) -> str:
     return env.get_template("report.html.j2").render(r=report, figures_doc=figures.__doc__)
 
 
-def build(paths, out="reports") -> Path:
+def build(paths, out="reports", reference: str | None = None) -> Path:
     """Write index.html, the PNG figures and cases.csv for the results in ``paths`` to
     ``out``.
 
@@ -218,6 +255,10 @@ def build(paths, out="reports") -> Path:
         Result files or folders of them (gradbench run's JSON).
     out : str or Path
         Destination folder, created if needed.
+    reference : str, optional
+        The machine (label) the others are measured against in the table of machines;
+        default the first label in sorting order. The table appears when the results hold
+        several machines.
 
     Returns
     -------
@@ -230,7 +271,7 @@ def build(paths, out="reports") -> Path:
     except OSError as exc:
         raise ValueError(f"cannot write the report to {out}: {exc.strerror}") from None
     try:
-        report = collect(paths, tmp)
+        report = collect(paths, tmp, reference)
         (tmp / "index.html").write_text(render(report), encoding="utf-8")
         names = sorted(p.name for p in tmp.iterdir() if p.name != "index.html")
         for name in [*names, "index.html"]:  # the page last: it names the figures

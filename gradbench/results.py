@@ -446,6 +446,13 @@ def load_set(paths, recursive: bool = False) -> ResultSet:
                      pd.DataFrame(checks, columns=CHECK_COLUMNS))
 
 
+def subset(rs: ResultSet, labels) -> ResultSet:
+    """The runs of the machines named (labels), every frame filtered alike."""
+    labels = set(labels)
+    return ResultSet(*(df[df["label"].isin(labels)] for df in (
+        rs.runs, rs.cases, rs.rounds, rs.step_curve, rs.checks)))
+
+
 def load(paths) -> pd.DataFrame:
     """All cases of all result files named (files or folders), one row per case and run."""
     return load_set(paths).cases

@@ -250,3 +250,25 @@ def test_cli_report_bad_input(tmp_path, make, words):
                                            (3e-8, "0.03 µs")])
 def test_durations_read_at_a_glance(seconds, text):
     assert report.duration(seconds) == text
+
+
+def test_several_machines_get_a_table_relative_to_the_reference(tmp_path):
+    a = full_results(tmp_path / "a.json", label="slowbox")
+    b = full_results(tmp_path / "b.json", label="fastbox")
+    data = json.loads(b.read_text())
+    data["machine_info"]["calibration"] = {"matmul_gflops_float64": 120.0,
+                                           "matmul_gflops_float32": 240.0, "memory_gbs": 24.0}
+    for bench in data["benchmarks"]:
+        st = bench["stats"]
+        for k in ("median", "mean", "min", "max", "iqr", "stddev"):
+            st[k] /= 2
+        st["data"] = [t / 2 for t in st["data"]]
+    b.write_text(json.dumps(data))
+    table, ref = report.machine_table(results.load_set([a, b]), "slowbox")
+    assert ref == "slowbox" and set(table["machine"]) == {"fastbox"}
+    assert np.allclose(table["raw"], 0.5) and np.allclose(table["normalised"], 1.0)
+    html = report.build([a, b], tmp_path / "rep", reference="slowbox").read_text()
+    assert "Machines relative to slowbox" in html
+    with pytest.raises(ValueError, match="no machine labelled 'nope'"):
+        report.build([a, b], tmp_path / "rep2", reference="nope")
+    assert not (tmp_path / "rep2" / "index.html").exists()

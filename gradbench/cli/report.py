@@ -16,6 +16,9 @@ def add_parser(sub) -> None:
     p.add_argument("results", nargs="+", metavar="RESULTS",
                    help="result files (JSON from gradbench run) or folders of them")
     p.add_argument("--out", default="reports", help="folder for the report (default reports/)")
+    p.add_argument("--reference", default=None, metavar="LABEL",
+                   help="with several machines: the one the others are measured against "
+                        "(default: the first label)")
     p.set_defaults(func=main)
 
 
@@ -23,7 +26,7 @@ def main(args) -> int:
     from .. import report
 
     try:
-        index = report.build(args.results, args.out)
+        index = report.build(args.results, args.out, args.reference)
     except ValueError as exc:
         raise UsageError(f"{PROG}: {exc}") from None
     print(f"{PROG}: {index}")

@@ -66,7 +66,8 @@ class Comparison:
 def describe(rs: results.ResultSet) -> dict:
     r = rs.runs
     commits = sorted({f"{c[:10]}{'+dirty' if d is True else ''}"
-                      for c, d in zip(r["commit"], r["dirty"], strict=True) if c})
+                      for c, d in zip(r["commit"], r["dirty"], strict=True)
+                      if isinstance(c, str) and c})
     return {"runs": len(r), "labels": sorted(r["label"].unique()),
             "cpus": sorted(str(c) for c in r["cpu_model"].dropna().unique()),
             "commits": commits, "files": list(r["file"])}

@@ -72,7 +72,7 @@ def history(paths) -> History:
 def describe(change) -> str:
     """'backprop 256-724-10 b32 float64 t2 on m1: from commit abc1234567 (2026-11-20):
     1.3x slower'."""
-    commit = f"commit {change['commit'][:10]}" if change["commit"] else (
+    commit = f"commit {change['commit'][:10]}" if isinstance(change["commit"], str) else (
         f"run {change['position'] + 1}")
     when = change["when"]
     date = when.strftime("%Y-%m-%d") if isinstance(when, pd.Timestamp) and not pd.isna(
