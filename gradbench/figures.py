@@ -77,7 +77,8 @@ def _finish(fig: Figure, ax, path, ylabel: str, title: str, xlabel: str = "N, pa
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.savefig(Path(path), dpi=DPI)
 
 

@@ -265,6 +265,7 @@ def build(paths, out="reports", reference: str | None = None) -> Path:
     Path of index.html. Raises ValueError on unreadable results or an unwritable ``out``.
     """
     out = Path(out)
+    missing = [p for p in [out, *out.parents] if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
@@ -276,6 +277,10 @@ def build(paths, out="reports", reference: str | None = None) -> Path:
         names = sorted(p.name for p in tmp.iterdir() if p.name != "index.html")
         for name in [*names, "index.html"]:  # the page last: it names the figures
             os.replace(tmp / name, out / name)
+    except BaseException:
+        if missing:  # folders this call made: a failed build leaves none behind
+            shutil.rmtree(missing[-1], ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out / "index.html"

@@ -161,7 +161,7 @@ def test_ctrl_c_keeps_completed_cases_in_a_visible_file(tmp_path):
     rs = results.load_set(f)
     assert rs.runs["status"].tolist() == ["interrupted"]
     assert (rs.cases["status"] == "ok").sum() >= 3
-    assert f"gradbench report {f}" in stdout
+    assert f"gradbench report {f}" in stderr  # interruption notices go to stderr
     assert "Traceback" not in stderr
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 

@@ -90,4 +90,4 @@ def test_cli_bad_input(tmp_path, make, words):
     res = run(make(tmp_path), "--out", tmp_path / "page")
     assert res.returncode == 2 and words in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "page" / "index.html").exists()
+    assert not (tmp_path / "page").exists()

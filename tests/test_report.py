@@ -165,7 +165,11 @@ def test_bad_results_leave_nothing_behind(tmp_path):
     out = tmp_path / "rep"
     with pytest.raises(ValueError, match="not valid JSON"):
         report.build(bad, out, )
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # the folder this build made is gone too
+    out.mkdir()
+    with pytest.raises(ValueError, match="not valid JSON"):
+        report.build(bad, out, )
+    assert list(out.iterdir()) == []  # a folder that was there stays, empty
     with pytest.raises(ValueError, match="no result files"):
         report.build(tmp_path / "rep", tmp_path / "rep2", )
 
@@ -242,7 +246,7 @@ def test_cli_report_bad_input(tmp_path, make, words):
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], res.stderr
-    assert not (tmp_path / "rep" / "index.html").exists()
+    assert not (tmp_path / "rep").exists()  # bad input leaves no folder behind
 
 
 @pytest.mark.parametrize("seconds, text", [(5.18e-05, "51.8 µs"), (2.55e-3, "2.55 ms"),

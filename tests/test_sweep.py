@@ -103,3 +103,12 @@ def test_no_group_starves_a_later_one():
     assert ran["numerical:central:naive"] == max(ran.values())
     with pytest.raises(ValueError, match="not one of"):
         b.rounds(("float16", "primal"), 1.0)
+
+
+def test_a_group_that_overran_cannot_starve_the_next():
+    b = sweep.Budget(total=10.0, weights={"a": 1.0, "b": 1.0})
+    assert b.rounds("a", predicted=4.0) == 1
+    b.charge(12.0)  # three times what was predicted: the whole budget and more
+    assert b.rounds("b", predicted=1.0) == 1  # b still gets a quarter of its 5 s share
+    assert b.group_left == pytest.approx(0.25 * 5.0)
+    assert b.rounds("b", predicted=1.3) == 0

@@ -11,6 +11,7 @@ which every case was skipped still writes its file.
 from __future__ import annotations
 
 import datetime
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class State:
     calibration: dict
     out: Path | None = None
     primal: dict = field(default_factory=dict)  # (dtype, sizes) -> seconds per call
+    correction: dict = field(default_factory=dict)  # (dtype, method) -> measured / model
     records: list = field(default_factory=list)  # completed cases, pytest-benchmark's dicts
     accuracy: dict | None = None
     code: dict = field(default_factory=code_info)
@@ -131,6 +133,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     if state is not None:
         machine_info.update(describe(state.label))
         machine_info["calibration"] = state.calibration
+        machine_info["load_average"] = list(os.getloadavg())  # others' work distorts timings
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):

@@ -171,10 +171,12 @@ class Budget:
 
     Each (dtype, method) group of cases gets an allotment when its first case comes: what is
     left of the budget times its weight over the weights of the groups still to come (so
-    what one group leaves unspent passes to the later ones, and no group can starve the
-    others). A case runs when its predicted time fits what is left of its group's allotment;
-    it then gets as many rounds as fit into ``repeat_share`` of the allotment, from one to
-    ``max_rounds``.
+    what one group leaves unspent passes to the later ones), and never less than ``floor``
+    of its nominal share (its weight's part of the whole budget): a group that overran its
+    allotment (a case slower than predicted) cannot starve the groups after it, at the cost
+    of overrunning the total by at most that floor. A case runs when its predicted time fits
+    what is left of its group's allotment; it then gets as many rounds as fit into
+    ``repeat_share`` of the allotment, from one to ``max_rounds``.
     """
 
     total: float
@@ -182,6 +184,7 @@ class Budget:
     spent: float = 0.0
     max_rounds: int = 5
     repeat_share: float = 0.05
+    floor: float = 0.25
     skipped: list = field(default_factory=list)
     group: tuple | None = None
     allotment: float = 0.0
@@ -193,7 +196,7 @@ class Budget:
 
     @property
     def group_left(self) -> float:
-        return max(0.0, min(self.allotment - self.group_spent, self.left))
+        return max(0.0, self.allotment - self.group_spent)
 
     def enter(self, group: tuple) -> None:
         """Start spending for ``group`` (a no-op when it is the current one)."""
@@ -204,7 +207,9 @@ class Budget:
             raise ValueError(f"{group!r} is not one of this budget's groups")
         later = order[order.index(group):]
         share = self.weights[group] / sum(self.weights[g] for g in later)
-        self.group, self.allotment, self.group_spent = group, self.left * share, 0.0
+        nominal = self.total * self.weights[group] / sum(self.weights.values())
+        allotment = max(self.left * share, self.floor * nominal)
+        self.group, self.allotment, self.group_spent = group, allotment, 0.0
 
     def rounds(self, group: tuple, predicted: float) -> int:
         """Rounds for a case of ``group`` predicted to take ``predicted`` seconds a round;

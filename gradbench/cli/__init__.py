@@ -19,10 +19,13 @@ from . import check, compare, history, report, run
 from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, UsageError
 
 VERBS = (run, report, compare, history, check)
+DESCRIPTION = ("What a gradient costs, by finite differences and by backpropagation: run the "
+               "benchmark suite, build its report, compare runs and machines, follow trends, "
+               "check one network's gradient.")
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="gradbench", description=__doc__.split("\n\n")[0],
+    parser = Parser(prog="gradbench", description=DESCRIPTION,
                     epilog=__doc__.split("\n\n", 1)[1], formatter_class=_raw())
     parser.add_argument("--version", action="version", version=f"gradbench {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from .common import EXIT_FINDING, EXIT_OK, UsageError, add_verb, check_threads, int_list
@@ -58,6 +59,12 @@ def main(args) -> int:
     from ..model import check_memory
 
     threads = check_threads(args.threads, PROG) or numba.get_num_threads()
+    if args.h is not None and not (math.isfinite(args.h) and args.h > 0):
+        raise UsageError(f"{PROG}: --h must be positive and finite, got {args.h!r}; leave it "
+                         "out for the scheme's default step")
+    if args.batch < 1:
+        raise UsageError(f"{PROG}: --batch must be a whole number of at least 1, got "
+                         f"{args.batch}")
     try:
         net = gb.MLP(args.sizes, activation=args.activation, loss=args.loss, dtype=args.dtype,
                      seed=args.seed)

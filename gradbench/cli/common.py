@@ -6,7 +6,6 @@ import argparse
 import math
 import pathlib
 import re
-import tempfile
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -34,7 +33,10 @@ class Parser(argparse.ArgumentParser):
 
 def add_verb(sub, name: str, help: str, description: str):
     """A verb's parser, its help ending with the exit statuses."""
-    return sub.add_parser(name, help=help, description=description, epilog=EXIT_STATUSES,
+    import textwrap
+
+    return sub.add_parser(name, help=help, description=textwrap.fill(description, 79),
+                          epilog=EXIT_STATUSES,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
@@ -83,15 +85,24 @@ def check_budget(budget: float | None, prog: str) -> float | None:
 
 
 def writable_folder(folder: str, prog: str) -> pathlib.Path:
-    """The folder as a Path, created if need be; a UsageError if it cannot be written."""
+    """The folder as a Path, if it is one that can be written or can be created; a
+    UsageError if not. Nothing is created: bad options leave no trace."""
+    import os
+
     path = pathlib.Path(folder)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".gradbench-check-"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"{prog}: cannot write to {path}: {exc.strerror}") from None
+    existing = next((p for p in [path, *path.parents] if p.exists()), pathlib.Path("."))
+    if not existing.is_dir():
+        raise UsageError(f"{prog}: cannot write to {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{prog}: cannot write to {path}: {existing} is not writable")
     return path
+
+
+def created_folders(path: pathlib.Path) -> pathlib.Path | None:
+    """The topmost of ``path`` and its parents that does not exist yet (what making ``path``
+    would create, to be removed if the command then fails), or None."""
+    missing = [p for p in [path, *path.parents] if not p.exists()]
+    return missing[-1] if missing else None
 
 
 def int_list(text: str) -> list[int]:

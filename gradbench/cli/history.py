@@ -30,9 +30,10 @@ def main(args) -> int:
     out = writable_folder(args.out, PROG)
     try:
         h = H.history(args.storage)
-        page = _page(h, out)
     except ValueError as exc:
         raise UsageError(f"{PROG}: {exc}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    page = _page(h, out)
     n_runs = h.series["file"].nunique()
     print(f"{PROG}: {n_runs} runs, {len(h.noise)} machine(s), {len(h.changes)} change(s)")
     for c in h.changes.to_dict("records"):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from .common import (
@@ -16,6 +19,7 @@ from .common import (
     check_budget,
     check_label,
     check_threads,
+    created_folders,
     default_label,
     writable_folder,
 )
@@ -63,6 +67,8 @@ def main(args) -> int:
 
     import pytest
 
+    made = created_folders(out)
+    out.mkdir(parents=True, exist_ok=True)
     here = Path(bench.__file__).parent
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     final = out / f"{label}-{prof.name}-{stamp}.json"
@@ -74,9 +80,16 @@ def main(args) -> int:
     if threads:
         argv += ["--gb-threads", str(threads)]
     print(f"{PROG}: profile {prof.name}, budget {prof.budget:g} s, results to {final}")
-    code = pytest.main(argv)
+    _warn_if_busy()
+    storage = tempfile.mkdtemp(prefix="gradbench-pytest-benchmark-")  # its unused storage
+    try:
+        code = pytest.main([*argv, "--benchmark-storage", f"file://{storage}"])
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
     interrupted = code == pytest.ExitCode.INTERRUPTED
     if not final.is_file():
+        if made is not None and not any(made.rglob("*")):
+            shutil.rmtree(made, ignore_errors=True)  # nothing saved: no empty folder left
         if interrupted:
             print(f"{PROG}: interrupted before any case completed; nothing to save",
                   file=sys.stderr)
@@ -88,7 +101,8 @@ def main(args) -> int:
     try:
         return _after(args, final, code)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; the results are in {final}", file=sys.stderr)
+        print(f"{PROG}: interrupted; the results are complete in {final}; build the report "
+              f"from it with: gradbench report {final}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
@@ -104,8 +118,8 @@ def _after(args, final: Path, code) -> int:
     print(summary(rs.cases))
     if interrupted:
         print(f"\n{PROG}: interrupted; the {len(rs.cases)} cases that completed or were "
-              f"skipped are in {final}")
-        print(f"build the report from it with: gradbench report {final}")
+              f"skipped are in {final}; build the report from it with: gradbench report "
+              f"{final}", file=sys.stderr)
         return EXIT_INTERRUPTED
     status = EXIT_OK
     if code != pytest.ExitCode.OK:
@@ -125,13 +139,33 @@ def _after(args, final: Path, code) -> int:
     return status
 
 
+#: A 1-minute load average above this share of the cores before a run starts earns a warning.
+BUSY_LOAD = 0.5
+
+
+def _warn_if_busy() -> None:
+    """Other processes' thread pools distort every timing (measured: a 55 us loss evaluation
+    took 16 ms, a whole scheduler quantum per call, while another benchmark ran): say so."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return
+    cores = os.cpu_count() or 1
+    if load > BUSY_LOAD * cores:
+        print(f"{PROG}: warning: this machine is busy (load average {load:.1f} on {cores} "
+              "cores); other processes distort the timings: run on a quiet machine",
+              file=sys.stderr)
+
+
 def summary(df) -> str:
     """Per method: fitted exponent with its interval; at the largest N where every method
     ran, each numerical method's time over backprop's."""
     from .. import methods, results
 
-    lines = ["method                             exponent k  95% interval     N range"]
-    for f in results.fits(df):
+    found = results.fits(df)
+    lines = (["method                             exponent k  95% interval     N range"] if found
+             else ["no method ran at enough sizes to fit a power law"])
+    for f in found:
         lines.append(f"{f.method:34s} {f.k:8.2f}   [{f.k_low:5.2f}, {f.k_high:5.2f}]   "
                      f"{f.n_min:,} - {f.n_max:,}")
     ok = df[df["status"] == "ok"]
