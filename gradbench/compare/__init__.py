@@ -34,7 +34,8 @@ class Comparison:
     current: dict
     threshold: float
     normalize: str
-    drift: float  # run-to-run drift used, log time per run
+    drift: float  # block drift per run used, log time
+    spread: float  # case spread about the method's median, log time
     drift_source: str
     same_machine: bool
     notes: list = field(default_factory=list)
@@ -99,6 +100,20 @@ def _per_run(rs: results.ResultSet, resources: dict, mode: str) -> pd.DataFrame:
                                        "se", "resource"])
 
 
+def _block_drift(base, cur, resources, mode) -> tuple[float, str]:
+    """Block drift per run: measured from repeated runs on a side, else the prior."""
+    logs = []
+    for rs in (base, cur):
+        per_run = _per_run(rs, resources, mode)
+        med = per_run.groupby(["method", "dtype", "file"])["log_t"].median()
+        logs += [list(g) for _, g in med.groupby(level=["method", "dtype"])]
+    measured = rule.block_drift_from_repeats(logs)
+    if measured is not None:
+        return measured, "measured from repeated runs on a side"
+    return rule.BLOCK_DRIFT_PRIOR, ("assumed with one run a side (measured on this project's "
+                                    "machines; give a side two runs or more to measure it)")
+
+
 def _pool(per_run: pd.DataFrame) -> pd.DataFrame:
     """One row per case: runs pooled as repeats."""
     g = per_run.groupby(KEY, sort=False)
@@ -158,20 +173,20 @@ def _unmatched(base: results.ResultSet, cur: results.ResultSet, matched: set):
     return df.sort_values(["side", "method", "n_params"]).reset_index(drop=True), both_skipped
 
 
-def _scaling(base: results.ResultSet, cur: results.ResultSet, drift: float) -> pd.DataFrame:
+def _scaling(base: results.ResultSet, cur: results.ResultSet, block: float) -> pd.DataFrame:
     """Fitted exponents per method and dtype on both sides, with intervals that hold drift.
 
     A fit's own 95 % interval reflects the scatter of its points about the line; drift that
-    moves during a method's sweep tilts the line without scattering it. Ends of the fitted
-    range drifting independently by ``drift`` (per run, log time) tilt the slope by
-    ``drift * sqrt(2) / ln(n_max / n_min)`` (one standard deviation); its ``rule.Z`` multiple
+    moves during a method's sweep tilts the line without scattering it. The two ends of the
+    fitted range drifting apart by the block drift per run (log time) tilt the slope by
+    ``block * sqrt(2) / ln(n_max / n_min)`` (one standard deviation); its ``rule.Z`` multiple
     is added in quadrature to the fit's half-width.
     """
     fits = {}
     for side, rs in (("baseline", base), ("current", cur)):
         df = rs.cases.assign(label=side)
         for f in results.fits(df):
-            tilt = drift * math.sqrt(2) / math.log(f.n_max / f.n_min)
+            tilt = block * math.sqrt(2) / math.log(f.n_max / f.n_min)
             half = math.hypot(f.k_high - f.k, rule.Z * tilt)
             fits[(side, f.method, f.dtype)] = (f.k, f.k - half, f.k + half)
     rows = []
@@ -222,36 +237,29 @@ def compare(baseline, current, threshold: float = 1.10, normalize: str = "none")
     m["d"] = m["log_t_c"] - m["log_t_b"]
     m["rounds_ok"] = (m["min_rounds_b"] >= rule.MIN_ROUNDS) & (m["min_rounds_c"] >=
                                                                rule.MIN_ROUNDS)
-    repeats = rule.drift_from_repeats(list(m["run_logs_b"]) + list(m["run_logs_c"]))
-    if repeats is not None:
-        drift, source = repeats, "measured from repeated runs on a side"
-    else:
-        judged = m[m["rounds_ok"]]
-        n_b, n_c = int(m["n_runs_b"].max()), int(m["n_runs_c"].max())
-        if len(judged) >= rule.MIN_CASES_FOR_SPREAD:
-            # about each method's own typical ratio: a change (or a machine) that moves a
-            # whole method is a shift, not noise
-            resid = judged["d"] - judged.groupby(["method", "dtype"])["d"].transform("median")
-            groups = judged.groupby(["method", "dtype"]).ngroups
-            drift = rule.drift_from_spread(resid, judged["se2_b"] + judged["se2_c"], n_b, n_c,
-                                           groups)
-            source = (f"upper 95 % bound from the spread of {len(judged)} matched cases "
-                      "about their method's median ratio")
-        else:
-            drift, source = rule.DRIFT_PRIOR, "assumed (too few cases to measure it)"
+    block, source = _block_drift(base, cur, resources, normalize)
+    judged = m[m["rounds_ok"]]
+    resid = judged["d"] - judged.groupby(["method", "dtype"])["d"].transform("median")
+    spread = rule.case_spread([list(g) for _, g in resid.groupby([judged["method"],
+                                                                  judged["dtype"]])])
+    shift = judged.groupby(["method", "dtype"])["d"].agg(["median", "size"])
     rows = []
     for r in m.to_dict("records"):
-        s = rule.sigma(drift, r["n_runs_b"], r["n_runs_c"], math.sqrt(r["se2_b"]),
-                       math.sqrt(r["se2_c"]))
+        n_b, n_c = r["n_runs_b"], r["n_runs_c"]
+        s = rule.sigma(block, n_b, n_c, spread, math.sqrt(r["se2_b"]), math.sqrt(r["se2_c"]))
+        key = (r["method"], r["dtype"])
+        d_m, n_m = shift.loc[key] if key in shift.index else (0.0, 1)
+        s_m = rule.sigma_method(block, n_b, n_c, spread, int(n_m))
         ratio = math.exp(r["d"])
         rows.append({**{k: r[k] for k in KEY}, "n_params": r["n_params_b"],
                      "baseline_seconds": r["seconds_b"], "current_seconds": r["seconds_c"],
                      "ratio": ratio, "ratio_low": math.exp(r["d"] - rule.Z * s),
                      "ratio_high": math.exp(r["d"] + rule.Z * s),
-                     "verdict": rule.verdict(r["d"], s, threshold, r["rounds_ok"]),
+                     "method_ratio": math.exp(d_m),
+                     "verdict": rule.verdict(r["d"], s, d_m, s_m, threshold, r["rounds_ok"]),
                      "detectable": rule.detectable(s, threshold),
                      "rounds_baseline": r["min_rounds_b"], "rounds_current": r["min_rounds_c"],
-                     "runs_baseline": r["n_runs_b"], "runs_current": r["n_runs_c"],
+                     "runs_baseline": n_b, "runs_current": n_c,
                      "rounds_ok": r["rounds_ok"], "normalized_by": r["resource_b"]})
     cases = pd.DataFrame(rows).sort_values(["dtype", "method", "n_params"]).reset_index(
         drop=True)
@@ -263,8 +271,9 @@ def compare(baseline, current, threshold: float = 1.10, normalize: str = "none")
         notes.append("the two sides ran on different machines and times are not normalised: "
                      "ratios include the hardware difference (use --normalize auto)")
     unmatched, both_skipped = _unmatched(base, cur, matched)
-    return Comparison(cases, unmatched, _scaling(base, cur, drift), _method_summary(cases), db, dc,
-                      float(threshold), normalize, drift, source, same, notes, both_skipped)
+    return Comparison(cases, unmatched, _scaling(base, cur, block), _method_summary(cases),
+                      db, dc, float(threshold), normalize, block, spread, source, same, notes,
+                      both_skipped)
 
 
 def _method_summary(cases: pd.DataFrame) -> pd.DataFrame:

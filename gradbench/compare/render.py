@@ -32,9 +32,11 @@ def headline(c: Comparison) -> list[str]:
     lines = [f"baseline: {_side(c.baseline)}", f"current:  {_side(c.current)}"]
     lines += [f"note: {n}" for n in c.notes]
     judged = int(c.cases["rounds_ok"].sum())
-    lines.append(f"threshold {c.threshold:g}x; run-to-run drift {100 * c.drift:.1f} % per run "
-                 f"({c.drift_source}); evidence needed: {rule.Z:g} standard deviations; "
-                 f"times normalised: {c.normalize}")
+    lines.append(f"threshold {c.threshold:g}x; drift of a method's whole sweep "
+                 f"{100 * c.drift:.1f} % per run ({c.drift_source}); spread of cases about "
+                 f"their method {100 * c.spread:.1f} %; evidence needed: {rule.Z:g} standard "
+                 f"deviations, for the case and for its method; times normalised: "
+                 f"{c.normalize}")
     lines.append(f"smallest slowdown this comparison could have detected: {_x(c.detectable)} "
                  f"(median over the {judged} cases with at least {rule.MIN_ROUNDS} rounds a "
                  "side; per case in the table)")
@@ -65,6 +67,7 @@ def _case_rows(c: Comparison) -> list[dict]:
                      "dtype": r["dtype"], "threads": r["threads"],
                      "baseline": f"{r['baseline_seconds']:.3g} s",
                      "current": f"{r['current_seconds']:.3g} s", "ratio": _x(r["ratio"]),
+                     "its method": _x(r["method_ratio"]),
                      "interval": f"[{r['ratio_low']:.3g}, {r['ratio_high']:.3g}]",
                      "verdict": r["verdict"], "detectable": _x(r["detectable"]),
                      "rounds": f"{r['rounds_baseline']}/{r['rounds_current']}",
@@ -135,7 +138,7 @@ def as_json(c: Comparison) -> str:
                 for r in df.to_dict("records")]
 
     doc = {"regression": c.failed, "threshold": c.threshold, "normalize": c.normalize,
-           "drift": c.drift, "drift_source": c.drift_source, "z": rule.Z,
+           "drift": c.drift, "spread": c.spread, "drift_source": c.drift_source, "z": rule.Z,
            "smallest_detectable_slowdown": _plain(c.detectable),
            "same_machine": c.same_machine, "notes": c.notes, "baseline": c.baseline,
            "current": c.current, "methods": frame(c.methods), "cases": frame(c.cases),
