@@ -100,11 +100,10 @@ def _per_run(rs: results.ResultSet, resources: dict, mode: str) -> pd.DataFrame:
                                        "se", "resource"])
 
 
-def _block_drift(base, cur, resources, mode) -> tuple[float, str]:
+def _block_drift(per_runs) -> tuple[float, str]:
     """Block drift per run: measured from repeated runs on a side, else the prior."""
     logs = []
-    for rs in (base, cur):
-        per_run = _per_run(rs, resources, mode)
+    for per_run in per_runs:
         med = per_run.groupby(["method", "dtype", "file"])["log_t"].median()
         logs += [list(g) for _, g in med.groupby(level=["method", "dtype"])]
     measured = rule.block_drift_from_repeats(logs)
@@ -228,8 +227,8 @@ def compare(baseline, current, threshold: float = 1.10, normalize: str = "none")
     base = baseline if isinstance(baseline, results.ResultSet) else results.load_set(baseline)
     cur = current if isinstance(current, results.ResultSet) else results.load_set(current)
     resources = _resources(base, normalize)
-    pb, pc = _pool(_per_run(base, resources, normalize)), _pool(_per_run(cur, resources,
-                                                                         normalize))
+    rb, rc = _per_run(base, resources, normalize), _per_run(cur, resources, normalize)
+    pb, pc = _pool(rb), _pool(rc)
     m = pb.merge(pc, on=KEY, suffixes=("_b", "_c"))
     if m.empty:
         raise ValueError("the two sides have no timed case in common (method, sizes, batch, "
@@ -237,7 +236,7 @@ def compare(baseline, current, threshold: float = 1.10, normalize: str = "none")
     m["d"] = m["log_t_c"] - m["log_t_b"]
     m["rounds_ok"] = (m["min_rounds_b"] >= rule.MIN_ROUNDS) & (m["min_rounds_c"] >=
                                                                rule.MIN_ROUNDS)
-    block, source = _block_drift(base, cur, resources, normalize)
+    block, source = _block_drift([rb, rc])
     judged = m[m["rounds_ok"]]
     resid = judged["d"] - judged.groupby(["method", "dtype"])["d"].transform("median")
     spread = rule.case_spread([list(g) for _, g in resid.groupby([judged["method"],
