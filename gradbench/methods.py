@@ -10,6 +10,12 @@ A record's ``build(net, X, T, threads)`` returns a callable of no arguments that
 method once on that network and batch; ``warm(net, threads)`` compiles (or loads from the
 cache) what that callable needs and returns the seconds it took, so the timing that follows
 compiles nothing.
+
+``gradient(net, threads)`` (analytic and numerical methods) returns ``fn(X, T)``, the gradient
+at the network's parameters as they are at call time, a list shaped like ``net.params`` in its
+dtype: what training calls once per step (``gradbench train`` updates ``net.params`` in place
+between calls). Whatever it prepares (a compiled function, tensors viewing the parameters) is
+prepared once per network, not per step.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ class Method:
     #: True when the method spreads its work over the case's threads itself (the time
     #: predicted from one loss evaluation is divided by them); False when only BLAS does.
     threaded: bool = False
+    #: (net, threads) -> fn(X, T) -> list of gradient arrays; None for loss-only methods.
+    gradient: Callable | None = None
 
     def cost(self, sizes, batch: int, dtype: str) -> costmodel.Cost:
         """Predicted flops, bytes and loss evaluations of one call."""
@@ -83,6 +91,22 @@ def _backprop(net, X, T, threads):
     return lambda: gradients.backprop(net, X, T)
 
 
+def _backprop_gradient(net, threads):
+    from . import gradients
+
+    return lambda X, T: gradients.backprop(net, X, T)
+
+
+def _numerical_gradient(scheme: str, strategy: str):
+    def gradient(net, threads):
+        from . import gradients
+
+        return lambda X, T: gradients.numerical_gradient(net, X, T, scheme, strategy=strategy,
+                                                         threads=threads)
+
+    return gradient
+
+
 def _numerical(scheme: str, strategy: str):
     def build(net, X, T, threads):
         from . import gradients
@@ -109,7 +133,8 @@ STRATEGIES = ("naive", "incremental")
 def _ours() -> list[Method]:
     out = [
         Method(LOSS, "gradbench", "loss", "primal", _loss, _warm()),
-        Method(ANALYTIC, "gradbench", "analytic", "backprop", _backprop, _warm()),
+        Method(ANALYTIC, "gradbench", "analytic", "backprop", _backprop, _warm(),
+               gradient=_backprop_gradient),
     ]
     for scheme in SCHEMES:
         for strategy in STRATEGIES:
@@ -118,7 +143,7 @@ def _ours() -> list[Method]:
                 f"{scheme.replace('_', '-')} ({strategy})", _numerical(scheme, strategy),
                 _warm(scheme, strategy), scheme=scheme, strategy=strategy,
                 dtypes=("float64",) if scheme == "complex_step" else ("float32", "float64"),
-                threaded=True))
+                threaded=True, gradient=_numerical_gradient(scheme, strategy)))
     return out
 
 
