@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 FAST = ["loss", "backprop", "loss_1blas", "numpy_loss", "numpy_backprop", "torch_backprop",
-        "backprop_nocheck", "backprop_kernel"]
+        "jax_backprop", "backprop_nocheck", "backprop_kernel", "loss_nocheck", "floor"]
 SLOW = ["naive", "incremental", "numpy_loop"]
 
 
@@ -97,6 +97,45 @@ def worker(method: str, sizes, batch: int, threads: int, ref_params: int, tag: s
         diffs = [np.abs(a - b).max() for a, b in zip(fn(), gb.backprop(net, X, y), strict=True)]
         out["max_abs_diff_vs_ours"] = float(max(diffs))
         out["torch"] = torch.__version__
+    elif method == "jax_backprop":
+        try:
+            os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true "
+                                  f"intra_op_parallelism_threads={threads}")
+            import jax
+        except ImportError:
+            return {"seconds": None}
+        jax.config.update("jax_enable_x64", True)
+        jnp = jax.numpy
+
+        def jloss(params, x, t):
+            a = x
+            for l in range(net.depth):
+                a = a @ params[2 * l] + params[2 * l + 1]
+                if l < net.depth - 1:
+                    a = jax.nn.sigmoid(a)
+            return -jnp.mean(jnp.sum(t * jax.nn.log_softmax(a), axis=1))
+
+        g = jax.jit(jax.grad(jloss))
+        jp = [jnp.asarray(p) for p in net.params]
+        Xj, Tj = jnp.asarray(Xp), jnp.asarray(Tp)
+
+        def fn():
+            return [np.asarray(a) for a in g(jp, Xj, Tj)]
+
+        diffs = [np.abs(a - b).max() for a, b in zip(fn(), gb.backprop(net, X, y), strict=True)]
+        out["max_abs_diff_vs_ours"] = float(max(diffs))
+        out["jax"] = jax.__version__
+    elif method == "floor":
+        # the two products backprop cannot avoid, X @ W1 and X^T dz1, with numpy's BLAS at
+        # the case's threads (numpy.dot into preallocated outputs)
+        W1 = net.params[0]
+        z1 = np.empty((Xp.shape[0], W1.shape[1]))
+        dW = np.empty_like(W1)
+        dz = np.random.default_rng(0).standard_normal(z1.shape)
+
+        def fn():
+            np.dot(Xp, W1, z1)
+            np.dot(Xp.T, dz, dW)
     elif method in ("naive", "incremental"):
         warm_up(net, "central", method, threads)
         t0 = time.perf_counter()
@@ -120,13 +159,14 @@ def worker(method: str, sizes, batch: int, threads: int, ref_params: int, tag: s
             "loss": lambda: gb.loss(net, X, y),
             "backprop": lambda: gb.backprop(net, X, y),
             "loss_1blas": lambda: gb.loss(net, X, y),
+            "loss_nocheck": lambda: gb.loss(net, X, y, check_finite=False),
             "numpy_loss": lambda: R.loss(net, net.params, Xp, Tp),
             "numpy_backprop": lambda: R.backprop(net, net.params, Xp, Tp),
             # kernels alone, on validated inputs: what the wrapper's checks cost
             "backprop_nocheck": lambda: gb.backprop(net, X, y, check_finite=False),
             "backprop_kernel": lambda: K.backprop_kernel(
                 theta, net.layout, Xp, Tp, *codes, np.empty_like(theta)),
-        }[method]
+        }[method] if method != "floor" else fn
     if method == "loss_1blas":
         with threadpool_limits(1, user_api="blas"):
             fn()

@@ -1,5 +1,9 @@
 """gradbench: what a gradient costs, by finite differences and by backpropagation."""
 
+from ._cpu import choose_openblas_coretype
+
+choose_openblas_coretype()  # before NumPy loads OpenBLAS: see gradbench._cpu
+
 from . import data
 from .check import directional_check, gradient_check
 from .gradients import backprop, default_step, loss, numerical_gradient

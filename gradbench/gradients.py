@@ -51,17 +51,29 @@ def loss(net: MLP, X, T, *, check_finite: bool = True) -> float:
     X : array_like, shape (B, sizes[0])
     T : array_like, shape (B, sizes[-1]), or (B,) integer labels for softmax_ce
     check_finite : bool
-        Scan X, T and the parameters for NaN and inf (a ValueError if found). False skips the
-        scans, as in scipy.linalg, for callers that validated already; NaN or inf then give
-        a NaN result instead of an error. Shapes, dtypes and labels are always checked.
+        NaN or inf in X, T or the parameters raise a ValueError naming which. False, as in
+        scipy.linalg, lets them through: the result is then NaN (or inf). Shapes, dtypes and
+        labels are always checked. The check costs no scan of the inputs: the kernels flag
+        a NaN or inf pre-activation (which any NaN or inf in X or the parameters makes) and
+        the loss shows one in T; the inputs are scanned only then, to name the culprit.
 
     Returns
     -------
     float
     """
-    theta = flat_params(net, check_finite)
-    X, T = prepare_batch(net, X, T, check_finite)
-    return float(K.loss_kernel(theta, net.layout, X, T, *_codes(net)))
+    theta = flat_params(net, check_finite=False)
+    Xp, Tp = prepare_batch(net, X, T, check_finite=False)
+    f, bad = K.checked_loss_kernel(theta, net.layout, Xp, Tp, *_codes(net))
+    if check_finite and (bad or not np.isfinite(f)):
+        _name_nonfinite(net, X, T)
+    return float(f)
+
+
+def _name_nonfinite(net: MLP, X, T) -> None:
+    """Raise the ValueError of the first input holding NaN or inf, by scanning them; return
+    when none does (finite inputs whose products overflowed: the result stands)."""
+    flat_params(net, check_finite=True)
+    prepare_batch(net, X, T, check_finite=True)
 
 
 def backprop(net: MLP, X, T, *, check_finite: bool = True) -> list[np.ndarray]:
@@ -74,9 +86,13 @@ def backprop(net: MLP, X, T, *, check_finite: bool = True) -> list[np.ndarray]:
     list of ndarray
         ``[dW1, db1, dW2, db2, ...]`` with the shapes and dtype of ``net.params``.
     """
-    theta = flat_params(net, check_finite)
-    X, T = prepare_batch(net, X, T, check_finite)
-    return unflatten(net, backprop_flat(net, theta, X, T)[1])
+    theta = flat_params(net, check_finite=False)
+    Xp, Tp = prepare_batch(net, X, T, check_finite=False)
+    grad = np.empty_like(theta)
+    f, bad = K.backprop_kernel(theta, net.layout, Xp, Tp, *_codes(net), grad)
+    if check_finite and (bad or not np.isfinite(f)):
+        _name_nonfinite(net, X, T)
+    return unflatten(net, grad)
 
 
 def loss_flat(net: MLP, theta, X, T) -> float:
@@ -101,7 +117,7 @@ def loss_flat(net: MLP, theta, X, T) -> float:
 def backprop_flat(net: MLP, theta, X, T) -> tuple[float, np.ndarray]:
     """Validated inputs in, (loss, flat gradient) out."""
     grad = np.empty_like(theta)
-    f = K.backprop_kernel(theta, net.layout, X, T, *_codes(net), grad)
+    f, _ = K.backprop_kernel(theta, net.layout, X, T, *_codes(net), grad)
     return float(f), grad
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba import njit
 
 import gradbench as gb
 from gradbench import kernels as K
@@ -186,3 +187,87 @@ def test_check_finite_false_skips_only_the_nan_scan():
         gb.backprop(net, X[:, :3], T, check_finite=False)
     with pytest.raises(ValueError, match="labels must lie"):
         gb.backprop(net, X, T + 5, check_finite=False)
+
+
+# ----------------------------------------------------------------------------- exp, finiteness
+
+
+@njit(cache=False)
+def _exp_all(x, out):
+    for i in range(x.shape[0]):
+        out[i] = K._exp_real(x[i])
+
+
+@pytest.mark.parametrize("low, high", [(-1.0, 1.0), (-40.0, 40.0), (-745.2, 709.8),
+                                       (-800.0, 800.0)])
+def test_exp_matches_numpy(low, high):
+    """The sigmoid's exp against np.exp: a correctly rounded exp is within 0.5 ulp of the
+    truth and a faithful one within 1; ours is the second kind (13 roundings on a value
+    near 1, each at most half an ulp, damped by |r| <= 0.35 except the last two)."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(low, high, 200_000), [low, high, 0.0, -0.0]])
+    out = np.empty_like(x)
+    _exp_all(x, out)
+    with np.errstate(over="ignore"):
+        ref = np.exp(x)
+    normal = np.isfinite(ref) & (ref >= np.finfo(np.float64).tiny)
+    ulps = np.abs(out[normal] - ref[normal]) / np.spacing(ref[normal])
+    assert ulps.max() <= 1.0
+    assert np.array_equal(np.isinf(out), np.isinf(ref))  # overflow where numpy's does
+    sub = ~normal & np.isfinite(ref)  # underflow: subnormal or 0, within one subnormal step
+    assert np.all(np.abs(out[sub] - ref[sub]) <= np.spacing(0.0) * 2)
+
+
+def test_exp_special_values():
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0])
+    out = np.empty_like(x)
+    _exp_all(x, out)
+    assert np.isnan(out[0]) and out[1] == np.inf and out[2] == 0.0
+    assert out[3] == 1.0 and out[4] == 1.0
+
+
+@pytest.mark.parametrize("where", ["X", "W1", "b1", "W2", "b2", "T"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("f", [gb.loss, gb.backprop])
+def test_nonfinite_inputs_are_found_without_a_scan(where, value, f):
+    """A NaN or inf anywhere is refused even where the sigmoid would hide it (inf saturates
+    to 1), with the message naming where it is: the kernels flag it, the scan only names it."""
+    net = make_net([4, 3, 2], activation="sigmoid", loss="mse", dtype="float64")
+    X, T = batch_for(net, 5)
+    T = np.asarray(np.eye(2)[T] if T.ndim == 1 else T, dtype=np.float64)
+    X = np.array(X, dtype=np.float64)
+    target = {"X": X, "T": T, "W1": net.params[0], "b1": net.params[1], "W2": net.params[2],
+              "b2": net.params[3]}[where]
+    target.reshape(-1)[1] = value
+    name = {"X": "X contains", "T": "T contains"}.get(where, "net.params contain")
+    with pytest.raises(ValueError, match=name):
+        f(net, X, T)
+
+
+def test_clean_inputs_are_not_scanned(monkeypatch):
+    from gradbench import gradients, model
+
+    net = make_net([6, 5, 3], activation="sigmoid")
+    X, T = batch_for(net, 4)
+    expected = gb.loss(net, X, T), gb.backprop(net, X, T)
+
+    def no_scan(a):
+        raise AssertionError("scanned")
+
+    monkeypatch.setattr(model, "_all_finite", no_scan)
+    assert gb.loss(net, X, T) == expected[0]
+    for a, b in zip(gb.backprop(net, X, T), expected[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr(gradients, "_name_nonfinite", no_scan)
+    gb.loss(net, X, T)
+
+
+def test_overflow_from_finite_inputs_is_a_result_not_an_error():
+    """Finite inputs whose product overflows to inf: flagged, scanned, found clean, and the
+    value computed stands (the sigmoid saturates), as with check_finite=False."""
+    net = make_net([2, 2, 2], activation="sigmoid", loss="mse", dtype="float64")
+    net.params[0][...] = 1e300
+    X = np.array([[1e300, 1e300]])
+    T = np.zeros((1, 2))
+    assert gb.loss(net, X, T) == gb.loss(net, X, T, check_finite=False)
+    assert np.isfinite(gb.loss(net, X, T))

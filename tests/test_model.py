@@ -95,3 +95,35 @@ def test_sizes_too_large_for_memory_are_refused_before_allocating():
     side = int((free / 8) ** 0.5) * 2  # a square layer of 4x the memory available
     with pytest.raises(ValueError, match=r"would need [0-9,.]+ GiB of memory and .* available"):
         gb.MLP([side, side], dtype="float64")
+
+
+# ----------------------------------------------------------------------------- OpenBLAS kernels
+
+
+def test_openblas_coretype_rule():
+    from gradbench._cpu import AVX512, openblas_coretype
+
+    assert openblas_coretype("AuthenticAMD", AVX512 | {"avx2"}) == "SKYLAKEX"
+    assert openblas_coretype("AuthenticAMD", {"avx2", "fma"}) is None  # Zen 2/3: AVX2 is right
+    assert openblas_coretype("GenuineIntel", AVX512) is None  # OpenBLAS knows Intel's
+    assert openblas_coretype("AuthenticAMD", AVX512 - {"avx512vl"}) is None
+
+
+def test_openblas_coretype_respects_the_user_and_numpy(monkeypatch):
+    import sys
+
+    from gradbench import _cpu
+
+    monkeypatch.setattr(_cpu, "_cpuinfo", lambda: ("AuthenticAMD", set(_cpu.AVX512)))
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    assert _cpu.choose_openblas_coretype() is None  # numpy is loaded: too late to choose
+    monkeypatch.delitem(sys.modules, "numpy")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    assert _cpu.choose_openblas_coretype() is None  # the user's choice stands
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    monkeypatch.setenv("GRADBENCH_OPENBLAS_CORETYPE", _cpu.OFF)
+    assert _cpu.choose_openblas_coretype() is None
+    monkeypatch.delenv("GRADBENCH_OPENBLAS_CORETYPE")
+    assert _cpu.choose_openblas_coretype() == "SKYLAKEX"
+    assert __import__("os").environ["OPENBLAS_CORETYPE"] == "SKYLAKEX"
