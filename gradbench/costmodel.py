@@ -105,12 +105,30 @@ def predict(method: str, sizes, batch: int, dtype="float64", scheme: str = "cent
     raise ValueError(f"unknown strategy {strategy!r}: choose one of naive, incremental")
 
 
+#: The naive strategy evaluates up to NAIVE_WIDTH perturbed networks at once, their first
+#: layers side by side in one product, as long as that product's weights take at most
+#: NAIVE_WIDE_BYTES (per thread).
+NAIVE_WIDTH = 16
+NAIVE_WIDE_BYTES = 8 << 20
+
+
+def naive_width(sizes, itemsize: int) -> int:
+    """Perturbed networks the naive strategy evaluates in one product: 1 to NAIVE_WIDTH."""
+    block = int(sizes[0]) * int(sizes[1]) * itemsize
+    return int(max(1, min(NAIVE_WIDTH, NAIVE_WIDE_BYTES // block)))
+
+
 def memory_bytes(sizes, batch: int, dtype="float64", threads: int = 1) -> int:
     """Bytes a gradient check of this network needs at most: the parameters, both gradients
     and a private copy of the parameters per thread (complex for the complex step, so twice
     the itemsize), and the batch with every layer's activations, twice (pre-activations and
-    activations), per thread. An upper bound, for refusing sizes that cannot fit."""
+    activations), per thread; per thread too, the naive strategy's perturbed networks (their
+    parameters, their first layers side by side and that product's output). An upper bound,
+    for refusing sizes that cannot fit."""
     itemsize = np.dtype(dtype).itemsize
     n = num_params(sizes)
     acts = batch * (int(sizes[0]) + 2 * sum(int(s) for s in sizes[1:]))
-    return int(itemsize * (n * (3 + 2 * threads) + acts * (2 + threads)))
+    wide = naive_width(sizes, 2 * itemsize)
+    first = int(sizes[0]) * int(sizes[1])
+    naive = wide * (n + first + batch * int(sizes[1]))
+    return int(itemsize * (n * (3 + 2 * threads) + acts * (2 + threads) + 2 * naive * threads))

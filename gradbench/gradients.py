@@ -15,6 +15,7 @@ import numpy as np
 
 from . import kernels as K
 from .blas import single_threaded_blas
+from .costmodel import naive_width
 from .model import ACTIVATION_CODE, LOSS_CODE, MLP, flat_params, prepare_batch
 
 SCHEMES = ("forward", "central", "five_point", "complex_step")
@@ -32,6 +33,7 @@ EVALS_PER_PARAM = {"forward": 1, "central": 2, "five_point": 4, "complex_step": 
 
 #: Perturbations pushed through the upper layers together by the incremental strategy.
 INCREMENTAL_BATCH = 32
+
 
 
 def _codes(net: MLP) -> tuple[int, int, int]:
@@ -324,8 +326,11 @@ def numerical_gradient_flat(net, theta, X, T, scheme, h, strategy, n_threads, *,
                 X_s = X.astype(np.complex128) if scheme == "complex_step" else X
                 driver = K.fd_naive_parallel if n_threads > 1 else K.fd_naive_serial
 
+                wide = naive_width(net.sizes, theta_s.itemsize)
+
                 def run(_, start, stop):  # parameters start..stop-1
-                    driver(theta_s, layout, X_s, T, *codes, *fd, start, stop, n_threads, grad)
+                    driver(theta_s, layout, X_s, T, *codes, *fd, wide, start, stop, n_threads,
+                           grad)
 
                 segments = [(theta.shape[0], 1)]
             else:
