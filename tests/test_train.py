@@ -1,0 +1,295 @@
+"""Training: the update rules against hand-computed steps (gradients from the NumPy
+reference), loss going down, numerical methods training alike, the history, every bad option,
+and the prediction. No timing is asserted."""
+
+import numpy as np
+import pytest
+
+import gradbench as gb
+from gradbench import datasets, methods, reference, train
+from gradbench.model import prepare_batch
+
+from .conftest import rounding_tol
+
+
+def tiny(inputs=6, classes=3, n_train=40, n_test=20, seed=0):
+    return datasets.synthetic(inputs, classes, n_train, n_test, seed=seed)
+
+
+def net_for(data, hidden=5, dtype="float64", activation="tanh", seed=1, **kwargs):
+    return gb.MLP([data.inputs, hidden, data.classes], activation=activation, dtype=dtype,
+                  init="normal", scale=0.5, seed=seed, **kwargs)
+
+
+def batches(data, batch, seed, steps):
+    """The batches train() takes, from its documented shuffling: one generator seeded with
+    ``seed``, a permutation per epoch cut into n // batch batches."""
+    rng = np.random.default_rng(seed)
+    n = len(data.y_train)
+    out = []
+    while len(out) < steps:
+        order = rng.permutation(n)
+        out += [order[k * batch:(k + 1) * batch] for k in range(n // batch)]
+    return out[:steps]
+
+
+def ref_grad(net, params, data, idx):
+    X, T = prepare_batch(net, data.X_train[idx], data.y_train[idx])
+    return reference.backprop(net, params, X, T)
+
+
+def tol(net, batch, grads, lr, steps=1):
+    """What the kernel's gradient may differ from the reference's, after lr and steps."""
+    scale = max(float(np.abs(g).max()) for g in grads)
+    return steps * lr * rounding_tol(net, batch) * max(scale, 1.0)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_one_sgd_step_is_the_hand_computed_update(dtype):
+    data = tiny()
+    net = net_for(data, dtype=dtype)
+    before = [p.copy() for p in net.params]
+    lr, batch = 0.3, 8
+    h = train.train(net, data, "backprop", optimizer="sgd", lr=lr, steps=1, batch=batch,
+                    seed=7)
+    (idx,) = batches(data, batch, 7, 1)
+    g = ref_grad(net, before, data, idx)
+    t = tol(net, batch, g, lr)
+    for p, p0, gi in zip(net.params, before, g, strict=True):
+        expected = p0 - lr * gi
+        np.testing.assert_allclose(p, expected, rtol=0, atol=t + 4 * np.finfo(p.dtype).eps
+                                   * np.abs(expected).max())
+        assert p.dtype == np.dtype(dtype)
+    assert h.steps == 1 and h.plan.momentum is None
+
+
+def test_momentum_over_three_steps_is_the_heavy_ball_rule():
+    data = tiny()
+    net = net_for(data)
+    theta = [p.copy() for p in net.params]
+    lr, mu, batch = 0.2, 0.7, 8
+    train.train(net, data, "backprop", optimizer="momentum", lr=lr, momentum=mu, steps=3,
+                batch=batch, seed=3)
+    plain = [p.copy() for p in theta]
+    v = [np.zeros_like(p) for p in theta]
+    worst = []
+    for idx in batches(data, batch, 3, 3):
+        g = ref_grad(net, theta, data, idx)
+        worst.append(tol(net, batch, g, lr, steps=3))
+        v = [mu * vi - lr * gi for vi, gi in zip(v, g, strict=True)]
+        theta = [ti + vi for ti, vi in zip(theta, v, strict=True)]
+        plain = [pi - lr * gi for pi, gi in
+                 zip(plain, ref_grad(net, plain, data, idx), strict=True)]
+    atol = 3 * max(worst) + 1e-15
+    for p, expected in zip(net.params, theta, strict=True):
+        np.testing.assert_allclose(p, expected, rtol=0, atol=atol)
+    # the test can tell: plain SGD on the same batches lands measurably elsewhere
+    assert np.abs(net.params[0] - plain[0]).max() > 1000 * atol
+
+
+def test_update_rules_in_place_exactly():
+    p = [np.array([1.0, 2.0]), np.array([[3.0]])]
+    g = [np.array([0.5, -1.0]), np.array([[2.0]])]
+    train.sgd_update(p, g, 0.1)
+    assert p[0].tolist() == [1.0 - 0.1 * 0.5, 2.0 + 0.1 * 1.0] and p[1][0, 0] == 3.0 - 0.2
+    q = [np.array([0.0])]
+    v = [np.array([1.0])]
+    train.momentum_update(q, [np.array([2.0])], v, 0.5, 0.9)
+    assert v[0][0] == 0.9 * 1.0 - 0.5 * 2.0 and q[0][0] == v[0][0]
+
+
+def test_training_reduces_the_loss_and_learns():
+    data = datasets.synthetic(10, 4, 400, 200, seed=2)
+    net = net_for(data, hidden=12, activation="sigmoid", seed=0)
+    X0, y0 = data.X_train.copy(), data.y_train.copy()
+    seen = []
+    h = train.train(net, data, epochs=15, batch=20, lr=0.5, on_epoch=lambda hh: seen.append(
+        len(hh.epochs)))
+    first, last = h.epochs[0], h.epochs[-1]
+    assert last.loss < 0.3 * first.loss
+    assert last.test_accuracy > 0.85 and last.train_accuracy > 0.85
+    assert [e.epoch for e in h.epochs] == list(range(16)) and seen == list(range(1, 17))
+    assert np.array_equal(data.X_train, X0) and np.array_equal(data.y_train, y0)
+    assert h.status == "complete" and h.note is None
+
+
+def test_history_counts_steps_and_times():
+    data = tiny(n_train=40)
+    calls = []
+    h = train.train(net_for(data), data, steps=12, batch=8,
+                    on_step=lambda s, total: calls.append((s, total)))
+    assert h.plan.steps_per_epoch == 5 and h.plan.epochs == 3
+    assert [(e.epoch, e.steps, e.epoch_steps) for e in h.epochs] == [
+        (0, 0, 0), (1, 5, 5), (2, 10, 5), (3, 12, 2)]
+    assert calls == [(s, 12) for s in range(1, 13)]
+    assert len(h.gradient_seconds) == len(h.step_seconds) == 12
+    assert all(g <= s for g, s in zip(h.gradient_seconds, h.step_seconds, strict=True))
+    t = h.timing()
+    assert t["gradient"]["count"] == 12 and t["step"]["min"] <= t["step"]["median"]
+    assert h.epochs[0].gradient_median is None and h.epochs[1].step_median > 0
+    elapsed = [e.elapsed_seconds for e in h.epochs]
+    assert elapsed == sorted(elapsed) and h.epochs[-1].train_seconds == pytest.approx(
+        sum(h.step_seconds))
+
+
+def test_evaluate_matches_the_kernel_loss_and_predict():
+    data = tiny()
+    net = net_for(data)
+    loss, acc = train.evaluate(net, data.X_test, data.y_test, chunk=7)
+    assert loss == pytest.approx(gb.loss(net, data.X_test, data.y_test), rel=1e-12)
+    assert acc == np.mean(train.predict(net, data.X_test, chunk=3) == data.y_test)
+
+
+def test_mse_networks_train_on_one_hot_targets():
+    data = tiny()
+    net = net_for(data, loss="mse", output_activation="sigmoid")
+    h = train.train(net, data, epochs=3, batch=8)
+    assert len(h.epochs) == 4 and np.isfinite(h.epochs[-1].loss)
+
+
+@pytest.mark.parametrize("method", ["numerical:central:naive", "numerical:central:incremental",
+                                    "numerical:complex_step:naive"])
+def test_numerical_methods_train_like_backprop(method):
+    """Same network, seed and batches: each step's update differs from backprop's only by the
+    finite differences' error, orders of magnitude below the update itself."""
+    data = tiny(inputs=4, classes=3, n_train=24, n_test=8)
+    runs = {}
+    for m in ("backprop", method):
+        net = net_for(data, hidden=3)
+        h = train.train(net, data, m, optimizer="momentum", steps=6, batch=6, threads=1)
+        runs[m] = (net, h)
+    (bp, hb), (nm, hn) = runs["backprop"], runs[method]
+    start = net_for(data, hidden=3).params
+    for p, q, p0 in zip(bp.params, nm.params, start, strict=True):
+        moved = np.abs(p - p0).max()
+        assert moved > 1e-3
+        np.testing.assert_allclose(q, p, rtol=0, atol=1e-6 * moved)
+    assert hn.plan.method.kind == "numerical"
+    assert [e.steps for e in hn.epochs] == [e.steps for e in hb.epochs]
+
+
+BAD = [
+    ({"optimizer": "adam"}, ValueError, "unknown optimizer 'adam': choose one of sgd, momentum"),
+    ({"method": "magic"}, ValueError, "unknown method 'magic'"),
+    ({"method": "primal"}, ValueError, "computes the loss only, training needs a gradient"),
+    ({"lr": 0}, ValueError, "learning rate must be positive and finite"),
+    ({"lr": -1.0}, ValueError, "learning rate must be positive"),
+    ({"lr": float("nan")}, ValueError, "learning rate must be positive and finite"),
+    ({"lr": float("inf")}, ValueError, "learning rate must be positive and finite"),
+    ({"lr": "0.1"}, TypeError, "lr must be a number"),
+    ({"optimizer": "momentum", "momentum": 1.0}, ValueError, r"momentum must lie in \[0, 1\)"),
+    ({"optimizer": "momentum", "momentum": -0.1}, ValueError, r"must lie in \[0, 1\)"),
+    ({"momentum": 0.9}, ValueError, "momentum applies to the momentum optimizer only"),
+    ({"epochs": 0}, ValueError, "epochs must be at least 1"),
+    ({"epochs": 1.5}, TypeError, "epochs must be a whole number"),
+    ({"steps": 0}, ValueError, "steps must be at least 1"),
+    ({"steps": 3, "epochs": 2}, ValueError, "epochs or steps, not both"),
+    ({"batch": 0}, ValueError, "batch must be at least 1"),
+    ({"batch": True}, TypeError, "batch must be a whole number"),
+    ({"batch": 41}, ValueError, r"batch 41 is larger than the training set \(40 samples\)"),
+    ({"threads": 0}, ValueError, "threads must lie in 1.."),
+    ({"seed": -1}, ValueError, "seed must be at least 0"),
+]
+
+
+@pytest.mark.parametrize("kwargs, error, match", BAD)
+def test_bad_options_are_refused_with_one_line(kwargs, error, match):
+    data = tiny(n_train=40)
+    net = net_for(data)
+    before = [p.copy() for p in net.params]
+    kwargs = dict(kwargs)
+    method = kwargs.pop("method", "backprop")
+    with pytest.raises(error, match=match) as info:
+        train.train(net, data, method, **kwargs)
+    assert "\n" not in str(info.value)
+    assert all(np.array_equal(p, q) for p, q in zip(net.params, before, strict=True))
+
+
+def test_data_must_fit_the_network():
+    data = tiny(inputs=6, classes=3)
+    with pytest.raises(ValueError, match="6 inputs but the network's input layer has 5"):
+        train.train(gb.MLP([5, 4, 3]), data)
+    with pytest.raises(ValueError, match="3 classes but the network has 4 outputs"):
+        train.train(gb.MLP([6, 4, 4]), data)
+    with pytest.raises(TypeError, match="Dataset"):
+        train.train(gb.MLP([6, 4, 3]), (data.X_train, data.y_train))
+
+
+def test_complex_step_needs_float64():
+    data = tiny()
+    with pytest.raises(ValueError, match="supports float64 networks, not float32"):
+        train.train(net_for(data, dtype="float32"), data, "numerical:complex_step:naive")
+
+
+def fake(name, gradient, requires=(), install=None):
+    return methods.Method(name, "peerlib", "analytic", name, build=None, warm=lambda n, t: 0.0,
+                          requires=requires, install=install, gradient=gradient)
+
+
+def test_a_peer_whose_library_is_missing_is_refused(monkeypatch):
+    m = fake("peer:missing", lambda net, threads: None, requires=("no_such_module_gb_xyz",),
+             install='pip install "gradbench[peers]"')
+    monkeypatch.setitem(methods.REGISTRY, m.name, m)
+    data = tiny()
+    with pytest.raises(ValueError, match=r"'peer:missing' is not available here: "
+                       r"no_such_module_gb_xyz not installed: pip install"):
+        train.train(net_for(data), data, m.name)
+
+
+def test_any_registry_method_with_a_gradient_trains(monkeypatch):
+    """A peer's record is all training needs: its gradient(net, threads) -> fn(X, T)."""
+    def gradient(net, threads):
+        def fn(X, T):
+            X, T = prepare_batch(net, X, T)
+            return reference.backprop(net, net.params, X, T)
+        return fn
+
+    m = fake("peer:numpy", gradient)
+    monkeypatch.setitem(methods.REGISTRY, m.name, m)
+    data = tiny()
+    a, b = net_for(data), net_for(data)
+    train.train(a, data, m.name, steps=4, batch=8)
+    train.train(b, data, "backprop", steps=4, batch=8)
+    for p, q in zip(a.params, b.params, strict=True):
+        np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-13)
+
+
+def test_a_gradient_with_nan_stops_training_as_diverged(monkeypatch):
+    def gradient(net, threads):
+        return lambda X, T: [np.full_like(p, np.nan) for p in net.params]
+
+    monkeypatch.setitem(methods.REGISTRY, "peer:nan", fake("peer:nan", gradient))
+    data = tiny()
+    net = net_for(data)
+    before = [p.copy() for p in net.params]
+    h = train.train(net, data, "peer:nan", epochs=3, batch=8)
+    assert h.status == "diverged" and "step 1 holds NaN or inf" in h.note
+    assert len(h.epochs) == 2 and h.steps == 0  # epoch 0, and the evaluation where it stopped
+    assert all(np.array_equal(p, q) for p, q in zip(net.params, before, strict=True))
+
+
+def test_a_gradient_of_the_wrong_shape_is_a_type_error(monkeypatch):
+    monkeypatch.setitem(methods.REGISTRY, "peer:bad", fake(
+        "peer:bad", lambda net, threads: lambda X, T: [np.zeros(3)] * len(net.params)))
+    data = tiny()
+    with pytest.raises(TypeError, match="returned W1 of shape"):
+        train.train(net_for(data), data, "peer:bad", steps=1, batch=8)
+
+
+def test_prediction_is_positive_and_says_its_basis(monkeypatch):
+    data = tiny()
+    net = net_for(data)
+    p = train.plan(net, data, "numerical:central:naive", steps=10, batch=8, threads=1)
+    pred = train.predict_seconds(net, data, p)
+    assert pred.seconds > 0 and pred.per_step > 0 and pred.steps == 10
+    assert pred.basis == "one gradient measured on this network"
+    monkeypatch.setattr(train, "MEASURE_BELOW", 0.0)  # the cost model's prediction alone
+    pred = train.predict_seconds(net, data, p)
+    assert pred.basis == "the cost model and a measured loss evaluation"
+    assert pred.seconds >= pred.per_step * 10
+
+
+def test_trainable_methods_are_named_when_a_loss_only_one_is_asked():
+    with pytest.raises(ValueError) as info:
+        train.gradient_method("primal")
+    assert "backprop" in str(info.value) and "numerical:central:naive" in str(info.value)
