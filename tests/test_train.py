@@ -404,3 +404,41 @@ def test_benchmark_result_sets_leave_training_records_out(tmp_path):
     (tmp_path / "bench.json").unlink()
     with pytest.raises(ValueError, match="only training records"):
         results.load_set(tmp_path)
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def test_report_with_training_records_beside_benchmark_results(tmp_path):
+    from gradbench import report, train_results
+
+    from .resultfiles import WIDTHS, power, write_result
+
+    folder = tmp_path / "results"
+    folder.mkdir()
+    record(folder, "bp.json")
+    record(folder, "fd.json", method="numerical:central:incremental", threads=1)
+    write_result(folder / "bench.json", power("backprop", 1, 2e-9, WIDTHS)
+                 + power("numerical:central:naive", 2, 2e-9, WIDTHS[:5]))
+    index = report.build([folder], tmp_path / "report")
+    page = index.read_text()
+    assert 'id="fits"' in page and 'id="training"' in page
+    assert 'src="time.png"' in page and page.count('src="training-') == 1  # one network
+    assert (tmp_path / "report" / "training-1.png").stat().st_size > 1000
+    table = train_results.step_table(train_results.load(
+        [folder / "bp.json", folder / "fd.json"]).runs).set_index("method")
+    assert table.at["backprop", "gradient_vs_backprop"] == 1.0
+    assert table.at["numerical:central:incremental", "gradient_vs_backprop"] > 0
+    assert "central (incremental)" in page
+
+
+def test_training_figure_draws_a_series_per_record(tmp_path):
+    from gradbench import figures, train_results
+
+    record(tmp_path, "a.json")
+    record(tmp_path, "b.json", method="numerical:central:naive", threads=1)
+    ts = train_results.load(tmp_path)
+    drawn = figures.training_curves(ts.epochs, tmp_path / "t.png", "tiny $net")
+    assert drawn == ["backprop", "central (naive)"]
+    with pytest.raises(figures.MissingData):
+        figures.training_curves(ts.epochs[ts.epochs["epoch"] == 0], tmp_path / "x.png", "t")
