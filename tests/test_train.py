@@ -2,6 +2,8 @@
 reference), loss going down, numerical methods training alike, the history, every bad option,
 and the prediction. No timing is asserted."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -404,6 +406,298 @@ def test_benchmark_result_sets_leave_training_records_out(tmp_path):
     (tmp_path / "bench.json").unlink()
     with pytest.raises(ValueError, match="only training records"):
         results.load_set(tmp_path)
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def cli(capsys, *args):
+    from gradbench.cli import main
+
+    rc = main(["train", *args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def saved(folder):
+    import json
+
+    files = sorted(folder.glob("train-*.json"))
+    return [json.loads(f.read_text()) for f in files], files
+
+
+def test_cli_end_to_end_on_synthetic_data(tmp_path, capsys):
+    from gradbench import report, train_results
+
+    out = tmp_path / "results"
+    rc, text, err = cli(capsys, "--data", "synthetic", "--sizes", "6,5,3", "--epochs", "3",
+                        "--batch", "16", "--out", str(out), "--label", "box1",
+                        "--optimizer", "momentum", "--lr", "0.05", "--momentum", "0.8")
+    assert rc == 0, err
+    (doc,), (path,) = saved(out)
+    assert path.name.startswith("train-box1-backprop-")
+    assert doc["status"] == "complete" and doc["label"] == "box1"
+    assert doc["data"]["name"] == "synthetic" and doc["network"]["sizes"] == [6, 5, 3]
+    assert doc["network"]["activation"] == "sigmoid" and doc["network"]["loss"] == "softmax_ce"
+    assert doc["method"] == {"name": "backprop", "provider": "gradbench", "kind": "analytic",
+                             "scheme": None, "strategy": None}
+    t = doc["training"]
+    assert (t["optimizer"], t["lr"], t["momentum"], t["batch"], t["seed"]) == (
+        "momentum", 0.05, 0.8, 16, 0)
+    assert t["threads"] >= 1 and doc["machine"]["label"] == "box1" and "cpu_model" in doc[
+        "machine"]
+    assert [e["epoch"] for e in doc["epochs"]] == [0, 1, 2, 3]
+    assert doc["timing"]["step"]["count"] == 3 * (2000 // 16)
+    assert "--optimizer momentum --lr 0.05 --momentum 0.8 --epochs 3" in doc["command"]
+    for word in ("epoch   3", "loss", "train", "test", "/step", "elapsed", str(path)):
+        assert word in text
+    assert train_results.load(out).runs["steps"].iloc[0] == 375
+    index = report.build(out, tmp_path / "report")
+    page = index.read_text()
+    assert 'id="training"' in page and "Time per step" in page
+    assert (tmp_path / "report" / "training-1.png").is_file()
+    assert 'id="fits"' not in page  # no benchmark results: no benchmark sections
+
+
+def test_cli_repeats_from_its_recorded_command(tmp_path, capsys):
+    import shlex
+
+    rc, _, err = cli(capsys, "--data", "synthetic", "--sizes", "4,3,2", "--steps", "7",
+                     "--out", str(tmp_path / "a"))
+    assert rc == 0, err
+    (doc,), _ = saved(tmp_path / "a")
+    argv = shlex.split(doc["command"])[2:]
+    assert cli(capsys, *argv, "--out", str(tmp_path / "b"))[0] == 0
+    (again,), _ = saved(tmp_path / "b")
+    assert [e["loss"] for e in again["epochs"]] == [e["loss"] for e in doc["epochs"]]
+
+
+def test_cli_on_idx_files(tmp_path, capsys):
+    from .test_datasets import mnist_folder
+
+    folder = mnist_folder(tmp_path / "mnist", n_train=30, n_test=10, zipped=True)
+    out = tmp_path / "results"
+    rc, text, err = cli(capsys, "--mnist", str(folder), "--sizes", "12,8,10", "--batch", "10",
+                        "--steps", "7", "--out", str(out))
+    assert rc == 0, err
+    (doc,), _ = saved(out)
+    assert doc["data"]["name"] == "mnist" and doc["data"]["n_train"] == 30
+    assert doc["data"]["scaling"].startswith("pixel / 255")
+    assert [(e["epoch"], e["steps"]) for e in doc["epochs"]] == [(0, 0), (1, 3), (2, 6),
+                                                                 (3, 7)]
+    assert "(1/3 steps)" in text  # the partial last epoch
+    assert f"--mnist {folder.resolve()}" in doc["command"]
+
+
+def test_cli_default_sizes_come_from_the_data(tmp_path, capsys):
+    from .test_datasets import mnist_folder
+
+    folder = mnist_folder(tmp_path / "mnist", n_train=20, n_test=5)
+    rc, _, err = cli(capsys, "--mnist", str(folder), "--epochs", "1", "--batch", "5",
+                     "--out", str(tmp_path / "r"))
+    assert rc == 0, err
+    (doc,), _ = saved(tmp_path / "r")
+    assert doc["network"]["sizes"] == [12, 50, 10]
+
+
+def damaged_mnist(tmp_path, what):
+    from .test_datasets import idx_bytes, images, labels, mnist_folder, write
+
+    folder = mnist_folder(tmp_path / what)
+    names = datasets.MNIST_FILES
+    if what == "magic":
+        write(folder / names["train_images"], b"\x08\x03\0\0" + b"\0" * 200)
+    elif what == "truncated":
+        write(folder / names["test_images"], idx_bytes(images(5))[:-1])
+    elif what == "trailing":
+        write(folder / names["train_labels"], idx_bytes(labels(12)) + b"\0")
+    elif what == "counts":
+        write(folder / names["test_labels"], idx_bytes(labels(4)))
+    elif what == "labels":
+        write(folder / names["test_labels"], idx_bytes(np.full(5, 200)))
+    elif what == "missing":
+        (folder / names["train_labels"]).unlink()
+    return folder
+
+
+BAD_CLI = [
+    (["--optimizer", "adam"], "unknown optimizer 'adam'"),
+    (["--method", "magic"], "unknown method 'magic'"),
+    (["--method", "primal"], "computes the loss only"),
+    (["--lr", "0"], "learning rate must be positive"),
+    (["--lr", "-0.5"], "learning rate must be positive"),
+    (["--lr", "nan"], "learning rate must be positive and finite"),
+    (["--epochs", "0"], "epochs must be at least 1"),
+    (["--steps", "-3"], "steps must be at least 1"),
+    (["--epochs", "2", "--steps", "3"], "not allowed with argument"),
+    (["--batch", "0"], "batch must be at least 1"),
+    (["--batch", "100000"], "larger than the training set"),
+    (["--optimizer", "momentum", "--momentum", "1"], r"momentum must lie in [0, 1)"),
+    (["--momentum", "0.5"], "momentum applies to the momentum optimizer only"),
+    (["--data", "cifar"], "unknown data set 'cifar'"),
+    (["--data", "synthetic", "--sizes", "6,5,1"], "classes must be at least 2"),
+    (["--activation", "gelu"], "unknown activation 'gelu'"),
+    (["--dtype", "float16"], "unknown dtype"),
+    (["--sizes", "6,x"], "comma-separated whole numbers"),
+    (["--threads", "0"], "--threads must lie in 1.."),
+    (["--label", "a/b"], "label 'a/b' must be"),
+    (["--method", "numerical:complex_step:naive", "--dtype", "float32"],
+     "supports float64 networks, not float32"),
+]
+
+
+def assert_refused(capsys, out, args, words):
+    rc, text, err = cli(capsys, *args, "--out", str(out))
+    lines = err.strip().splitlines()
+    assert rc == 2, err
+    assert len(lines) == 1 and words in lines[0], err
+    assert lines[0].startswith("gradbench train")
+    assert text == "" and "Traceback" not in err
+    assert not out.exists()  # nothing written, no empty folder
+
+
+@pytest.mark.parametrize("args, words", BAD_CLI)
+def test_cli_bad_options_exit_2_with_one_line_and_nothing_written(tmp_path, capsys, args,
+                                                                  words):
+    if not any(a in ("--data", "--mnist") for a in args):
+        args = ["--data", "synthetic", *args]
+    assert_refused(capsys, tmp_path / "new" / "results", args, words)
+
+
+@pytest.mark.parametrize("what, words", [
+    ("magic", "not an IDX file"), ("truncated", "cut short"), ("trailing", "more bytes than"),
+    ("counts", "4 labels, but t10k-images-idx3-ubyte holds 5 images"),
+    ("labels", "label 200 at index 0"), ("missing", "train-labels-idx1-ubyte (or "),
+])
+def test_cli_damaged_idx_files_exit_2(tmp_path, capsys, what, words):
+    folder = damaged_mnist(tmp_path, what)
+    assert_refused(capsys, tmp_path / "results", ["--mnist", str(folder), "--sizes",
+                                                  "12,5,10"], words)
+
+
+def test_cli_idx_images_that_do_not_fit_the_sizes(tmp_path, capsys):
+    from .test_datasets import mnist_folder
+
+    folder = mnist_folder(tmp_path / "m")
+    assert_refused(capsys, tmp_path / "results", ["--mnist", str(folder), "--sizes",
+                                                  "784,50,10"], "4x3 = 12 pixels")
+    assert_refused(capsys, tmp_path / "results", ["--mnist", str(folder), "--sizes",
+                                                  "12,50,9"], "10 classes but the network")
+    assert_refused(capsys, tmp_path / "results", ["--mnist", str(folder), "--data",
+                                                  "digits"], "exclude each other")
+    assert_refused(capsys, tmp_path / "results", ["--mnist", str(tmp_path / "none")],
+                   "no such folder")
+
+
+def test_cli_refuses_a_peer_that_is_not_installed(tmp_path, capsys, monkeypatch):
+    m = fake("peer:absent", lambda net, threads: None, requires=("no_such_module_gb_xyz",),
+             install='pip install "gradbench[peers]"')
+    monkeypatch.setitem(methods.REGISTRY, m.name, m)
+    assert_refused(capsys, tmp_path / "results", ["--data", "synthetic", "--method",
+                                                  "peer:absent"],
+                   "'peer:absent' is not available here: no_such_module_gb_xyz not installed")
+
+
+def test_cli_yes_threshold(tmp_path, capsys, monkeypatch):
+    """A prediction forced above the threshold: refused without --yes, run with it."""
+    forced = train.Prediction(3 * 3600.0, 12.0, 900, "the cost model (forced by the test)")
+    monkeypatch.setattr(train, "predict_seconds", lambda net, data, plan: forced)
+    args = ["--data", "synthetic", "--sizes", "4,3,2", "--method",
+            "numerical:central:incremental", "--steps", "3"]
+    assert_refused(capsys, tmp_path / "results", args, "predicted 3 h 00 min")
+    assert_refused(capsys, tmp_path / "results", args, "more than 120 s: pass --yes to run it "
+                   "anyway")
+    rc, text, err = cli(capsys, *args, "--yes", "--out", str(tmp_path / "results"))
+    assert rc == 0, err
+    assert "predicted 3 h 00 min" in text
+    (doc,), _ = saved(tmp_path / "results")
+    assert doc["prediction"]["seconds"] == 3 * 3600.0 and doc["command"].endswith("--yes")
+    assert doc["method"]["kind"] == "numerical" and doc["method"]["strategy"] == "incremental"
+
+
+def test_cli_below_the_threshold_needs_no_yes(tmp_path, capsys, monkeypatch):
+    from gradbench.cli import train as cli_train
+
+    forced = train.Prediction(100.0, 1.0, 100, "forced")
+    monkeypatch.setattr(train, "predict_seconds", lambda net, data, plan: forced)
+    assert forced.seconds < cli_train.YES_SECONDS
+    rc, text, err = cli(capsys, "--data", "synthetic", "--sizes", "4,3,2", "--method",
+                        "numerical:forward:naive", "--steps", "2", "--out",
+                        str(tmp_path / "r"))
+    assert rc == 0, err
+    assert "predicted 100 s" in text
+
+
+def interrupting(after: int):
+    """A method whose gradient raises KeyboardInterrupt on call number ``after`` + 1."""
+    calls = {"n": 0}
+
+    def gradient(net, threads):
+        from gradbench import gradients
+
+        def fn(X, T):
+            calls["n"] += 1
+            if calls["n"] > after:
+                raise KeyboardInterrupt
+            return gradients.backprop(net, X, T)
+        return fn
+
+    return fake("peer:ctrl-c", gradient)
+
+
+def test_cli_ctrl_c_keeps_the_finished_epochs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(methods.REGISTRY, "peer:ctrl-c", interrupting(after=25))
+    out = tmp_path / "results"
+    rc, text, err = cli(capsys, "--data", "synthetic", "--sizes", "4,3,2", "--batch", "200",
+                        "--epochs", "5", "--method", "peer:ctrl-c", "--out", str(out))
+    assert rc == 130
+    (doc,), (path,) = saved(out)
+    assert doc["status"] == "interrupted"
+    assert [e["epoch"] for e in doc["epochs"]] == [0, 1, 2]  # 10 steps an epoch
+    assert f"the 2 finished epoch(s) are in {path}" in err and "Traceback" not in err
+
+
+def test_cli_ctrl_c_before_an_epoch_finished_leaves_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(methods.REGISTRY, "peer:ctrl-c", interrupting(after=3))
+    out = tmp_path / "new" / "results"
+    rc, _, err = cli(capsys, "--data", "synthetic", "--sizes", "4,3,2", "--batch", "200",
+                     "--method", "peer:ctrl-c", "--out", str(out))
+    assert rc == 130 and "nothing saved" in err
+    assert not (tmp_path / "new").exists()
+
+
+def test_cli_diverged_run_exits_1_with_its_record(tmp_path, capsys, monkeypatch):
+    def gradient(net, threads):
+        return lambda X, T: [np.full_like(p, np.inf) for p in net.params]
+
+    monkeypatch.setitem(methods.REGISTRY, "peer:inf", fake("peer:inf", gradient))
+    rc, _, err = cli(capsys, "--data", "synthetic", "--sizes", "4,3,2", "--method", "peer:inf",
+                     "--out", str(tmp_path))
+    assert rc == 1 and "diverged" in err
+    (doc,), _ = saved(tmp_path)
+    assert doc["status"] == "diverged" and "lower the learning rate" in doc["note"]
+
+
+def test_cli_digits_by_default(tmp_path, capsys):
+    pytest.importorskip("sklearn", reason="scikit-learn not installed (gradbench[digits])")
+    rc, text, err = cli(capsys, "--out", str(tmp_path))
+    assert rc == 0, err
+    (doc,), _ = saved(tmp_path)
+    assert doc["data"]["name"] == "digits" and doc["network"]["sizes"] == [64, 50, 10]
+    assert doc["epochs"][-1]["epoch"] == train.DEFAULT_EPOCHS
+    assert doc["epochs"][-1]["test_accuracy"] >= 0.9  # the defaults' promise, seed 0
+
+
+def test_cli_falls_back_to_synthetic_without_scikit_learn(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(datasets, "digits_available", lambda: False)
+    rc, text, err = cli(capsys, "--epochs", "1", "--out", str(tmp_path))
+    assert rc == 0
+    assert "scikit-learn is not installed" in err and "gradbench[digits]" in err
+    (doc,), _ = saved(tmp_path)
+    assert doc["data"]["name"] == "synthetic" and doc["network"]["sizes"] == [64, 50, 10]
+    monkeypatch.setattr(sys.modules["gradbench.datasets.digits"], "digits_available",
+                        lambda: False)
+    assert_refused(capsys, tmp_path / "x", ["--data", "digits"], "needs scikit-learn")
 
 
 # ----------------------------------------------------------------------------- the report
