@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter
+from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
 from . import methods, results
 
@@ -345,8 +345,9 @@ def training_curves(epochs: pd.DataFrame, path, title: str) -> list[str]:
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
     ax_loss.set_yscale("log")
-    for which in (ax_loss.yaxis.set_major_formatter, ax_loss.yaxis.set_minor_formatter):
-        which(FormatStrFormatter("%g"))  # 0.6, not 6 x 10^-1
+    for axis in (ax_loss.xaxis, ax_loss.yaxis, ax_acc.xaxis):  # 0.5 and 20, not 5 x 10^-1;
+        axis.set_major_formatter(FormatStrFormatter("%g"))  # unlabelled minor ticks
+        axis.set_minor_formatter(NullFormatter())
     ax_acc.set_ylim(0, 100)
     ax_loss.legend(fontsize=7, frameon=False)
     ax_acc.legend(fontsize=7, frameon=False, loc="lower right")

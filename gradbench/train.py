@@ -153,8 +153,8 @@ def plan(net: MLP, data: Dataset, method: str = methods.ANALYTIC, *, optimizer: 
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
     elif momentum is not None:
-        raise ValueError("momentum applies to the momentum optimizer only; leave it out for "
-                         "sgd, or choose optimizer 'momentum'")
+        raise ValueError("momentum applies to the momentum optimizer only: leave it out for "
+                         "sgd, or choose the momentum optimizer")
     batch = _whole("batch", batch)
     seed = _whole("seed", seed, lo=0)
     threads = numba.get_num_threads() if threads is None else _threads(threads)

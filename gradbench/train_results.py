@@ -7,7 +7,8 @@ every epoch, so Ctrl-C keeps the epochs that finished. Its top level::
     format          "gradbench-train" (what tells it from a benchmark result file)
     schema_version  1
     status          running | complete | interrupted | diverged | failed  (note: why)
-    label, datetime, gradbench_version, code (the code measured), machine (machine.describe),
+    label, datetime, gradbench_version, code (the code measured), machine (machine.describe,
+                    with the load average when training started: others' work distorts times),
     command         the gradbench train command that reproduces the run (or null)
     data            name, source, scaling, inputs, classes, n_train, n_test
     network         sizes, activation, loss, output_activation, dtype, init, scale, n_params

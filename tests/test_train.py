@@ -678,6 +678,17 @@ def test_cli_diverged_run_exits_1_with_its_record(tmp_path, capsys, monkeypatch)
     assert doc["status"] == "diverged" and "lower the learning rate" in doc["note"]
 
 
+def test_cli_warns_on_a_busy_machine_and_records_the_load(tmp_path, capsys, monkeypatch):
+    from gradbench.cli import train as cli_train
+
+    monkeypatch.setattr(cli_train, "load_average", lambda: [64.0, 1.0, 1.0])
+    rc, _, err = cli(capsys, "--data", "synthetic", "--sizes", "4,3,2", "--steps", "2",
+                     "--out", str(tmp_path))
+    assert rc == 0 and "warning: this machine is busy (load average 64.0" in err
+    (doc,), _ = saved(tmp_path)
+    assert doc["machine"]["load_average"] == [64.0, 1.0, 1.0]
+
+
 def test_cli_digits_by_default(tmp_path, capsys):
     pytest.importorskip("sklearn", reason="scikit-learn not installed (gradbench[digits])")
     rc, text, err = cli(capsys, "--out", str(tmp_path))
