@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
 from . import methods, results
 
@@ -296,5 +297,60 @@ def trend(series: pd.DataFrame, changes: pd.DataFrame, method: str, path) -> lis
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False,
               ncol=1 if len(drawn) <= 20 else 2)
+    fig.savefig(Path(path), dpi=DPI)
+    return drawn
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def training_curves(epochs: pd.DataFrame, path, title: str) -> list[str]:
+    """Training loss (left, log-log) and test accuracy (right; training accuracy dotted)
+    against the seconds spent in training steps (evaluations excluded), one series per
+    training record of the same network: how far each gradient method gets in the same time.
+    The evaluation before the first step (at 0 s) is left out of the log axis."""
+    ep = epochs[(epochs["epoch"] > 0) & (epochs["train_seconds"] > 0)]
+    if ep.empty:
+        raise MissingData("no finished epochs in these training records")
+    fig = Figure(figsize=(SIZE[0] * 1.45, SIZE[1]), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    runs = list(dict.fromkeys(ep["file"]))
+    varied = [c for c in ("optimizer", "batch", "label") if ep[c].nunique() > 1]
+    drawn = []
+    for i, file in enumerate(runs):
+        g = ep[ep["file"] == file].sort_values("steps")
+        first = g.iloc[0]
+        name = method_name(first["method"])
+        extra = [plain(first[c]) if c == "label" else f"{c} {first[c]}" if c == "batch"
+                 else str(first[c]) for c in varied]
+        if sum(ep.drop_duplicates("file")["method"] == first["method"]) > 1:
+            extra.append(Path(str(file)).stem[-15:])  # same method twice: which record
+        if extra:
+            name += f" [{', '.join(extra)}]"
+        st = _style(first["method"])
+        marker = MARKERS[i % len(MARKERS)]
+        loss = g[g["loss"].notna() & (g["loss"] > 0)]
+        ax_loss.plot(loss["train_seconds"], loss["loss"], marker=marker, ms=3, label=name,
+                     **st)
+        ax_acc.plot(g["train_seconds"], 100 * g["test_accuracy"], marker=marker, ms=3, **st)
+        ax_acc.plot(g["train_seconds"], 100 * g["train_accuracy"], color=st["color"],
+                    linestyle=":", lw=1)
+        drawn.append(name)
+    ax_acc.plot([], [], color="k", linestyle=":", lw=1, label="training accuracy")
+    for ax, ylabel in ((ax_loss, "training loss (full training set)"),
+                       (ax_acc, "test accuracy (%)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("seconds in training steps")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="major", alpha=0.3)
+    ax_loss.set_yscale("log")
+    for axis in (ax_loss.xaxis, ax_loss.yaxis, ax_acc.xaxis):  # 0.5 and 20, not 5 x 10^-1;
+        axis.set_major_formatter(FormatStrFormatter("%g"))  # unlabelled minor ticks
+        axis.set_minor_formatter(NullFormatter())
+    ax_acc.set_ylim(0, 100)
+    ax_loss.legend(fontsize=7, frameon=False)
+    ax_acc.legend(fontsize=7, frameon=False, loc="lower right")
+    fig.suptitle(plain(title), fontsize=11)
     fig.savefig(Path(path), dpi=DPI)
     return drawn

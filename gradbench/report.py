@@ -23,12 +23,22 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from . import figures, methods, results
+from . import figures, methods, results, train_results
 
 #: The methods the headline needs; missing ones are named on the page.
 KEY_METHODS = (methods.LOSS, methods.ANALYTIC, methods.NUMERICAL)
 NUMERICAL = methods.NUMERICAL
 BACKPROP = methods.ANALYTIC
+
+
+@dataclass
+class TrainingSection:
+    """The training records' part of the page: a figure per network, the table of time per
+    step with the ratio to backprop, the commands that reproduce them."""
+
+    figures: list[dict]  # file, title, caption, missing (message or None)
+    runs: pd.DataFrame  # train_results.step_table: one row per training record
+    commands: list[str]
 
 
 @dataclass
@@ -51,6 +61,8 @@ class Report:
     reference: str | None = None
     fit_decades: float = results.FIT_DECADES
     fit_min_points: int = results.MIN_POINTS
+    benchmarks: bool = True  # False: only training records were given
+    training: TrainingSection | None = None
 
 
 def nice(x: float) -> str:
@@ -242,7 +254,45 @@ def render(report: Report) -> str:
     env.filters["fmt"] = _fmt
     env.filters["seconds"] = lambda v: _fmt(v, unit=" s")
     env.filters["title_of"] = methods.title
+    env.filters["duration"] = lambda v: "–" if v is None or v != v else duration(float(v))
+    env.filters["ratio"] = lambda v: "" if v is None or v != v else f"{nice(float(v))} x"
     return env.get_template("report.html.j2").render(r=report, figures_doc=figures.__doc__)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def training_section(records, out: Path) -> TrainingSection:
+    """Load the training records (``(path, parsed JSON)`` pairs from
+    :func:`gradbench.train_results.split`), draw a figure per network trained (every method
+    that trained it on one figure) into ``out``, and gather the table and commands."""
+    ts = train_results.load(records)
+    figs = []
+    key = ["label", "data", "sizes", "activation", "dtype"]
+    for i, (k, g) in enumerate(ts.runs.groupby(key, sort=True)):
+        label, data, sizes, activation, dtype = k
+        title = f"{data}, {sizes} {activation} {dtype}, on {label}"
+        name = f"training-{i + 1}.png"
+        entry = {"file": name, "title": f"Training: {title}",
+                 "caption": (figures.training_curves.__doc__ or "").strip(), "missing": None}
+        try:
+            figures.training_curves(ts.epochs[ts.epochs["file"].isin(g["file"])], out / name,
+                                    title)
+        except figures.MissingData as exc:
+            entry["missing"] = str(exc)
+        figs.append(entry)
+    table = train_results.step_table(ts.runs).sort_values(
+        key + ["batch", "method"], key=lambda c: c.map(methods.order) if c.name == "method"
+        else c)
+    commands = [c for c in ts.runs["command"].dropna()] + [
+        shlex.join(["gradbench", "report", *ts.runs["file"]])]
+    return TrainingSection(figs, table, commands)
+
+
+def _no_benchmarks() -> Report:
+    """The benchmark part of a page built from training records alone: empty."""
+    empty = pd.DataFrame()
+    return Report([], [], empty, empty, [], empty, empty, empty, [], benchmarks=False)
 
 
 def build(paths, out="reports", reference: str | None = None) -> Path:
@@ -252,7 +302,8 @@ def build(paths, out="reports", reference: str | None = None) -> Path:
     Parameters
     ----------
     paths : str, Path or list of them
-        Result files or folders of them (gradbench run's JSON).
+        Result files or folders of them (gradbench run's JSON), training records (gradbench
+        train's) among them or alone.
     out : str or Path
         Destination folder, created if needed.
     reference : str, optional
@@ -272,7 +323,10 @@ def build(paths, out="reports", reference: str | None = None) -> Path:
     except OSError as exc:
         raise ValueError(f"cannot write the report to {out}: {exc.strerror}") from None
     try:
-        report = collect(paths, tmp, reference)
+        bench, records = train_results.split(paths)
+        report = collect(bench, tmp, reference) if bench else _no_benchmarks()
+        if records:
+            report.training = training_section(records, tmp)
         (tmp / "index.html").write_text(render(report), encoding="utf-8")
         names = sorted(p.name for p in tmp.iterdir() if p.name != "index.html")
         for name in [*names, "index.html"]:  # the page last: it names the figures

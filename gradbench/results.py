@@ -41,6 +41,13 @@ DTYPES = ("float32", "float64")
 STATUSES = ("running", "complete", "interrupted", "failed")
 #: A case is identified by these parameters (never by a test name).
 CASE_KEY = ["method", "sizes", "batch", "dtype", "threads"]
+#: The ``format`` of the training records `gradbench train` writes beside the result files
+#: (gradbench.train_results reads them): benchmark result sets leave them out.
+TRAINING_FORMAT = "gradbench-train"
+
+
+class TrainingRecord(ValueError):
+    """A file that is a training record, not a benchmark result."""
 
 
 # ----------------------------------------------------------------------------- writing
@@ -202,6 +209,9 @@ def read(path) -> dict:
                          "the file is corrupt or was cut short") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: cannot be read ({e})") from None
+    if isinstance(data, dict) and data.get("format") == TRAINING_FORMAT:
+        raise TrainingRecord(f"{path}: a training record (gradbench train), not a benchmark "
+                             "result; gradbench report shows it")
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise ValueError(f"{path}: not a pytest-benchmark result file (no 'benchmarks' list)")
     if not isinstance(data.get("machine_info", {}), dict):
@@ -426,11 +436,20 @@ def _parse_accuracy(f: _Fields, acc: dict, base: dict, curve: list, checks: list
 def load_set(paths, recursive: bool = False) -> ResultSet:
     """Every result file named (files or folders), read once and checked, as frames."""
     runs, cases, rounds, curve, checks = [], [], [], [], []
+    records = []
     for path in result_files(paths, recursive):
-        _parse(path, read(path), runs, cases, rounds, curve, checks)
+        try:
+            data = read(path)
+        except TrainingRecord:
+            records.append(path)  # gradbench train's, beside the results: not ours
+            continue
+        _parse(path, data, runs, cases, rounds, curve, checks)
     df = pd.DataFrame(cases, columns=CASE_COLUMNS)
     if df.empty:
         names = ", ".join(str(p) for p in result_files(paths, recursive))
+        if records and not runs:
+            raise ValueError(f"{names}: only training records (gradbench train), no benchmark "
+                             "results; run the benchmarks first (gradbench run)")
         raise ValueError(f"{names}: the result files hold no gradbench cases (timed or "
                          "skipped); run the benchmarks first")
     runs_df = pd.DataFrame(runs, columns=RUN_COLUMNS)

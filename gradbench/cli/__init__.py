@@ -15,13 +15,13 @@ import os
 import sys
 
 from .. import __version__
-from . import check, compare, history, report, run
+from . import check, compare, history, report, run, train
 from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, UsageError
 
-VERBS = (run, report, compare, history, check)
+VERBS = (run, report, compare, history, check, train)
 DESCRIPTION = ("What a gradient costs, by finite differences and by backpropagation: run the "
                "benchmark suite, build its report, compare runs and machines, follow trends, "
-               "check one network's gradient.")
+               "check one network's gradient, train a network with any gradient method.")
 
 
 def build_parser() -> Parser:

@@ -11,10 +11,12 @@ def add_parser(sub) -> None:
     p = add_verb(
         sub, "report", help="HTML + PNG report from saved results",
         description="Build index.html, PNG figures and cases.csv from result files or folders "
-        "of them (several machines or runs may be given together). Only saved results are "
-        "shown: nothing is computed or compiled.")
+        "of them (several machines or runs may be given together), and a training section "
+        "from the training records among them. Only saved results are shown: nothing is "
+        "computed or compiled.")
     p.add_argument("results", nargs="+", metavar="RESULTS",
-                   help="result files (JSON from gradbench run) or folders of them")
+                   help="result files (JSON from gradbench run), training records (from "
+                        "gradbench train), or folders of them")
     p.add_argument("--out", default="reports", help="folder for the report (default reports/)")
     p.add_argument("--reference", default=None, metavar="LABEL",
                    help="with several machines: the one the others are measured against "
