@@ -647,13 +647,17 @@ def _below_output_losses(W_next, a_prev, T, act, loss, out_act, z, a, z_next, ro
     for k in range(K):
         w_max = max(w_max, abs(W_next[j, k]))
     e, m, tsum = _softmax_rows(z_next, T)  # used by softmax_ce's series path
+    das = np.empty(B, dtype=f.dtype)  # float64, or complex128 for the complex step
     for i in range(n_par):
         for s in range(n_steps):
             total = 0.0 * f[i, s]  # 0 in the arithmetic of f (real or complex)
+            # dz[b, j] = dv * x_b, then da[b, j] = act(z + dz) - a (a loop of its own: it
+            # vectorises)
             for b in range(B):
                 x = a_prev[b, i] if i < n_in else 1.0
-                # dz[b, j] = dv * x_b, then da[b, j] = act(z + dz) - a
-                da = _act(z[b, j] + dv[i, s] * x, act) - a[b, j]
+                das[b] = _act(z[b, j] + dv[i, s] * x, act) - a[b, j]
+            for b in range(B):
+                da = das[b]
                 if da == 0.0:
                     total += rows[b]
                     continue
@@ -728,10 +732,12 @@ def _deep_layer_losses(theta, layout, a_prev, T, act, loss, out_act, z, a, z_nex
         for qq in range(nq):
             q = q0 + qq
             i = q // n_steps
+            # dz[b, j] = dv * x_b, then da[b] = act(z + dz) - a (a loop of its own: it
+            # vectorises)
             for b in range(B):
                 x = a_prev[b, i] if i < n_in else 1.0
-                # dz[b, j] = dv * x_b, then da[b] = act(z + dz) - a
                 da[b] = _act(z[b, j] + dv_flat[q] * x, act) - a[b, j]
+            for b in range(B):
                 # z_next + dz_next, with dz_next[b, :] = da[b] * W_next[j, :]
                 for k in range(n_next):
                     Z_stack[qq * B + b, k] = z_next[b, k] + da[b] * W_next[j, k]
