@@ -201,11 +201,12 @@ NUMDIFFTOOLS_STEPS = 15
 
 def _peers() -> list[Method]:
     torch = dict(requires=("torch",), install='pip install "gradbench[torch]"')
+    numpy = dict(requires=("numpy",), install="pip install numpy")  # always, with gradbench
     return [
         _peer_method("numpy:backprop", "numpy", "analytic", "backprop (NumPy textbook)",
-                     "textbook", "backprop"),
+                     "textbook", "backprop", **numpy),
         _peer_method("numpy:central", "numpy", "numerical", "central (NumPy textbook loop)",
-                     "textbook", "central", scheme="central", strategy="naive"),
+                     "textbook", "central", scheme="central", strategy="naive", **numpy),
         _peer_method("torch:backprop", "torch", "analytic", "backprop (torch autograd)",
                      "torch_peer", "backprop", **torch),
         _peer_method("torch:numerical", "torch", "numerical", "central (torch gradcheck)",

@@ -209,7 +209,8 @@ def classic_ratios(df: pd.DataFrame) -> pd.DataFrame:
     """Every method timed on the classic network (784-50-10, batch 100, float64), per
     machine: its median time, that time over gradbench's backprop's (``over_backprop``) and,
     for a peer, the time of gradbench's method that computes the same thing
-    (``counterpart``) over the peer's (``ours_over``: below 1, gradbench's is faster)."""
+    (``counterpart``; "" for gradbench's own) over the peer's (``ours_over``: below 1,
+    gradbench's is faster)."""
     cols = ["label", "method", "title", "provider", "kind", "seconds", "over_backprop",
             "counterpart", "ours_over"]
     if "classic" not in df:
@@ -227,7 +228,7 @@ def classic_ratios(df: pd.DataFrame) -> pd.DataFrame:
                          "provider": first.at[m, "provider"], "kind": first.at[m, "kind"],
                          "seconds": float(med[m]),
                          "over_backprop": float(med[m] / bp) if bp else math.nan,
-                         "counterpart": c,
+                         "counterpart": c or "",
                          "ours_over": float(med[c] / med[m]) if c in med else math.nan})
     return pd.DataFrame(rows, columns=cols)
 
