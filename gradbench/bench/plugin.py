@@ -155,6 +155,11 @@ def pytest_configure(config):
     if provider not in p.providers:
         raise pytest.UsageError(f"--gb-provider {provider!r} has no methods in profile "
                                 f"{p.name}: choose one of {', '.join(p.providers)}")
+    if provider != methods.OURS and not config.getoption("--gb-append"):
+        # the calibration would start gradbench's BLAS pool in the peer's process
+        raise pytest.UsageError(f"--gb-provider {provider} runs as a later part of a run, "
+                                "with --gb-append: use gradbench run, which runs each peer "
+                                "provider in a process of its own")
     only = config.getoption("--gb-methods")
     only = tuple(only.split(",")) if only else None
     base = _base(out) if config.getoption("--gb-append") else None

@@ -8,6 +8,7 @@ Threads: NumPy's BLAS runs every matrix product; threadpoolctl limits it to the 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import threadpoolctl
@@ -28,8 +29,9 @@ def configure_process(threads: int) -> dict:
 
 def describe(threads: int) -> dict:
     libs = threadpoolctl.threadpool_info()
-    blas = "; ".join(f"{d.get('internal_api')} {d.get('version')} at {d.get('num_threads')} "
-                     "threads" for d in libs if d.get("user_api") == "blas")
+    blas = "; ".join(f"{Path(d.get('filepath', '?')).parent.name}: {d.get('internal_api')} "
+                     f"{d.get('version')} at {d.get('num_threads')} threads"
+                     for d in libs if d.get("user_api") == "blas")
     return {"library": f"numpy {np.__version__}",
             "thread_control": f"BLAS limited to {threads} threads with threadpoolctl ({blas})"}
 
