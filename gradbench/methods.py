@@ -9,8 +9,9 @@ one record to :data:`REGISTRY`.
 A record's ``build(net, X, T, threads)`` returns a callable of no arguments that computes the
 method once on that network and batch; ``warm(net, threads, batch=None)`` compiles (or loads
 from the cache) what that callable needs and returns the seconds it took, so the timing that
-follows compiles nothing (``batch``, when given, is the batch the timed calls will use: methods
-that compile per input shape, jax's, compile for it).
+follows compiles nothing. Without ``batch`` it does what does not depend on the inputs' shape;
+with it (the batch the timed calls will use), methods that compile per input shape (jax's)
+compile for that shape too; a second call finds everything compiled and returns at once.
 
 ``gradient(net, threads)`` (analytic and numerical methods) returns ``fn(X, T)``, the gradient
 at the network's parameters as they are at call time, a list shaped like ``net.params`` in its
