@@ -251,8 +251,8 @@ def test_unavailable_peer_is_recorded_with_its_install_command(skipped_run):
     assert gone["reason"].str.contains('pip install "gradbench\\[xyz\\]"').all()
     assert (c[c["method"] == "numpy:central"]["status"] == "skipped").all()  # the budget
     assert rs.runs["status"].tolist() == ["complete"]
-    assert 'numpy:backprop                     not run: no_such_module_xyz not installed: ' \
-           'pip install "gradbench[xyz]"' in res.stdout
+    assert 'peers not installed here (not run):\n  numpy:backprop                     ' \
+           'no_such_module_xyz not installed: pip install "gradbench[xyz]"' in res.stdout
 
 
 def test_each_peer_provider_runs_in_a_process_of_its_own(skipped_run):

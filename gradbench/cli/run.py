@@ -195,10 +195,13 @@ def peers_summary(df) -> list[str]:
             lines.append(f"  {r.method:34s} {r.seconds:10.4g} s   "
                          f"{methods.title(r.counterpart)} / this: {nice(r.ours_over)}")
     theirs = df[df["provider"] != methods.OURS]
-    for r in theirs[theirs["status"] == "unavailable"].drop_duplicates("method").itertuples():
-        lines.append(f"  {r.method:34s} not run: {r.reason}")
+    missing = theirs[theirs["status"] == "unavailable"].drop_duplicates("method")
+    if len(missing):
+        lines.append("\npeers not installed here (not run):")
+        for r in missing.itertuples():
+            lines.append(f"  {r.method:34s} {r.reason}")
     rejected = theirs[theirs["status"] == "rejected"]
     if len(rejected):
-        lines.append(f"{len(rejected)} peer cases rejected (gradient outside its bound): "
+        lines.append(f"\n{len(rejected)} peer cases rejected (gradient outside its bound): "
                      "see the report")
     return lines
