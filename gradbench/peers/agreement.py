@@ -35,7 +35,8 @@ import numpy as np
 
 from ..check import DERIVATIVE_ALLOWANCE
 
-#: Leading truncation coefficient and sum of |weights| of the loss values, per scheme.
+#: Per scheme: order p, leading truncation coefficient c_p, and the sum of the |weights| of
+#: the loss values in the quotient.
 SCHEMES = {"forward": (1, 0.5, 2.0), "central": (2, 1.0 / 6.0, 1.0)}
 
 
