@@ -31,10 +31,12 @@ def add_parser(sub) -> None:
     p = add_verb(
         sub, "run", help="run the benchmark suite, save the results, build the report",
         description="Time loss, backprop and numerical gradients across network sizes with "
-        "pytest-benchmark, within a time budget; save the results as JSON (written as cases "
-        "complete: Ctrl-C keeps them), summarise the power laws and build the report.")
+        "pytest-benchmark, within a time budget, and beside them the peers that are installed "
+        "(NumPy, torch, jax, scipy, numdifftools), each library in a process of its own; save "
+        "the results as JSON (written as cases complete: Ctrl-C keeps them), summarise the "
+        "power laws and build the report.")
     p.add_argument("--profile", default="default",
-                   help="quick (about a minute), default (about 5 minutes) or full (hours)")
+                   help="quick (about a minute), default (about 7 minutes) or full (hours)")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds the timed cases may take (default: the profile's)")
     p.add_argument("--out", default="results",
