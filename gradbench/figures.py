@@ -257,6 +257,42 @@ def step_curve(curve: pd.DataFrame, path) -> list[str]:
     return drawn
 
 
+#: Colour per peer provider, and a marker each (gradbench's own series: circles).
+PEER_STYLE = {"numpy": ("#2ca02c", "s"), "torch": ("#e377c2", "^"), "jax": ("#9467bd", "D"),
+              "scipy": ("#8c564b", "v"), "numdifftools": ("#17becf", "P")}
+
+
+def peers_time(df: pd.DataFrame, path) -> list[str]:
+    """Seconds per gradient against N, log-log: each peer beside gradbench's method that
+    computes the same thing (backprop for analytic peers, naive differences of the same
+    scheme for numerical ones), with each series' fitted exponent k. Solid lines: analytic
+    gradients; dashed: numerical ones; circles: gradbench's."""
+    ok = results.ladder(df)
+    ok = ok[(ok["status"] == "ok") & ok["median"].notna()]
+    theirs = ok[ok["provider"] != methods.OURS]
+    if theirs.empty:
+        raise MissingData("no peer was timed in these results")
+    ours = {methods.counterpart(m) for m in theirs["method"].unique()}
+    shown = ok[ok["method"].isin(ours) | (ok["provider"] != methods.OURS)]
+    providers = shown.drop_duplicates("method").set_index("method")["provider"]
+    kinds = shown.drop_duplicates("method").set_index("method")["kind"]
+    fits = {(f.method, f.label, f.dtype): f for f in results.fits(shown)}
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    drawn = []
+    order = sorted(_groups(shown), key=lambda s: (methods.order(s[0]), s[1], s[2]))
+    for method, label, dtype, g, name, _ in order:
+        color, marker = PEER_STYLE.get(providers[method], (_style(method)["color"], "o"))
+        f = fits.get((method, label, dtype))
+        if f is not None:
+            name += f": k = {f.k:.2f}"
+        ax.plot(g["n_params"], g["median"], marker=marker, ms=3.5, lw=1.0, color=color,
+                linestyle="--" if kinds[method] == "numerical" else "-", label=name)
+        drawn.append(name)
+    _finish(fig, ax, path, "time per call (s)", "The peers beside gradbench")
+    return drawn
+
+
 #: The report's figures: file name, function, what it is about (for the page).
 FIGURES = [
     ("time.png", time_vs_n, "Time per gradient against N"),

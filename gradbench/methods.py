@@ -7,15 +7,24 @@ line (what may be asked for). Nothing else parses a method name; adding a method
 one record to :data:`REGISTRY`.
 
 A record's ``build(net, X, T, threads)`` returns a callable of no arguments that computes the
-method once on that network and batch; ``warm(net, threads)`` compiles (or loads from the
-cache) what that callable needs and returns the seconds it took, so the timing that follows
-compiles nothing.
+method once on that network and batch; ``warm(net, threads, batch=None)`` compiles (or loads
+from the cache) what that callable needs and returns the seconds it took, so the timing that
+follows compiles nothing. Without ``batch`` it does what does not depend on the inputs' shape;
+with it (the batch the timed calls will use), methods that compile per input shape (jax's)
+compile for that shape too; a second call finds everything compiled and returns at once.
 
 ``gradient(net, threads)`` (analytic and numerical methods) returns ``fn(X, T)``, the gradient
 at the network's parameters as they are at call time, a list shaped like ``net.params`` in its
 dtype: what training calls once per step (``gradbench train`` updates ``net.params`` in place
 between calls). Whatever it prepares (a compiled function, tensors viewing the parameters) is
 prepared once per network, not per step.
+
+Peers are the implementations a user would pick instead of gradbench's: the NumPy textbook,
+torch, jax, scipy.optimize and numdifftools, one module each under :mod:`gradbench.peers`
+(the only place that imports those libraries: their records import it when first called).
+A peer record also says how far its gradient may lie from gradbench's backprop
+(``tolerance``), so that a wrong fast gradient is never timed into the results; the sweep
+runs each peer provider's cases in a process of its own (see :mod:`gradbench.bench.parts`).
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from . import costmodel
 
@@ -33,6 +44,8 @@ KINDS = ("loss", "analytic", "numerical")
 ANALYTIC = "backprop"
 NUMERICAL = "numerical:central:naive"
 LOSS = "primal"
+#: The provider of gradbench's own methods; every other provider is a peer.
+OURS = "gradbench"
 
 
 @dataclass(frozen=True)
@@ -55,9 +68,21 @@ class Method:
     threaded: bool = False
     #: (net, threads) -> fn(X, T) -> list of gradient arrays; None for loss-only methods.
     gradient: Callable | None = None
+    #: Peers: (net, X, T, loss, ours, fn) -> the largest distance from gradbench's backprop
+    #: (``ours``, flat float64) that a correct result may have, a number or one per parameter;
+    #: ``fn`` is the callable ``build`` returned, after a call. None for gradbench's methods.
+    tolerance: Callable | None = None
+    #: Loss evaluations of one gradient as a function of N, for methods whose count is not
+    #: their scheme's (numdifftools evaluates many steps per parameter); None: the scheme's.
+    loss_evals: Callable[[int], int] | None = None
 
     def cost(self, sizes, batch: int, dtype: str) -> costmodel.Cost:
         """Predicted flops, bytes and loss evaluations of one call."""
+        if self.loss_evals is not None:
+            evals = int(self.loss_evals(costmodel.num_params(sizes)))
+            itemsize = np.dtype(dtype).itemsize
+            return costmodel.Cost(evals * costmodel.forward_flops(sizes, batch),
+                                  evals * costmodel.forward_bytes(sizes, batch, itemsize), evals)
         if self.kind == "loss":
             return costmodel.predict("primal", sizes, batch, dtype)
         if self.kind == "analytic":
@@ -118,7 +143,7 @@ def _numerical(scheme: str, strategy: str):
 
 
 def _warm(scheme: str = "central", strategy: str = "naive"):
-    def warm(net, threads):
+    def warm(net, threads, batch=None):
         from .gradients import warm_up
 
         return warm_up(net, scheme, strategy, threads)
@@ -147,8 +172,65 @@ def _ours() -> list[Method]:
     return out
 
 
-#: Every method, by name, in the order figures and tables list them.
-REGISTRY: dict[str, Method] = {m.name: m for m in _ours()}
+# ----------------------------------------------------------------------------- peers
+
+
+def _peer(module: str, attr: str) -> Callable:
+    """``gradbench.peers.<module>.<attr>``, imported when first called: only peers/ imports
+    torch, jax, numdifftools or scipy.optimize, and only when a peer is used."""
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(f"gradbench.peers.{module}"), attr)(*args,
+                                                                                 **kwargs)
+
+    call.__qualname__ = f"gradbench.peers.{module}.{attr}"
+    return call
+
+
+def _peer_method(name, provider, kind, title, module, what, *, scheme=None, strategy=None,
+                 requires=(), install=None, dtypes=("float32", "float64"), loss_evals=None):
+    return Method(name, provider, kind, title, _peer(module, f"build_{what}"),
+                  _peer(module, "warm"), scheme=scheme, strategy=strategy, requires=requires,
+                  install=install, dtypes=dtypes, gradient=_peer(module, f"gradient_{what}"),
+                  tolerance=_peer(module, f"tolerance_{what}"), loss_evals=loss_evals)
+
+
+#: numdifftools.Gradient's defaults: central differences at 15 steps (MaxStepGenerator's
+#: num_steps), each a pair of loss evaluations per parameter, and one at the point itself,
+#: combined by Richardson extrapolation (tests/test_peers.py counts them).
+NUMDIFFTOOLS_STEPS = 15
+
+
+def _peers() -> list[Method]:
+    torch = dict(requires=("torch",), install='pip install "gradbench[torch]"')
+    numpy = dict(requires=("numpy",), install="pip install numpy")  # always, with gradbench
+    return [
+        _peer_method("numpy:backprop", "numpy", "analytic", "backprop (NumPy textbook)",
+                     "textbook", "backprop", **numpy),
+        _peer_method("numpy:central", "numpy", "numerical", "central (NumPy textbook loop)",
+                     "textbook", "central", scheme="central", strategy="naive", **numpy),
+        _peer_method("torch:backprop", "torch", "analytic", "backprop (torch autograd)",
+                     "torch_peer", "backprop", **torch),
+        _peer_method("torch:numerical", "torch", "numerical", "central (torch gradcheck)",
+                     "torch_peer", "numerical", scheme="central", strategy="naive",
+                     dtypes=("float64",), loss_evals=lambda n: 2 * n + 1, **torch),
+        _peer_method("jax:backprop", "jax", "analytic", "backprop (jax.jit(jax.grad))",
+                     "jax_peer", "backprop", requires=("jax", "jaxlib"),
+                     install='pip install "gradbench[jax]"'),
+        _peer_method("scipy:approx_fprime", "scipy", "numerical",
+                     "forward (scipy approx_fprime)", "scipy_peer", "approx_fprime",
+                     scheme="forward", strategy="naive", dtypes=("float64",),
+                     requires=("scipy",), install="pip install scipy"),
+        _peer_method("numdifftools:gradient", "numdifftools", "numerical",
+                     "Richardson (numdifftools)", "numdifftools_peer", "gradient",
+                     scheme="central", strategy="richardson", dtypes=("float64",),
+                     requires=("numdifftools",), install='pip install "gradbench[numdifftools]"',
+                     loss_evals=lambda n: 2 * NUMDIFFTOOLS_STEPS * n + 1),
+    ]
+
+
+#: Every method, by name, in the order figures and tables list them: gradbench's, then the
+#: peers'.
+REGISTRY: dict[str, Method] = {m.name: m for m in _ours() + _peers()}
 
 
 def get(name: str) -> Method:
@@ -169,3 +251,28 @@ def order(name: str) -> int:
     """Sort key: registry order, unknown methods last."""
     names = list(REGISTRY)
     return names.index(name) if name in REGISTRY else len(names)
+
+
+def providers(names) -> list[str]:
+    """The providers of the methods named, in registry order, each once."""
+    seen = []
+    for name in sorted(names, key=order):
+        p = get(name).provider
+        if p not in seen:
+            seen.append(p)
+    return seen
+
+
+def counterpart(name: str) -> str | None:
+    """gradbench's method that computes what a peer computes: backprop for analytic peers,
+    naive differences of the peer's scheme for numerical ones (central when gradbench has no
+    such scheme); None for gradbench's own methods and methods not registered here."""
+    m = REGISTRY.get(name)
+    if m is None or m.provider == OURS:
+        return None
+    if m.kind == "analytic":
+        return ANALYTIC
+    if m.kind == "numerical":
+        same = f"numerical:{m.scheme}:naive"
+        return same if same in REGISTRY else NUMERICAL
+    return LOSS

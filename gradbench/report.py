@@ -59,6 +59,7 @@ class Report:
     check_note: str = ""
     machines: pd.DataFrame | None = None  # each method's time relative to the reference
     reference: str | None = None
+    peers: Peers | None = None
     fit_decades: float = results.FIT_DECADES
     fit_min_points: int = results.MIN_POINTS
     benchmarks: bool = True  # False: only training records were given
@@ -201,6 +202,94 @@ def machine_table(rs: results.ResultSet, reference: str | None) -> tuple[pd.Data
                                        "normalised"]), reference
 
 
+# ----------------------------------------------------------------------------- peers
+
+
+@dataclass
+class Peers:
+    """The peers section: the figure, the classic network's ratios, each provider's library,
+    threads, process and check, and the peers that were not installed or were rejected."""
+
+    figure: dict  # file, title, caption, missing
+    classic: pd.DataFrame  # classic_ratios()
+    providers: pd.DataFrame
+    unavailable: pd.DataFrame  # label, method, reason (with the install command)
+    rejected: pd.DataFrame  # label, method, sizes, reason
+
+
+def classic_ratios(df: pd.DataFrame) -> pd.DataFrame:
+    """Every method timed on the classic network (784-50-10, batch 100, float64), per
+    machine: its median time, that time over gradbench's backprop's (``over_backprop``) and,
+    for a peer, the time of gradbench's method that computes the same thing
+    (``counterpart``; "" for gradbench's own) over the peer's (``ours_over``: below 1,
+    gradbench's is faster)."""
+    cols = ["label", "method", "title", "provider", "kind", "seconds", "over_backprop",
+            "counterpart", "ours_over"]
+    if "classic" not in df:
+        return pd.DataFrame(columns=cols)
+    ok = df[(df["status"] == "ok") & df["classic"].fillna(False).astype(bool)
+            & df["median"].notna()]
+    rows = []
+    for label, g in ok.groupby("label", sort=True):
+        med = g.groupby("method")["median"].median()
+        first = g.drop_duplicates("method").set_index("method")
+        bp = med.get(BACKPROP)
+        for m in sorted(med.index, key=methods.order):
+            c = methods.counterpart(m)
+            rows.append({"label": label, "method": m, "title": methods.title(m),
+                         "provider": first.at[m, "provider"], "kind": first.at[m, "kind"],
+                         "seconds": float(med[m]),
+                         "over_backprop": float(med[m] / bp) if bp else math.nan,
+                         "counterpart": c or "",
+                         "ours_over": float(med[c] / med[m]) if c in med else math.nan})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _peer_providers(df: pd.DataFrame) -> pd.DataFrame:
+    """Per machine and peer provider: the library, its threads, the process its cases ran in
+    against gradbench's, what happened to its cases, and its worst check."""
+    rows = []
+    for (label, file, provider), g in df[df["provider"] != methods.OURS].groupby(
+            ["label", "file", "provider"], sort=True):
+        ours = df[(df["file"] == file) & (df["provider"] == methods.OURS)]["pid"].dropna()
+        pids = sorted(int(p) for p in g["pid"].dropna().unique())
+        counts = g["status"].value_counts()
+        library = g["library"].dropna()
+        threads = g["thread_control"].dropna()
+        rows.append({
+            "label": label, "provider": provider,
+            "methods": ", ".join(sorted(g["method"].unique(), key=methods.order)),
+            "library": library.iloc[0] if len(library) else "",
+            "thread_control": threads.iloc[0] if len(threads) else "",
+            "process": (", ".join(map(str, pids)) + (
+                f" (gradbench's: {int(ours.iloc[0])})" if len(ours) else "")) if pids else "–",
+            "own_process": bool(pids) and not set(pids) & set(ours.astype(int)),
+            "timed": int(counts.get("ok", 0)), "skipped": int(counts.get("skipped", 0)),
+            "unavailable": int(counts.get("unavailable", 0)),
+            "rejected": int(counts.get("rejected", 0)),
+            "worst_check": float(g["check_ratio"].max()) if g["check_ratio"].notna().any()
+            else math.nan})
+    return pd.DataFrame(rows)
+
+
+def peers_section(df: pd.DataFrame, out: Path) -> Peers | None:
+    """The peers section's content, its figure drawn into ``out``; None when the results
+    hold no peer at all (timed or not)."""
+    theirs = df[df["provider"] != methods.OURS]
+    if theirs.empty:
+        return None
+    entry = {"file": "peers.png", "title": "The peers beside gradbench",
+             "caption": (figures.peers_time.__doc__ or "").strip(), "missing": None}
+    try:
+        figures.peers_time(df, out / "peers.png")
+    except figures.MissingData as exc:
+        entry["missing"] = str(exc)
+    unavailable = theirs[theirs["status"] == "unavailable"].drop_duplicates(
+        ["label", "method"])[["label", "method", "reason"]]
+    rejected = theirs[theirs["status"] == "rejected"][["label", "method", "sizes", "reason"]]
+    return Peers(entry, classic_ratios(df), _peer_providers(df), unavailable, rejected)
+
+
 def collect(paths, out: Path, reference: str | None = None) -> Report:
     """Load the results, draw the figures and write the CSV into ``out``, and gather the
     page's content."""
@@ -210,13 +299,15 @@ def collect(paths, out: Path, reference: str | None = None) -> Report:
         machines, reference = machine_table(rs, reference)
     df = rs.cases
     fits = results.fits(df)
-    heads, missing = headlines(df, fits)
+    # the headline and the figures above the peers section: gradbench's methods on the ladder
+    ours = results.ladder(df[df["provider"] == methods.OURS])
+    heads, missing = headlines(ours, fits)
     figs = []
     for name, draw, title in figures.FIGURES:
         entry = {"file": name, "title": title, "caption": (draw.__doc__ or "").strip(),
                  "missing": None}
         try:
-            draw(df, out / name)
+            draw(ours, out / name)
         except figures.MissingData as exc:
             entry["missing"] = str(exc)
         figs.append(entry)
@@ -236,7 +327,8 @@ def collect(paths, out: Path, reference: str | None = None) -> Report:
     cases, names, skipped, comp, full = _tables(df)
     full.to_csv(out / "cases.csv", index=False)
     return Report(heads, figs, results.fits_frame(df), cases, names, skipped, comp, rs.runs,
-                  reproduce(rs.runs), missing, check, note, machines, reference)
+                  reproduce(rs.runs), missing, check, note, machines, reference,
+                  peers=peers_section(df, out))
 
 
 def _fmt(v, spec: str = ".3g", unit: str = "") -> str:
@@ -247,6 +339,13 @@ def _fmt(v, spec: str = ".3g", unit: str = "") -> str:
     return str(v) + unit
 
 
+def _ratio(v) -> str:
+    """A ratio for a table: three significant figures, thousands separated, "–" for none."""
+    if v is None or not math.isfinite(float(v)):
+        return "–"
+    return nice(float(v))
+
+
 def render(report: Report) -> str:
     env = Environment(loader=PackageLoader("gradbench", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True),
@@ -255,7 +354,7 @@ def render(report: Report) -> str:
     env.filters["seconds"] = lambda v: _fmt(v, unit=" s")
     env.filters["title_of"] = methods.title
     env.filters["duration"] = lambda v: "–" if v is None or v != v else duration(float(v))
-    env.filters["ratio"] = lambda v: "" if v is None or v != v else f"{nice(float(v))} x"
+    env.filters["ratio"] = _ratio
     return env.get_template("report.html.j2").render(r=report, figures_doc=figures.__doc__)
 
 

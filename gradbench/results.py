@@ -39,6 +39,10 @@ READABLE = (1, 2)
 
 DTYPES = ("float32", "float64")
 STATUSES = ("running", "complete", "interrupted", "failed")
+#: Why a case was not timed (``gradbench.skipped[].why``), and its status in the cases frame:
+#: the budget ("skipped", with its predicted time), not installed here ("unavailable", with
+#: the command that installs it), or a peer whose gradient failed the check ("rejected").
+NOT_TIMED = {"budget": "skipped", "unavailable": "unavailable", "rejected": "rejected"}
 #: A case is identified by these parameters (never by a test name).
 CASE_KEY = ["method", "sizes", "batch", "dtype", "threads"]
 #: The ``format`` of the training records `gradbench train` writes beside the result files
@@ -259,6 +263,16 @@ def _case(f: _Fields, info: dict, where: str, version: int) -> dict:
         "compile_seconds": f.number(info, "compile_seconds", where, optional=True),
         "predicted_seconds": f.number(info, "predicted_seconds", where, optional=True),
         "mode": f.text(info, "mode", where, optional=True),
+        # peers: the library, its threads, the check against gradbench's backprop; the
+        # process the case ran in (each peer provider has its own)
+        "library": f.text(info, "library", where, optional=True),
+        "thread_control": f.text(info, "thread_control", where, optional=True, max_len=500),
+        "check_max_abs_err": f.number(info, "check_max_abs_err", where, optional=True),
+        "check_ratio": f.number(info, "check_ratio", where, optional=True),
+        "pid": f.integer(info, "pid", where, optional=True),
+        # the classic 784-50-10 network's case, beside the sweep's ladder of networks
+        "classic": f.choice(info, "network", where, ("ladder", "classic"),
+                            optional=True) == "classic",
     }
 
 
@@ -338,7 +352,9 @@ CASE_COLUMNS = ["file", "label", "run", "profile", "commit", "method", "provider
                 "scheme", "strategy", "sizes", "width", "depth", "n_params", "batch", "dtype",
                 "threads", "predicted_flops", "predicted_bytes", "loss_evals",
                 "compile_seconds", "predicted_seconds", "mode", "status", "reason", "median",
-                "iqr", "mean", "min", "max", "stddev", "rounds", "gflops", "peak_gflops"]
+                "iqr", "mean", "min", "max", "stddev", "rounds", "gflops", "peak_gflops",
+                "library", "thread_control", "check_max_abs_err", "check_ratio", "pid",
+                "classic"]
 #: Columns of the rounds frame, one row per timed round.
 ROUND_COLUMNS = ["file", "label", "method", "sizes", "batch", "dtype", "threads", "round",
                  "seconds"]
@@ -391,7 +407,8 @@ def _parse(path: Path, data: dict, runs, cases, rounds, curve, checks) -> None:
         case = _case(f, info, where, version)
         if case["predicted_seconds"] is None:
             f.fail(f"{where}.predicted_seconds", "is missing")
-        cases.append({**base, **case, "status": "skipped",
+        why = f.choice(info, "why", where, tuple(NOT_TIMED), optional=True) or "budget"
+        cases.append({**base, **case, "status": NOT_TIMED[why],
                       "reason": f.text(info, "reason", where, optional=True, max_len=500),
                       "rounds": 0})
     runs.append({"file": str(path), **run, "n_cases": n_cases, "n_skipped": len(skipped)})
@@ -548,8 +565,16 @@ def fit_power_law(n, t, decades: float = FIT_DECADES) -> tuple[float, float, flo
     return res.slope, res.slope - half, res.slope + half, math.exp(res.intercept), m
 
 
+def ladder(df: pd.DataFrame) -> pd.DataFrame:
+    """The cases of the sweep's ladder of networks: the classic network's cases (another
+    input size and batch, off the ladder) left out."""
+    return df[~df["classic"].fillna(False).astype(bool)] if "classic" in df else df
+
+
 def fits(df: pd.DataFrame) -> list[PowerLaw]:
-    """A power law per method, machine and dtype, from the median times of cases that ran."""
+    """A power law per method, machine and dtype, from the median times of the ladder's
+    cases that ran."""
+    df = ladder(df)
     ok = df[(df["status"] == "ok") & df["median"].notna()]
     out = []
     for (method, label, dtype), g in ok.groupby(["method", "label", "dtype"], sort=True):

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from gradbench import costmodel
+from gradbench import costmodel, methods
 from gradbench.bench import sweep
 
 
@@ -22,14 +22,24 @@ def test_profiles_and_budget_override():
 def test_cases_order_and_content():
     p = sweep.PROFILES["default"]
     cases = sweep.cases(p, threads=2)
-    assert len(cases) == len(p.methods) * len(p.widths) * len(p.dtypes)
+    ladder = [c for c in cases if not c.classic]
+    assert len(ladder) == len(p.methods) * len(p.widths) * len(p.dtypes)
+    # and the classic network once per method (float64)
+    assert sorted(c.method for c in cases if c.classic) == sorted(p.methods)
     assert cases[0].method == "primal"  # primal first: its times predict the others
     by_method = {}
     for c in cases:
-        by_method.setdefault(c.method, []).append(c.n_params)
-        assert c.sizes == (p.inputs, c.sizes[1], p.classes) and c.threads == 2
-    for ns in by_method.values():
-        assert ns == sorted(ns)  # small to large within a method
+        by_method.setdefault(c.method, []).append(c.cost().flops)
+        assert c.threads == 2
+        assert c.sizes == (p.inputs, c.sizes[1], p.classes) or c.classic
+    for flops in by_method.values():
+        assert flops == sorted(flops)  # small to large within a method
+    # gradbench's cases first, then each peer provider's together (a process each)
+    providers = [c.record.provider for c in cases]
+    assert providers[0] == methods.OURS
+    assert [k for i, k in enumerate(providers) if i == 0 or providers[i - 1] != k] == \
+        p.providers
+    assert sweep.cases(p, 2, "torch") == [c for c in cases if c.record.provider == "torch"]
     full = sweep.cases(sweep.PROFILES["full"], 1)
     assert not [c for c in full if c.scheme == "complex_step" and c.dtype != "float64"]
     assert {c.dtype for c in full} == {"float32", "float64"}

@@ -6,11 +6,19 @@ through :func:`gradbench.results.write`: after a case completes (at most every
 ``CHECKPOINT_SECONDS``) and once more when the session ends, with the run's status. Ctrl-C at
 any moment therefore leaves every completed case and the skipped list in the file, and a run in
 which every case was skipped still writes its file.
+
+A session runs the cases of one provider (``--gb-provider``, default gradbench's own): each
+peer provider's cases run in a process of their own (gradbench.bench.parts). Such a later part
+(``--gb-append``) reads the result file the earlier parts wrote, takes the machine, its
+calibration, the primal times and the budget spent so far from it, and writes it back with its
+own cases added; ``--gb-part`` leaves the status "running" at a completed end, for the driver
+to write the run's one final status.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import signal
 import time
@@ -21,7 +29,7 @@ import numba
 import pytest
 import pytest_benchmark
 
-from .. import __version__, results
+from .. import __version__, methods, results
 from ..machine import calibrate, code_info, describe
 from . import sweep
 
@@ -38,6 +46,14 @@ def pytest_addoption(parser):
     g.addoption("--gb-label", default=None, help="machine label (default: host name)")
     g.addoption("--gb-threads", type=int, default=None, help="threads (default: all cores)")
     g.addoption("--gb-out", default=None, help="result file to write (gradbench's own JSON)")
+    g.addoption("--gb-provider", default=methods.OURS,
+                help="whose cases to run: gradbench (default) or a peer provider")
+    g.addoption("--gb-methods", default=None,
+                help="comma-separated methods to run (default: the profile's of the provider)")
+    g.addoption("--gb-append", action="store_true",
+                help="add to the result file --gb-out that earlier parts of the run wrote")
+    g.addoption("--gb-part", action="store_true",
+                help="one part of a run: leave the status 'running' at a completed end")
 
 
 @dataclass
@@ -51,7 +67,12 @@ class State:
     budget: sweep.Budget
     calibration: dict
     out: Path | None = None
-    primal: dict = field(default_factory=dict)  # (dtype, sizes) -> seconds per call
+    provider: str = methods.OURS
+    only: tuple | None = None  # the methods to run, when restricted
+    part: bool = False
+    base: dict | None = None  # the result document of the earlier parts (--gb-append)
+    peer: dict = field(default_factory=dict)  # library and thread control of a peer provider
+    primal: dict = field(default_factory=dict)  # (dtype, sizes, batch) -> seconds per call
     correction: dict = field(default_factory=dict)  # (dtype, method) -> measured / model
     records: list = field(default_factory=list)  # completed cases, pytest-benchmark's dicts
     accuracy: dict | None = None
@@ -74,7 +95,14 @@ class State:
         if self.out is not None and time.perf_counter() - self.last_write >= CHECKPOINT_SECONDS:
             self.save("running")
 
+    def cases(self) -> list[sweep.Case]:
+        """The cases this session runs."""
+        out = sweep.cases(self.profile, self.threads, self.provider)
+        return [c for c in out if self.only is None or c.method in self.only]
+
     def document(self, status: str) -> dict:
+        if self.base is not None:
+            return self._added_to_base(status)
         session = self.config._benchmarksession
         machine_info = session.get_machine_info()
         commit_info = {"id": self.code["commit"], "time": self.code["commit_time"],
@@ -91,6 +119,18 @@ class State:
                 spent=self.budget.spent, wall=time.perf_counter() - self.started,
                 skipped=self.budget.skipped, accuracy=self.accuracy, version=__version__),
         }
+
+    def _added_to_base(self, status: str) -> dict:
+        """The earlier parts' document with this part's cases added."""
+        doc = dict(self.base)
+        doc["benchmarks"] = [*self.base["benchmarks"], *self.records]
+        gb = dict(self.base["gradbench"])
+        gb.update(status=status, spent_seconds=self.budget.spent,
+                  wall_seconds=float(gb.get("wall_seconds") or 0.0)
+                  + time.perf_counter() - self.started,
+                  skipped=[*gb.get("skipped", []), *self.budget.skipped])
+        doc["gradbench"] = gb
+        return doc
 
     def save(self, status: str) -> None:
         if self.out is None:
@@ -111,15 +151,59 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--gb-threads must lie in 1..{numba.config.NUMBA_NUM_THREADS}")
     numba.set_num_threads(threads)
     out = config.getoption("--gb-out")
-    config._gradbench = State(config, p, threads, config.getoption("--gb-label"),
-                              sweep.Budget(p.budget, p.groups()), calibrate(),
-                              out=Path(out) if out else None)
+    provider = config.getoption("--gb-provider")
+    if provider not in p.providers:
+        raise pytest.UsageError(f"--gb-provider {provider!r} has no methods in profile "
+                                f"{p.name}: choose one of {', '.join(p.providers)}")
+    if provider != methods.OURS and not config.getoption("--gb-append"):
+        # the calibration would start gradbench's BLAS pool in the peer's process
+        raise pytest.UsageError(f"--gb-provider {provider} runs as a later part of a run, "
+                                "with --gb-append: use gradbench run, which runs each peer "
+                                "provider in a process of its own")
+    only = config.getoption("--gb-methods")
+    only = tuple(only.split(",")) if only else None
+    base = _base(out) if config.getoption("--gb-append") else None
+    if base is None:
+        budget, calibration = sweep.Budget(p.budget, p.groups()), calibrate()
+    else:  # a later part: the machine was calibrated, and budget spent, by the earlier ones
+        budget = sweep.Budget(p.budget, p.groups(),
+                              spent=float(base["gradbench"].get("spent_seconds") or 0.0))
+        calibration = base["machine_info"].get("calibration", {})
+    state = State(config, p, threads, config.getoption("--gb-label"), budget, calibration,
+                  out=Path(out) if out else None, provider=provider, only=only,
+                  part=config.getoption("--gb-part"), base=base)
+    if base is not None:
+        state.primal.update(_primal_times(base))
+    if provider != methods.OURS:
+        # before any case: this process's thread pools for the provider, limited to threads
+        from .. import peers
+
+        state.peer = peers.configure_process(provider, threads)
+    config._gradbench = state
+
+
+def _base(out) -> dict:
+    """The result document the earlier parts of the run wrote."""
+    if not out or not Path(out).is_file():
+        raise pytest.UsageError("--gb-append needs --gb-out naming the result file of the "
+                                "earlier parts of the run")
+    return json.loads(Path(out).read_text(encoding="utf-8"))
+
+
+def _primal_times(doc: dict) -> dict:
+    """(dtype, sizes, batch) -> median seconds of the primal cases of a result document:
+    they predict a later part's times."""
+    out = {}
+    for b in doc.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        if info.get("method") == methods.LOSS:
+            out[(info["dtype"], tuple(info["sizes"]), info["batch"])] = b["stats"]["median"]
+    return out
 
 
 def pytest_generate_tests(metafunc):
     if "case" in metafunc.fixturenames:
-        state = metafunc.config._gradbench
-        cases = sweep.cases(state.profile, state.threads)
+        cases = metafunc.config._gradbench.cases()
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
 
@@ -150,7 +234,7 @@ def pytest_sessionfinish(session, exitstatus):
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         status = "interrupted"
     elif exitstatus == pytest.ExitCode.OK:
-        status = "complete"
+        status = "running" if state.part else "complete"
     else:
         status = "failed"
     # the last write is not to be cut short by a second Ctrl-C: it takes a moment

@@ -4,18 +4,28 @@ results).
 
 Run by ``gradbench run`` (it ships inside the package), or by developers as
 ``pytest benchmarks/`` (benchmarks/test_sweep.py imports these tests).
+
+A peer's gradient is checked against gradbench's backprop on the network it is timed on
+(gradbench.peers.agreement gives the bound) before it is timed, or, when one call is
+expensive, on the output of its first timed call; a peer that fails is recorded as rejected,
+with the reason, and its timing is not kept.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
+import numpy as np
 import pytest
 
 import gradbench as gb
-from gradbench import results
+from gradbench import methods, results
 from gradbench.bench import sweep
+from gradbench.blas import single_threaded_blas
 from gradbench.data import make_batch
+from gradbench.gradients import backprop_flat
+from gradbench.model import flat_params, prepare_batch
 
 #: Below this predicted time a case is left to pytest-benchmark's own calibration.
 FAST_SECONDS = 0.02
@@ -28,6 +38,10 @@ SETTLE_SECONDS = 0.02
 
 #: The classic network of the accuracy check: 784-50-10 sigmoid, batch 100.
 CLASSIC = ([784, 50, 10], 100)
+#: A peer predicted to take less than this is checked by a call of its own before it is
+#: timed; a slower one on the output of its first timed call (a second whole numerical
+#: gradient would double its cost).
+CHECK_AHEAD_SECONDS = 1.0
 
 
 def _settle(fn) -> None:
@@ -54,12 +68,12 @@ def _predict(state, case: sweep.Case) -> float:
 
 def _model_seconds(state, case: sweep.Case) -> float:
     """From the primal time at the same size if measured, else from the largest measured."""
-    key = (case.dtype, case.sizes)
+    key = (case.dtype, case.sizes, case.batch)
     if key in state.primal:
         ref = sweep.Case("primal", case.sizes, case.batch, case.dtype, case.threads)
         return sweep.predict_seconds(case, state.primal[key] / ref.cost().flops)
-    known = [(sweep.Case("primal", s, case.batch, d, case.threads).cost().flops, t)
-             for (d, s), t in state.primal.items() if d == case.dtype]
+    known = [(sweep.Case("primal", s, b, d, case.threads).cost().flops, t)
+             for (d, s, b), t in state.primal.items() if d == case.dtype]
     if known:
         flops, t = max(known)
         return sweep.predict_seconds(case, t / flops)
@@ -67,18 +81,51 @@ def _model_seconds(state, case: sweep.Case) -> float:
     return sweep.predict_seconds(case, 1.0 / rate)
 
 
-def _skip(state, info: dict, reason: str):
-    state.budget.skipped.append({**info, "reason": reason})
+def _skip(state, info: dict, reason: str, why: str = "budget"):
+    """Record a case that was not timed: ``why`` is "budget" (its predicted time did not fit),
+    "unavailable" (not installed here) or "rejected" (its gradient failed the check)."""
+    state.budget.skipped.append({**info, "reason": reason, "why": why})
     state.checkpoint()
     pytest.skip(reason)
+
+
+def _ours(net, X, T) -> tuple[float, np.ndarray]:
+    """gradbench's loss and backprop (flat, float64), BLAS on one thread: in a peer's
+    process no other library's thread pool may start."""
+    with single_threaded_blas():
+        Xp, Tp = prepare_batch(net, X, T)
+        loss, grad = backprop_flat(net, flat_params(net), Xp, Tp)
+    return loss, grad.astype(np.float64)
+
+
+def _agreement(method: methods.Method, net, X, T, out, fn):
+    """A peer's output against our backprop, within the bound of its scheme and dtype."""
+    from gradbench.peers import agreement
+
+    loss, ours = _ours(net, X, T)
+    return agreement.compare(net, out, ours, method.tolerance(net, X, T, loss, ours, fn))
+
+
+def _first_output(fn):
+    """``fn``, keeping the output of its first call (to check it after the timing)."""
+    kept = []
+
+    def timed():
+        out = fn()
+        if not kept:
+            kept.append(out)
+        return out
+
+    return timed, kept
 
 
 def test_case(benchmark, case, gb_state, request):
     state = gb_state
     method = case.record
-    info = case.info()
+    info = {**case.info(), "pid": os.getpid(), **state.peer}
     if not method.available():
-        _skip(state, {**info, "predicted_seconds": 0.0}, method.unavailable_reason())
+        _skip(state, {**info, "predicted_seconds": 0.0}, method.unavailable_reason(),
+              "unavailable")
     net = gb.MLP(list(case.sizes), activation="sigmoid", loss="softmax_ce", dtype=case.dtype,
                  seed=0)
     X, T = make_batch(net, case.batch, seed=0)
@@ -92,25 +139,47 @@ def test_case(benchmark, case, gb_state, request):
         _skip(state, info, f"predicted {predicted:.3g} s exceeds the {room:.3g} s left for "
                            "this method")
 
+    # what compiles per input shape (jax traces and compiles for this batch), for a case that
+    # runs: before anything is timed, and counted with the compile time
+    info["compile_seconds"] += method.warm(net, case.threads, case.batch)
     fn = method.build(net, X, T, case.threads)
+    checked = kept = None
+    if method.tolerance is not None:  # a peer: a wrong gradient is not a result
+        if predicted < CHECK_AHEAD_SECONDS:
+            checked = _agreement(method, net, X, T, fn(), fn)
+            if not checked.passed:
+                _skip(state, info, checked.reason(case.method), "rejected")
+            timed = fn
+        else:
+            timed, kept = _first_output(fn)
+    else:
+        timed = fn
     benchmark.extra_info.update(info)
     t0 = time.perf_counter()
     try:
         if predicted < FAST_SECONDS:
             benchmark.extra_info["mode"] = "calibrated"
-            _settle(fn)
-            benchmark(fn)
+            _settle(timed)
+            benchmark(timed)
         else:
             benchmark.extra_info["mode"] = "pedantic"
-            benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+            benchmark.pedantic(timed, rounds=rounds, iterations=1, warmup_rounds=0)
     except KeyboardInterrupt:
         _drop_unfinished(request.config, benchmark)
         raise
     state.budget.charge(time.perf_counter() - t0)
+    if kept:  # checked on the output of its first timed call
+        checked = _agreement(method, net, X, T, kept[0], fn)
+        if not checked.passed:
+            _drop_unfinished(request.config, benchmark)
+            _skip(state, info, checked.reason(case.method), "rejected")
+    if checked is not None:
+        benchmark.extra_info.update(check_max_abs_err=checked.max_abs_err,
+                                    check_ratio=checked.ratio)
     if benchmark.stats is None:  # --benchmark-disable: nothing was timed
         return
     if case.method == "primal":
-        state.primal[(case.dtype, case.sizes)] = benchmark.stats.stats.median
+        state.primal[(case.dtype, case.sizes, case.batch)] = benchmark.stats.stats.median
     # the cost model's error on this case corrects the next prediction (measured: naive
     # central differences took 1.5x what it predicted at the largest sizes)
     state.correction[(case.dtype, case.method)] = (benchmark.stats.stats.median
@@ -123,6 +192,8 @@ def test_accuracy(gb_state, request):
     this machine and saved with the timings (arithmetic, not timing: nothing is timed)."""
     if request.config.getoption("benchmark_disable", False):
         pytest.skip("benchmarks disabled")
+    if gb_state.provider != methods.OURS:
+        pytest.skip("the accuracy figures are computed by gradbench's own part of the run")
     sizes, batch = CLASSIC
     net = gb.MLP(sizes, activation="sigmoid", loss="softmax_ce", seed=0)
     X, T = make_batch(net, batch, seed=0)

@@ -13,6 +13,13 @@ from .. import costmodel, methods
 
 #: Every method of the registry, in its order.
 METHODS = list(methods.REGISTRY)
+#: The peers (every provider but gradbench), in registry order.
+PEERS = [n for n, m in methods.REGISTRY.items() if m.provider != methods.OURS]
+ANALYTIC_PEERS = [n for n in PEERS if methods.get(n).kind == "analytic"]
+
+#: The classic network (784-50-10, batch 100, float64): a case of every method, beside the
+#: ladder, so that the report can compare every method on it.
+CLASSIC = ((784, 50, 10), 100, "float64")
 
 #: Hidden widths in steps of sqrt(2), from 1 to 8192.
 LADDER = [1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024,
@@ -42,30 +49,52 @@ class Profile:
     classes: int = 10
     max_time: float = 0.1  # pytest-benchmark's calibration time for fast cases
     #: Weight of a method in sharing the budget (default: DEFAULT_WEIGHT for numerical
-    #: methods); naive central differences, the headline, get the most.
+    #: methods, PEER_WEIGHTS for peers); naive central differences, the headline, get the
+    #: most.
     weights: tuple[tuple[str, float], ...] = (("numerical:central:naive", 8.0),
                                              ("numerical:central:incremental", 1.0),
                                              ("primal", 1.0), ("backprop", 1.0))
+    #: Add the classic network as a case of every method (float64 methods only).
+    classic: bool = True
 
     def weight(self, method: str) -> float:
-        return dict(self.weights).get(method, DEFAULT_WEIGHT)
+        given = dict(self.weights)
+        if method in given:
+            return given[method]
+        m = methods.get(method)
+        if m.provider != methods.OURS:
+            return PEER_WEIGHTS[m.kind]
+        return DEFAULT_WEIGHT
 
     def groups(self) -> dict[tuple[str, str], float]:
         """(dtype, method) -> weight, in run order: the budget's shares."""
         return {(c.dtype, c.method): self.weight(c.method) for c in cases(self, 1)}
 
+    @property
+    def providers(self) -> list[str]:
+        """Who implements the profile's methods, in run order: gradbench first, then each
+        peer provider (each runs in a process of its own: gradbench.bench.parts)."""
+        return methods.providers(self.methods)
+
 
 DEFAULT_WEIGHT = 1.5
+#: Weights of the peers: an analytic peer's ladder of fast cases needs about what our backprop
+#: gets; a numerical peer shows its O(N^2) over the small sizes its share reaches.
+PEER_WEIGHTS = {"analytic": 0.5, "numerical": 0.25, "loss": 0.25}
 
+_QUICK = ("primal", "backprop", "numerical:central:naive", "numerical:central:incremental")
+_DEFAULT = _QUICK + ("numerical:forward:naive", "numerical:five_point:naive",
+                     "numerical:complex_step:naive")
 
+# Budgets: the default profile gave gradbench's methods 320 s before the peers came; its
+# peers' weights (3 x 0.5 + 4 x 0.25 = 2.5 against 15.5) add 52 s, so that gradbench's
+# methods keep their 320 s (what they leave unspent passes to the peers, which run last).
+# The quick profile's analytic peers and the NumPy loop (3 x 0.5 + 0.25 = 1.75 against 11)
+# add 7 s to its 45 s.
 PROFILES = {
-    "quick": Profile("quick", 45.0, tuple(LADDER[:17]),
-                     ("primal", "backprop", "numerical:central:naive",
-                      "numerical:central:incremental"), max_time=0.05),
-    "default": Profile("default", 320.0, tuple(LADDER),
-                       ("primal", "backprop", "numerical:central:naive",
-                        "numerical:central:incremental", "numerical:forward:naive",
-                        "numerical:five_point:naive", "numerical:complex_step:naive"),
+    "quick": Profile("quick", 52.0, tuple(LADDER[:17]),
+                     _QUICK + tuple(ANALYTIC_PEERS) + ("numpy:central",), max_time=0.05),
+    "default": Profile("default", 372.0, tuple(LADDER), _DEFAULT + tuple(PEERS),
                        max_time=0.25),
     "full": Profile("full", 4 * 3600.0, tuple(LADDER), tuple(METHODS),
                     dtypes=("float64", "float32"), max_time=0.5),
@@ -111,6 +140,11 @@ class Case:
         return costmodel.num_params(self.sizes)
 
     @property
+    def classic(self) -> bool:
+        """The classic network's case (off the ladder: another input size and batch)."""
+        return (self.sizes, self.batch, self.dtype) == CLASSIC
+
+    @property
     def id(self) -> str:
         return f"{self.method}-{'x'.join(map(str, self.sizes))}-b{self.batch}-{self.dtype}" \
                f"-t{self.threads}"
@@ -141,19 +175,30 @@ class Case:
             "predicted_flops": c.flops,
             "predicted_bytes": c.bytes,
             "loss_evals": c.loss_evals,
+            "network": "classic" if self.classic else "ladder",
         }
 
 
-def cases(p: Profile, threads: int) -> list[Case]:
-    """Every case of a profile, in run order: per dtype, each method from small to large
-    (primal first: its times predict the others')."""
+def cases(p: Profile, threads: int, provider: str | None = None) -> list[Case]:
+    """Every case of a profile, in run order: per provider (gradbench first: the peers run
+    after it, each provider in a process of its own), per dtype, each method from small to
+    large (primal first: its times predict the others'), the classic network among them at
+    its place by predicted work. With ``provider``, only that provider's cases."""
     out = []
-    for dtype in p.dtypes:
-        for method in p.methods:
-            if dtype not in methods.get(method).dtypes:
-                continue
-            for w in p.widths:
-                out.append(Case(method, (p.inputs, w, p.classes), p.batch, dtype, threads))
+    for who in p.providers:
+        if provider is not None and who != provider:
+            continue
+        for dtype in p.dtypes:
+            for method in p.methods:
+                m = methods.get(method)
+                if m.provider != who or dtype not in m.dtypes:
+                    continue
+                mine = [Case(method, (p.inputs, w, p.classes), p.batch, dtype, threads)
+                        for w in p.widths]
+                sizes, batch, classic_dtype = CLASSIC
+                if p.classic and dtype == classic_dtype:
+                    mine.append(Case(method, sizes, batch, dtype, threads))
+                out += sorted(mine, key=lambda c: (c.cost().flops, c.n_params))
     return out
 
 

@@ -31,10 +31,12 @@ def add_parser(sub) -> None:
     p = add_verb(
         sub, "run", help="run the benchmark suite, save the results, build the report",
         description="Time loss, backprop and numerical gradients across network sizes with "
-        "pytest-benchmark, within a time budget; save the results as JSON (written as cases "
-        "complete: Ctrl-C keeps them), summarise the power laws and build the report.")
+        "pytest-benchmark, within a time budget, and beside them the peers that are installed "
+        "(NumPy, torch, jax, scipy, numdifftools), each library in a process of its own; save "
+        "the results as JSON (written as cases complete: Ctrl-C keeps them), summarise the "
+        "power laws and build the report.")
     p.add_argument("--profile", default="default",
-                   help="quick (about a minute), default (about 5 minutes) or full (hours)")
+                   help="quick (about a minute), default (about 7 minutes) or full (hours)")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds the timed cases may take (default: the profile's)")
     p.add_argument("--out", default="results",
@@ -50,7 +52,6 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from .. import bench
     from ..bench import sweep
 
     # everything the run will need is checked before the first case runs
@@ -67,30 +68,25 @@ def main(args) -> int:
 
     import pytest
 
+    from .. import methods
+    from ..bench import parts
+
     made = created_folders(out)
     out.mkdir(parents=True, exist_ok=True)
-    here = Path(bench.__file__).parent
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     final = out / f"{label}-{prof.name}-{stamp}.json"
-    argv = [str(here / "suite.py"), "-c", str(here / "pytest.ini"), "--rootdir", str(here),
-            "-p", "gradbench.bench.plugin", "-p", "no:cacheprovider", "-q",
-            "--benchmark-max-time", str(prof.max_time), "--benchmark-columns", "median,rounds",
-            "--benchmark-sort", "name", "--gb-profile", prof.name, "--gb-budget",
-            str(prof.budget), "--gb-label", label, "--gb-out", str(final)]
-    if threads:
-        argv += ["--gb-threads", str(threads)]
     print(f"{PROG}: profile {prof.name}, budget {prof.budget:g} s, results to {final}")
     _warn_if_busy()
     storage = tempfile.mkdtemp(prefix="gradbench-pytest-benchmark-")  # its unused storage
     try:
-        code = pytest.main([*argv, "--benchmark-storage", f"file://{storage}"])
+        outcome = parts.run(prof, label, threads, final, storage, PROG)
     finally:
         shutil.rmtree(storage, ignore_errors=True)
-    interrupted = code == pytest.ExitCode.INTERRUPTED
+    code = outcome.codes[methods.OURS]  # gradbench's part, run first
     if not final.is_file():
         if made is not None and not any(made.rglob("*")):
             shutil.rmtree(made, ignore_errors=True)  # nothing saved: no empty folder left
-        if interrupted:
+        if code == pytest.ExitCode.INTERRUPTED:
             print(f"{PROG}: interrupted before any case completed; nothing to save",
                   file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -99,20 +95,18 @@ def main(args) -> int:
         return EXIT_CRASH if code != pytest.ExitCode.USAGE_ERROR else EXIT_USAGE
 
     try:
-        return _after(args, final, code)
+        return _after(args, final, outcome)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; the results are complete in {final}; build the report "
               f"from it with: gradbench report {final}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
-def _after(args, final: Path, code) -> int:
+def _after(args, final: Path, outcome) -> int:
     """The summary and the report, once the suite has written its file."""
-    import pytest
-
     from .. import results
 
-    interrupted = code == pytest.ExitCode.INTERRUPTED
+    interrupted = outcome.interrupted
     rs = results.load_set(final)
     print()
     print(summary(rs.cases))
@@ -122,9 +116,10 @@ def _after(args, final: Path, code) -> int:
               f"{final}", file=sys.stderr)
         return EXIT_INTERRUPTED
     status = EXIT_OK
-    if code != pytest.ExitCode.OK:
-        print(f"{PROG}: the suite itself failed (pytest exit status {int(code)}): a case "
-              f"raised an error, shown above; this is a bug in gradbench or its "
+    if outcome.status != "complete":
+        codes = ", ".join(f"{who} {int(c)}" for who, c in outcome.codes.items())
+        print(f"{PROG}: the suite itself failed (pytest exit status per part: {codes}): a "
+              f"case raised an error, shown above; this is a bug in gradbench or its "
               f"installation, not in your options. Completed cases are in {final}",
               file=sys.stderr)
         status = EXIT_CRASH
@@ -168,7 +163,7 @@ def summary(df) -> str:
     for f in found:
         lines.append(f"{f.method:34s} {f.k:8.2f}   [{f.k_low:5.2f}, {f.k_high:5.2f}]   "
                      f"{f.n_min:,} - {f.n_max:,}")
-    ok = df[df["status"] == "ok"]
+    ok = results.ladder(df[(df["status"] == "ok") & (df["provider"] == methods.OURS)])
     by_n = ok.groupby("n_params")["method"].nunique()
     common = by_n[by_n == ok["method"].nunique()]
     if len(common) and methods.ANALYTIC in set(ok["method"]):
@@ -179,7 +174,36 @@ def summary(df) -> str:
         for m, t in at.items():
             if kinds[m] == "numerical":
                 lines.append(f"  {m:34s} {t / at[methods.ANALYTIC]:12,.0f} x backprop")
+    lines += peers_summary(df)
     skipped = df[df["status"] == "skipped"]
     if len(skipped):
         lines.append(f"\n{len(skipped)} cases skipped by the budget (predicted times kept)")
     return "\n".join(lines)
+
+
+def peers_summary(df) -> list[str]:
+    """On the classic network, each peer's time against gradbench's counterpart; the peers
+    not installed (with the command that installs them) and those rejected."""
+    from .. import methods
+    from ..report import classic_ratios, nice
+
+    lines = []
+    classic = classic_ratios(df)
+    classic = classic[classic["provider"] != methods.OURS]
+    if len(classic):
+        lines.append("\non the classic network (784-50-10, batch 100, float64), gradbench's "
+                     "counterpart over each peer (below 1: gradbench's is faster):")
+        for r in classic.itertuples():
+            lines.append(f"  {r.method:34s} {r.seconds:10.4g} s   "
+                         f"{methods.title(r.counterpart)} / this: {nice(r.ours_over)}")
+    theirs = df[df["provider"] != methods.OURS]
+    missing = theirs[theirs["status"] == "unavailable"].drop_duplicates("method")
+    if len(missing):
+        lines.append("\npeers not installed here (not run):")
+        for r in missing.itertuples():
+            lines.append(f"  {r.method:34s} {r.reason}")
+    rejected = theirs[theirs["status"] == "rejected"]
+    if len(rejected):
+        lines.append(f"\n{len(rejected)} peer cases rejected (gradient outside its bound): "
+                     "see the report")
+    return lines

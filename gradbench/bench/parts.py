@@ -1,0 +1,171 @@
+"""A run of the sweep in parts: gradbench's cases in this process, each peer provider's in a
+process of its own, all into one result file.
+
+Thread pools that keep spinning after a call (NumPy's OpenBLAS, the OpenBLAS Numba calls,
+torch's OpenMP pool, XLA's) slow each other 5-20x when two of them live in one process on a
+small machine. So ``run`` times gradbench's cases with pytest in this process, as before, and
+then, for each peer provider of the profile in turn, starts ``python -m pytest`` on the same
+suite restricted to that provider's methods (``--gb-provider``, ``--gb-methods``). That
+process configures its library's threads before any case (gradbench.peers.configure_process),
+reads the result file the earlier parts wrote, takes the machine, its calibration, the
+primal times and the budget spent from it, and writes it back, atomically, with its cases
+added, as they complete. One part runs at a time, so the file has one writer at a time.
+
+The budget is shared as in one process: every part knows every group's weight (the profile's)
+and what the earlier parts spent. A provider whose library is not installed is not started:
+its cases are recorded here as unavailable, with the command that installs it. Ctrl-C reaches
+the part that is running (a child is in its own process group, so the terminal's Ctrl-C
+reaches this process, which passes it on once); that part saves its completed cases and no
+later part starts. At the end this process writes the run's one final status: complete,
+interrupted or failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import methods, results
+from . import sweep
+
+
+@dataclass
+class Outcome:
+    """How a run went: pytest's exit status per part, and what the file says."""
+
+    status: str  # complete, interrupted or failed ("none" when no file was written)
+    codes: dict = field(default_factory=dict)  # provider -> exit status of its part
+
+    @property
+    def interrupted(self) -> bool:
+        return self.status == "interrupted"
+
+
+def pytest_args(here: Path, prof: sweep.Profile, label: str, threads: int | None,
+                out: Path, storage: str) -> list[str]:
+    """The arguments every part gives pytest (the suite, its configuration, the run)."""
+    argv = [str(here / "suite.py"), "-c", str(here / "pytest.ini"), "--rootdir", str(here),
+            "-p", "gradbench.bench.plugin", "-p", "no:cacheprovider", "-q",
+            "--benchmark-max-time", str(prof.max_time), "--benchmark-columns",
+            "median,rounds", "--benchmark-sort", "name", "--gb-profile", prof.name,
+            "--gb-budget", str(prof.budget), "--gb-label", label, "--gb-out", str(out),
+            "--benchmark-storage", f"file://{storage}", "--gb-part"]
+    if threads:
+        argv += ["--gb-threads", str(threads)]
+    return argv
+
+
+def run(prof: sweep.Profile, label: str, threads: int | None, out: Path, storage: str,
+        prog: str = "gradbench run") -> Outcome:
+    """Every part of the run, the final status written; the outcome."""
+    import pytest
+
+    from .. import bench
+
+    started = time.perf_counter()
+    here = Path(bench.__file__).parent
+    argv = pytest_args(here, prof, label, threads, out, storage)
+    code = pytest.main([*argv, "--gb-provider", methods.OURS])
+    outcome = Outcome("none", {methods.OURS: int(code)})
+    if not out.is_file():
+        return outcome
+    failed = code != pytest.ExitCode.OK
+    interrupted = code == pytest.ExitCode.INTERRUPTED
+    try:
+        for provider in prof.providers[1:]:
+            if interrupted:
+                break
+            code = _peer_part(provider, prof, threads, out, argv, prog)
+            if code is None:
+                continue
+            outcome.codes[provider] = code
+            interrupted = code == pytest.ExitCode.INTERRUPTED
+            failed |= code != pytest.ExitCode.OK
+    except KeyboardInterrupt:
+        interrupted = True
+    outcome.status = "interrupted" if interrupted else "failed" if failed else "complete"
+    _finish(out, outcome.status, time.perf_counter() - started)
+    return outcome
+
+
+def _peer_part(provider: str, prof: sweep.Profile, threads: int | None, out: Path,
+               argv: list[str], prog: str) -> int | None:
+    """One peer provider's part: its unavailable methods recorded, the others run in a
+    process of their own; that process's exit status (None: nothing was started)."""
+    import numba
+
+    cases = sweep.cases(prof, threads or numba.config.NUMBA_NUM_THREADS, provider)
+    names = list(dict.fromkeys(c.method for c in cases))
+    missing = [n for n in names if not methods.get(n).available()]
+    if missing:
+        _record_unavailable([c for c in cases if c.method in missing], out)
+    ready = [n for n in names if n not in missing]
+    if not ready:
+        return None
+    child = [sys.executable, "-P", "-m", "pytest", *argv, "--gb-provider", provider,
+             "--gb-methods", ",".join(ready), "--gb-append"]
+    print(f"\n{prog}: {provider} peers ({', '.join(ready)}) in a process of their own",
+          flush=True)
+    return _run_child(child)
+
+
+def _record_unavailable(cases: list[sweep.Case], out: Path) -> None:
+    """Cases of methods not installed here, with the command that installs them."""
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    for c in cases:
+        doc["gradbench"]["skipped"].append({**c.info(), "predicted_seconds": 0.0,
+                                            "reason": c.record.unavailable_reason(),
+                                            "why": "unavailable"})
+    _write(out, doc)
+
+
+def _child_env() -> dict:
+    """The environment of a part: the gradbench this process runs comes first on the path
+    (``-P`` keeps the current folder off it)."""
+    import gradbench
+
+    root = str(Path(gradbench.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
+def _run_child(argv: list[str]) -> int:
+    """Run a part to its end; Ctrl-C here is passed on to it, once, and waited out."""
+    posix = os.name == "posix"
+    # in a process group of its own, the terminal's Ctrl-C reaches only this process, which
+    # passes it on: the part sees exactly one (a second would cut its last save short)
+    proc = subprocess.Popen(argv, env=_child_env(), **({"process_group": 0} if posix else {}))
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        if posix and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        while True:
+            try:
+                proc.wait()
+                break
+            except KeyboardInterrupt:  # impatience: the part is saving what it has
+                continue
+        raise
+
+
+def _finish(out: Path, status: str, wall: float) -> None:
+    """The run's one final status in the result file."""
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    doc["gradbench"].update(status=status, wall_seconds=wall)
+    _write(out, doc)
+
+
+def _write(out: Path, doc: dict) -> None:
+    """Write atomically, Ctrl-C held off for the moment it takes."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        results.write(out, doc)
+    finally:
+        signal.signal(signal.SIGINT, previous)
