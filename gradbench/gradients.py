@@ -381,7 +381,7 @@ def _in_chunks(run, segments, n_threads: int, progress) -> None:
             start = stop
 
 
-def warm_up(net: MLP, scheme: str = "central", strategy: str = "naive",
+def warm_up(net: MLP, scheme: str | None = "central", strategy: str = "naive",
             threads: int = 1) -> float:
     """Compile (or load from the disk cache) the kernels ``net`` needs; returns the seconds.
 
@@ -391,7 +391,8 @@ def warm_up(net: MLP, scheme: str = "central", strategy: str = "naive",
     Parameters
     ----------
     net : MLP
-    scheme : {"forward", "central", "five_point", "complex_step"}
+    scheme : {"forward", "central", "five_point", "complex_step"} or None
+        None compiles only the loss and backprop kernels.
     strategy : {"naive", "incremental"}
     threads : int
         1 compiles the serial drivers, more the parallel ones.
@@ -409,5 +410,7 @@ def warm_up(net: MLP, scheme: str = "central", strategy: str = "naive",
     t0 = time.perf_counter()
     backprop_flat(tiny, theta, X, T)
     loss_flat(tiny, theta, X, T)
-    numerical_gradient_flat(tiny, theta, X, T, scheme, 1e-3, strategy, threads)
+    loss(tiny, X, T)
+    if scheme is not None:
+        numerical_gradient_flat(tiny, theta, X, T, scheme, 1e-3, strategy, threads)
     return time.perf_counter() - t0

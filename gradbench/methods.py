@@ -142,7 +142,10 @@ def _numerical(scheme: str, strategy: str):
     return build
 
 
-def _warm(scheme: str = "central", strategy: str = "naive"):
+def _warm(scheme: str | None = None, strategy: str = "naive"):
+    """Warm-up of a method of ours: loss and backprop, and with a scheme that scheme's
+    numerical kernels too."""
+
     def warm(net, threads, batch=None):
         from .gradients import warm_up
 

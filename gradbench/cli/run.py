@@ -84,7 +84,7 @@ def main(args) -> int:
         shutil.rmtree(storage, ignore_errors=True)
     code = outcome.codes[methods.OURS]  # gradbench's part, run first
     if not final.is_file():
-        if made is not None and not any(made.rglob("*")):
+        if made is not None and not any(p.is_file() for p in made.rglob("*")):
             shutil.rmtree(made, ignore_errors=True)  # nothing saved: no empty folder left
         if code == pytest.ExitCode.INTERRUPTED:
             print(f"{PROG}: interrupted before any case completed; nothing to save",
