@@ -6,6 +6,7 @@ Each function validates its inputs, allocates the outputs and calls a kernel fro
 
 from __future__ import annotations
 
+import math
 import numbers
 import time
 from collections.abc import Callable
@@ -66,7 +67,7 @@ def loss(net: MLP, X, T, *, check_finite: bool = True) -> float:
     theta = flat_params(net, check_finite=False)
     Xp, Tp = prepare_batch(net, X, T, check_finite=False)
     f, bad = K.checked_loss_kernel(theta, net.layout, Xp, Tp, *_codes(net))
-    if check_finite and (bad or not np.isfinite(f)):
+    if check_finite and (bad or not math.isfinite(f)):
         _name_nonfinite(net, X, T)
     return float(f)
 
@@ -92,7 +93,7 @@ def backprop(net: MLP, X, T, *, check_finite: bool = True) -> list[np.ndarray]:
     Xp, Tp = prepare_batch(net, X, T, check_finite=False)
     grad = np.empty_like(theta)
     f, bad = K.backprop_kernel(theta, net.layout, Xp, Tp, *_codes(net), grad)
-    if check_finite and (bad or not np.isfinite(f)):
+    if check_finite and (bad or not math.isfinite(f)):
         _name_nonfinite(net, X, T)
     return unflatten(net, grad)
 

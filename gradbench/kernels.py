@@ -69,6 +69,19 @@ def any_nonfinite(u, mask):
     return bad
 
 
+@njit(**JIT)
+def one_hot(labels, out):
+    """out[i, labels[i]] = 1 for integer labels in 0..K-1 (out zeroed, (B, K)); False, with
+    out partly filled, when a label lies outside that range."""
+    K = out.shape[1]
+    for i in range(labels.shape[0]):
+        c = labels[i]
+        if c < 0 or c >= K:
+            return False
+        out[i, c] = 1
+    return True
+
+
 # ----------------------------------------------------------------------------- exp
 #
 # The sigmoid's exponentials are a fifth of a loss evaluation on the classic network when they
@@ -336,29 +349,39 @@ def _output_delta(z, T, loss, out_act, dz):
     """
     B, K = z.shape
     total = 0.0
-    for i in range(B):
-        zi, t = z[i], T[i]
-        if loss == SOFTMAX_CE:
-            m = zi.max()
-            s = 0.0
+    if loss == SOFTMAX_CE:
+        # in passes over the whole (B, K) block, each a loop that vectorises: row maxima,
+        # the exponentials (into dz), row sums and log-sum-exps, then the loss and dz
+        m = np.empty(B)
+        for i in range(B):
+            mi = z[i, 0]
+            for k in range(1, K):
+                mi = max(mi, z[i, k])
+            m[i] = mi
+        for i in range(B):
             for k in range(K):
-                e = np.exp(zi[k] - m)
-                dz[i, k] = e
-                s += e
-            lse = m + np.log(s)
+                dz[i, k] = _exp(z[i, k] - m[i])
+        for i in range(B):
+            s = 0.0
             tsum = 0.0
+            for k in range(K):
+                s += dz[i, k]
+                tsum += T[i, k]
+            lse = m[i] + np.log(s)
             r = 0.0
             for k in range(K):
-                tsum += t[k]
-                r -= t[k] * (zi[k] - lse)
+                r -= T[i, k] * (z[i, k] - lse)
             total += r
+            scale = tsum / s
             for k in range(K):
-                dz[i, k] = (dz[i, k] / s * tsum - t[k]) / B
-        else:
-            total += _row_loss(zi, T, loss, out_act, i)
-            for k in range(K):
-                y = _act(zi[k], out_act)
-                dz[i, k] = (y - t[k]) * _act_grad(y, out_act) / B
+                dz[i, k] = (dz[i, k] * scale - T[i, k]) / B
+        return total
+    for i in range(B):
+        zi, t = z[i], T[i]
+        total += _row_loss(zi, T, loss, out_act, i)
+        for k in range(K):
+            y = _act(zi[k], out_act)
+            dz[i, k] = (y - t[k]) * _act_grad(y, out_act) / B
     return total
 
 

@@ -261,10 +261,11 @@ def prepare_batch(net: MLP, X, T, check_finite: bool = True) -> tuple[np.ndarray
             )
         if T.shape[0] != B:
             raise ValueError(f"labels have {T.shape[0]} entries but X has {B} rows")
-        if B and (T.min() < 0 or T.max() >= K):
-            raise ValueError(f"labels must lie in 0..{K - 1}, got values in {T.min()}..{T.max()}")
+        from .kernels import one_hot
+
         onehot = np.zeros((B, K), dtype=net.dtype)
-        onehot[np.arange(B), T] = 1
+        if not one_hot(np.ascontiguousarray(T), onehot):  # one pass: checks and fills
+            raise ValueError(f"labels must lie in 0..{K - 1}, got values in {T.min()}..{T.max()}")
         T = onehot
     else:
         T = _as_real_array("T", T)
