@@ -23,6 +23,17 @@ from __future__ import annotations
 
 import importlib
 
+_blas_limit = None  # the process-wide BLAS limit of the NumPy-based peers, kept alive
+
+
+def limit_blas(threads: int) -> None:
+    """For the peers whose work runs in NumPy's BLAS (textbook, scipy, numdifftools): limit
+    every BLAS pool of this process to ``threads``, for the rest of the process."""
+    global _blas_limit
+    import threadpoolctl
+
+    _blas_limit = threadpoolctl.threadpool_limits(threads, user_api="blas")
+
 #: The module of each peer provider.
 MODULES = {
     "numpy": "textbook",

@@ -32,12 +32,11 @@ from ..gradients import unflatten
 from ..model import MLP, flat_params, prepare_batch
 from . import agreement
 
-_limits = None
-
 
 def configure_process(threads: int) -> dict:
-    global _limits
-    _limits = threadpoolctl.threadpool_limits(threads, user_api="blas")
+    from . import limit_blas
+
+    limit_blas(threads)
     return describe(threads)
 
 

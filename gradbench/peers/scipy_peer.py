@@ -27,12 +27,10 @@ from . import agreement
 #: approx_fprime's default step.
 EPSILON = float(np.sqrt(np.finfo(float).eps))
 
-_limits = None
-
-
 def configure_process(threads: int) -> dict:
-    global _limits
-    _limits = threadpoolctl.threadpool_limits(threads, user_api="blas")
+    from . import limit_blas
+
+    limit_blas(threads)
     return describe(threads)
 
 
