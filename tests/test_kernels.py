@@ -271,3 +271,37 @@ def test_overflow_from_finite_inputs_is_a_result_not_an_error():
     T = np.zeros((1, 2))
     assert gb.loss(net, X, T) == gb.loss(net, X, T, check_finite=False)
     assert np.isfinite(gb.loss(net, X, T))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.int64])
+@pytest.mark.parametrize("B, K", [(1, 2), (7, 3), (100, 10)])
+def test_one_hot_matches_numpy(dtype, B, K):
+    labels = np.random.default_rng(B).integers(0, K, B).astype(dtype)
+    out = np.zeros((B, K))
+    assert K.one_hot(labels, out)
+    np.testing.assert_array_equal(out, np.eye(K)[labels])
+    bad = labels.copy()
+    bad[-1] = K
+    assert not K.one_hot(bad, np.zeros((B, K)))
+
+
+
+@pytest.mark.parametrize("width", [1, 3, 16])
+@pytest.mark.parametrize("scheme", ["central", "five_point", "complex_step"])
+def test_naive_width_changes_nothing(monkeypatch, width, scheme):
+    """However many perturbed networks share a product (the last group partial or not),
+    each loss is the same computation: the gradient matches one network at a time to the
+    rounding of two finite-difference results, eps |L| / h per parameter (or bit for bit)."""
+    from gradbench import costmodel
+
+    net = make_net([5, 4, 3], activation="sigmoid")
+    X, T = batch_for(net, 6)
+    monkeypatch.setattr(costmodel, "NAIVE_WIDTH", 1)
+    one = np.concatenate([g.ravel() for g in gb.numerical_gradient(net, X, T, scheme)])
+    monkeypatch.setattr(costmodel, "NAIVE_WIDTH", width)
+    assert costmodel.naive_width(net.sizes, 8) == width
+    wide = np.concatenate([g.ravel() for g in gb.numerical_gradient(net, X, T, scheme)])
+    L = abs(gb.loss(net, X, T))
+    h = gb.default_step(scheme, "float64")
+    tol = 4 * np.finfo(np.float64).eps * max(L, 1.0) / h
+    np.testing.assert_allclose(wide, one, rtol=0, atol=tol)
