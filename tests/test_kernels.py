@@ -274,16 +274,15 @@ def test_overflow_from_finite_inputs_is_a_result_not_an_error():
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.int64])
-@pytest.mark.parametrize("B, K", [(1, 2), (7, 3), (100, 10)])
-def test_one_hot_matches_numpy(dtype, B, K):
-    labels = np.random.default_rng(B).integers(0, K, B).astype(dtype)
-    out = np.zeros((B, K))
+@pytest.mark.parametrize("B, n_classes", [(1, 2), (7, 3), (100, 10)])
+def test_one_hot_matches_numpy(dtype, B, n_classes):
+    labels = np.random.default_rng(B).integers(0, n_classes, B).astype(dtype)
+    out = np.zeros((B, n_classes))
     assert K.one_hot(labels, out)
-    np.testing.assert_array_equal(out, np.eye(K)[labels])
+    np.testing.assert_array_equal(out, np.eye(n_classes)[labels])
     bad = labels.copy()
-    bad[-1] = K
-    assert not K.one_hot(bad, np.zeros((B, K)))
-
+    bad[-1] = n_classes
+    assert not K.one_hot(bad, np.zeros((B, n_classes)))
 
 
 @pytest.mark.parametrize("width", [1, 3, 16])
