@@ -21,21 +21,32 @@ def _blas_libs():
     return _controllers
 
 
-class single_threaded_blas:
-    """Context manager: every BLAS library runs on one thread inside, as before outside."""
+class blas_threads:
+    """Context manager: every BLAS library runs on ``n`` threads inside, as before outside
+    (microseconds, where a fresh ``threadpool_limits`` takes about a millisecond)."""
+
+    def __init__(self, n: int):
+        self.n = n
 
     def __enter__(self):
         self._saved = [(lib, lib.num_threads) for lib in _blas_libs()]
         for lib, n in self._saved:
-            if n != 1:
-                lib.set_num_threads(1)
+            if n != self.n:
+                lib.set_num_threads(self.n)
         return self
 
     def __exit__(self, *exc):
         for lib, n in self._saved:
-            if n != 1:
+            if n != self.n:
                 lib.set_num_threads(n)
         return False
+
+
+class single_threaded_blas(blas_threads):
+    """Context manager: every BLAS library runs on one thread inside, as before outside."""
+
+    def __init__(self):
+        super().__init__(1)
 
 
 def blas_info() -> list[dict]:

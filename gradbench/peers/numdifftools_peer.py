@@ -25,9 +25,9 @@ import time
 
 import numdifftools as nd
 import numpy as np
-import threadpoolctl
 
 from .. import reference
+from ..blas import blas_threads
 from ..gradients import unflatten
 from ..model import MLP, flat_params, prepare_batch
 from . import agreement
@@ -91,7 +91,7 @@ def gradient_gradient(net: MLP, threads: int):
     _float64(net)
 
     def fn(X, T):
-        with threadpoolctl.threadpool_limits(threads, user_api="blas"):
+        with blas_threads(threads):
             return _Gradient(net, *prepare_batch(net, X, T))()
 
     return fn

@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 import scipy
-import threadpoolctl
 from scipy.optimize import approx_fprime
 
 from .. import reference
+from ..blas import blas_threads
 from ..gradients import unflatten
 from ..model import MLP, flat_params, prepare_batch
 from . import agreement
@@ -68,7 +68,7 @@ def gradient_approx_fprime(net: MLP, threads: int):
     _float64(net)
 
     def fn(X, T):
-        with threadpoolctl.threadpool_limits(threads, user_api="blas"):
+        with blas_threads(threads):
             return _gradient(net, *prepare_batch(net, X, T))
 
     return fn

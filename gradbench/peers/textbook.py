@@ -14,6 +14,7 @@ import numpy as np
 import threadpoolctl
 
 from .. import reference
+from ..blas import blas_threads
 from ..gradients import default_step
 from ..model import MLP, flat_params, prepare_batch
 from . import agreement
@@ -56,7 +57,7 @@ def build_backprop(net: MLP, X, T, threads: int):
 def gradient_backprop(net: MLP, threads: int):
     def fn(X, T):
         Xp, Tp = prepare_batch(net, X, T)
-        with threadpoolctl.threadpool_limits(threads, user_api="blas"):
+        with blas_threads(threads):
             return reference.backprop(net, net.params, Xp, Tp)
 
     return fn
@@ -80,7 +81,7 @@ def gradient_central(net: MLP, threads: int):
 
     def fn(X, T):
         Xp, Tp = prepare_batch(net, X, T)
-        with threadpoolctl.threadpool_limits(threads, user_api="blas"):
+        with blas_threads(threads):
             return reference.numerical_gradient(net, net.params, Xp, Tp, h)
 
     return fn
