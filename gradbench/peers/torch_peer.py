@@ -110,9 +110,9 @@ def build_backprop(net: MLP, X, T, threads: int):
 
 def gradient_backprop(net: MLP, threads: int):
     leaves = _Leaves(net)
+    torch.set_num_threads(threads)  # once: nothing else in training changes it
 
     def fn(X, T):
-        torch.set_num_threads(threads)
         return _backprop(net, leaves, *_batch(net, X, T))
 
     return fn
@@ -148,8 +148,9 @@ def gradient_numerical(net: MLP, threads: int):
         raise ValueError("torch:numerical needs a float64 network: gradcheck's step "
                          f"{EPS:g} is below float32's resolution")
 
+    torch.set_num_threads(threads)  # once: nothing else in training changes it
+
     def fn(X, T):
-        torch.set_num_threads(threads)
         return _numerical(net, *_batch(net, X, T))
 
     return fn
