@@ -12,12 +12,12 @@ CALIBRATION = {"matmul_gflops_float64": 60.0, "matmul_gflops_float32": 120.0,
 
 
 def document(timings, label="m1", skipped=(), schema=results.SCHEMA_VERSION, rounds=5,
-             accuracy=None, calibration=None, cpu="Test CPU"):
+             accuracy=None, calibration=None, cpu="Test CPU", threads=2):
     """A result document: timings = [(method, width, median seconds)], each case with
-    ``rounds`` raw rounds around its median."""
+    ``rounds`` raw rounds around its median, timed on ``threads`` threads."""
     benchmarks = []
     for method, w, t in timings:
-        case = sweep.Case(method, (784, w, 10), 32, "float64", 2)
+        case = sweep.Case(method, (784, w, 10), 32, "float64", threads)
         info = case.info()
         info["gradbench_schema"] = schema
         if schema == 1:
@@ -28,10 +28,10 @@ def document(timings, label="m1", skipped=(), schema=results.SCHEMA_VERSION, rou
                            "stats": {"median": t, "iqr": t / 10, "mean": t, "min": min(data),
                                      "max": max(data), "stddev": t / 20, "rounds": rounds,
                                      "data": data}})
-    skipped = [{**sweep.Case(m, (784, w, 10), 32, "float64", 2).info(), "predicted_seconds": p}
-               for m, w, p in skipped]
+    skipped = [{**sweep.Case(m, (784, w, 10), 32, "float64", threads).info(),
+                "predicted_seconds": p} for m, w, p in skipped]
     section = {"schema_version": schema, "profile": "quick", "budget_seconds": 45.0,
-               "threads": 2, "skipped": skipped}
+               "threads": threads, "skipped": skipped}
     if schema >= 2:
         section.update(status="complete", gradbench_version="0.1.0",
                        code={"commit": "abc123", "commit_time": "2026-11-22T20:00:00+00:00",

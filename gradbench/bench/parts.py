@@ -7,14 +7,15 @@ small machine. So ``run`` times gradbench's cases with pytest in this process, a
 then, for each peer provider of the profile in turn, starts ``python -m pytest`` on the same
 suite restricted to that provider's methods (``--gb-provider``, ``--gb-methods``). That
 process configures its library's threads before any case (gradbench.peers.configure_process),
-reads the result file the earlier parts wrote, takes the machine, its calibration, the
-primal times and the budget spent from it, and writes it back, atomically, with its cases
-added, as they complete. One part runs at a time, so the file has one writer at a time.
+loads the result document the earlier parts wrote (gradbench.results.Document), takes the
+machine, its calibration, the primal times and the budget spent from it, and writes it back,
+atomically, with its cases added, as they complete. One part runs at a time, so the file has
+one writer at a time.
 
 The budget is shared as in one process: every part knows every group's weight (the profile's)
 and what the earlier parts spent. A provider whose library is not installed is not started:
-its cases are recorded here as unavailable, with the command that installs it. Ctrl-C reaches
-the part that is running (a child is in its own process group, so the terminal's Ctrl-C
+its cases are recorded here, at the end, as unavailable, with the command that installs it.
+Ctrl-C reaches the part that is running (a child is in its own process group, so the terminal's Ctrl-C
 reaches this process, which passes it on once); that part saves its completed cases and no
 later part starts. At the end this process writes the run's one final status: complete,
 interrupted or failed.
@@ -22,7 +23,6 @@ interrupted or failed.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -37,10 +37,11 @@ from . import sweep
 
 @dataclass
 class Outcome:
-    """How a run went: pytest's exit status per part, and what the file says."""
+    """How a run went: pytest's exit status per part, and the document written."""
 
     status: str  # complete, interrupted or failed ("none" when no file was written)
     codes: dict = field(default_factory=dict)  # provider -> exit status of its part
+    document: results.Document | None = None  # the final document (None: no file)
 
     @property
     def interrupted(self) -> bool:
@@ -77,11 +78,12 @@ def run(prof: sweep.Profile, label: str, threads: int | None, out: Path, storage
         return outcome
     failed = code != pytest.ExitCode.OK
     interrupted = code == pytest.ExitCode.INTERRUPTED
+    unavailable = []  # cases of peers not installed here
     try:
         for provider in prof.providers[1:]:
             if interrupted:
                 break
-            code = _peer_part(provider, prof, threads, out, argv, prog)
+            code = _peer_part(provider, prof, threads, out, argv, prog, unavailable)
             if code is None:
                 continue
             outcome.codes[provider] = code
@@ -90,21 +92,22 @@ def run(prof: sweep.Profile, label: str, threads: int | None, out: Path, storage
     except KeyboardInterrupt:
         interrupted = True
     outcome.status = "interrupted" if interrupted else "failed" if failed else "complete"
-    _finish(out, outcome.status, time.perf_counter() - started)
+    outcome.document = _finish(out, outcome.status, time.perf_counter() - started,
+                               unavailable)
     return outcome
 
 
 def _peer_part(provider: str, prof: sweep.Profile, threads: int | None, out: Path,
-               argv: list[str], prog: str) -> int | None:
-    """One peer provider's part: its unavailable methods recorded, the others run in a
-    process of their own; that process's exit status (None: nothing was started)."""
+               argv: list[str], prog: str, unavailable: list) -> int | None:
+    """One peer provider's part: its cases whose library is not installed added to
+    ``unavailable``, the others run in a process of their own; that process's exit status
+    (None: nothing was started)."""
     import numba
 
     cases = sweep.cases(prof, threads or numba.config.NUMBA_NUM_THREADS, provider)
     names = list(dict.fromkeys(c.method for c in cases))
     missing = [n for n in names if not methods.get(n).available()]
-    if missing:
-        _record_unavailable([c for c in cases if c.method in missing], out)
+    unavailable += [c for c in cases if c.method in missing]
     ready = [n for n in names if n not in missing]
     if not ready:
         return None
@@ -113,16 +116,6 @@ def _peer_part(provider: str, prof: sweep.Profile, threads: int | None, out: Pat
     print(f"\n{prog}: {provider} peers ({', '.join(ready)}) in a process of their own",
           flush=True)
     return _run_child(child)
-
-
-def _record_unavailable(cases: list[sweep.Case], out: Path) -> None:
-    """Cases of methods not installed here, with the command that installs them."""
-    doc = json.loads(out.read_text(encoding="utf-8"))
-    for c in cases:
-        doc["gradbench"]["skipped"].append({**c.info(), "predicted_seconds": 0.0,
-                                            "reason": c.record.unavailable_reason(),
-                                            "why": "unavailable"})
-    _write(out, doc)
 
 
 def _child_env() -> dict:
@@ -155,17 +148,18 @@ def _run_child(argv: list[str]) -> int:
         raise
 
 
-def _finish(out: Path, status: str, wall: float) -> None:
-    """The run's one final status in the result file."""
-    doc = json.loads(out.read_text(encoding="utf-8"))
-    doc["gradbench"].update(status=status, wall_seconds=wall)
-    _write(out, doc)
-
-
-def _write(out: Path, doc: dict) -> None:
-    """Write atomically, Ctrl-C held off for the moment it takes."""
+def _finish(out: Path, status: str, wall: float,
+            unavailable: list[sweep.Case]) -> results.Document:
+    """The run's one final status in the result file, with the cases of the peers not
+    installed here (and the command that installs each); the final document."""
+    doc = results.Document.load(out)  # the last part's, checked
+    for c in unavailable:
+        doc.add_not_timed(c.info(), "unavailable", c.record.unavailable_reason())
+    doc.set_status(status, wall=wall)
+    # the last write is not to be cut short by Ctrl-C: it takes a moment
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        results.write(out, doc)
+        doc.save(out)
     finally:
         signal.signal(signal.SIGINT, previous)
+    return doc

@@ -2,7 +2,7 @@
 
 Loaded by ``gradbench run`` (``-p gradbench.bench.plugin``) and by ``benchmarks/conftest.py``
 for developers who run ``pytest benchmarks/``. It writes the result file itself (``--gb-out``),
-through :func:`gradbench.results.write`: after a case completes (at most every
+through :class:`gradbench.results.Document`: after a case completes (at most every
 ``CHECKPOINT_SECONDS``) and once more when the session ends, with the run's status. Ctrl-C at
 any moment therefore leaves every completed case and the skipped list in the file, and a run in
 which every case was skipped still writes its file.
@@ -17,8 +17,6 @@ to write the run's one final status.
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 import signal
 import time
@@ -35,8 +33,6 @@ from . import sweep
 
 #: At most one checkpoint write per this many seconds while cases complete.
 CHECKPOINT_SECONDS = 2.0
-#: Significant figures kept of each raw round.
-ROUND_DIGITS = 4
 
 
 def pytest_addoption(parser):
@@ -70,25 +66,37 @@ class State:
     provider: str = methods.OURS
     only: tuple | None = None  # the methods to run, when restricted
     part: bool = False
-    base: dict | None = None  # the result document of the earlier parts (--gb-append)
+    doc: results.Document | None = None  # the run's document: the earlier parts' (loaded)
+    # or this session's (made when it first has something to hold)
     peer: dict = field(default_factory=dict)  # library and thread control of a peer provider
     primal: dict = field(default_factory=dict)  # (dtype, sizes, batch) -> seconds per call
     correction: dict = field(default_factory=dict)  # (dtype, method) -> measured / model
-    records: list = field(default_factory=list)  # completed cases, pytest-benchmark's dicts
-    accuracy: dict | None = None
     code: dict = field(default_factory=code_info)
     started: float = field(default_factory=time.perf_counter)
+    wall_before: float = 0.0  # the earlier parts' wall seconds
     last_write: float = 0.0
+
+    def document(self) -> results.Document:
+        """The run's document, made on first use (the benchmark session's machine info,
+        which carries the calibration, is ready by then)."""
+        if self.doc is None:
+            machine_info = self.config._benchmarksession.get_machine_info()
+            self.doc = results.Document.create(
+                machine_info=machine_info, code=self.code, label=machine_info.get("label"),
+                profile=self.profile.name, budget=self.profile.budget, threads=self.threads,
+                version=__version__, pytest_benchmark=pytest_benchmark.__version__)
+        return self.doc
 
     def add(self, stats, case: sweep.Case) -> None:
         """A completed case: its pytest-benchmark record, with the raw rounds."""
         record = stats.as_dict(include_data=True)
         record["params"] = {"case": case.id}
-        # raw rounds to 4 significant figures: the timer's own noise is larger, and a default
-        # run's thousands of rounds then fit in a file a third the size
-        record["stats"]["data"] = [float(f"{t:.{ROUND_DIGITS}g}")
-                                   for t in record["stats"]["data"]]
-        self.records.append(record)
+        self.document().add_case(record)
+        self.checkpoint()
+
+    def not_timed(self, info: dict, why: str, reason: str) -> None:
+        """A case that was not timed, and why (see results.Document.add_not_timed)."""
+        self.document().add_not_timed(info, why, reason)
         self.checkpoint()
 
     def checkpoint(self) -> None:
@@ -100,42 +108,13 @@ class State:
         out = sweep.cases(self.profile, self.threads, self.provider)
         return [c for c in out if self.only is None or c.method in self.only]
 
-    def document(self, status: str) -> dict:
-        if self.base is not None:
-            return self._added_to_base(status)
-        session = self.config._benchmarksession
-        machine_info = session.get_machine_info()
-        commit_info = {"id": self.code["commit"], "time": self.code["commit_time"],
-                       "dirty": self.code["dirty"], "project": "gradbench"}
-        return {
-            "machine_info": machine_info,
-            "commit_info": commit_info,
-            "benchmarks": self.records,
-            "datetime": datetime.datetime.now(datetime.UTC).isoformat(),
-            "version": pytest_benchmark.__version__,
-            "gradbench": results.section(
-                profile=self.profile.name, budget=self.profile.budget, threads=self.threads,
-                label=machine_info.get("label"), code=self.code, status=status,
-                spent=self.budget.spent, wall=time.perf_counter() - self.started,
-                skipped=self.budget.skipped, accuracy=self.accuracy, version=__version__),
-        }
-
-    def _added_to_base(self, status: str) -> dict:
-        """The earlier parts' document with this part's cases added."""
-        doc = dict(self.base)
-        doc["benchmarks"] = [*self.base["benchmarks"], *self.records]
-        gb = dict(self.base["gradbench"])
-        gb.update(status=status, spent_seconds=self.budget.spent,
-                  wall_seconds=float(gb.get("wall_seconds") or 0.0)
-                  + time.perf_counter() - self.started,
-                  skipped=[*gb.get("skipped", []), *self.budget.skipped])
-        doc["gradbench"] = gb
-        return doc
-
     def save(self, status: str) -> None:
         if self.out is None:
             return
-        results.write(self.out, self.document(status))
+        doc = self.document()
+        doc.set_status(status, spent=self.budget.spent,
+                       wall=self.wall_before + time.perf_counter() - self.started)
+        doc.save(self.out)
         self.last_write = time.perf_counter()
 
 
@@ -166,14 +145,14 @@ def pytest_configure(config):
     if base is None:
         budget, calibration = sweep.Budget(p.budget, p.groups()), calibrate()
     else:  # a later part: the machine was calibrated, and budget spent, by the earlier ones
-        budget = sweep.Budget(p.budget, p.groups(),
-                              spent=float(base["gradbench"].get("spent_seconds") or 0.0))
-        calibration = base["machine_info"].get("calibration", {})
+        budget = sweep.Budget(p.budget, p.groups(), spent=base.spent_seconds)
+        calibration = base.calibration
     state = State(config, p, threads, config.getoption("--gb-label"), budget, calibration,
                   out=Path(out) if out else None, provider=provider, only=only,
-                  part=config.getoption("--gb-part"), base=base)
+                  part=config.getoption("--gb-part"), doc=base)
     if base is not None:
-        state.primal.update(_primal_times(base))
+        state.primal.update(base.primal_times())
+        state.wall_before = base.wall_seconds
     if provider != methods.OURS:
         # before any case: this process's thread pools for the provider, limited to threads
         from .. import peers
@@ -182,23 +161,15 @@ def pytest_configure(config):
     config._gradbench = state
 
 
-def _base(out) -> dict:
-    """The result document the earlier parts of the run wrote."""
+def _base(out) -> results.Document:
+    """The result document the earlier parts of the run wrote, checked."""
     if not out or not Path(out).is_file():
         raise pytest.UsageError("--gb-append needs --gb-out naming the result file of the "
                                 "earlier parts of the run")
-    return json.loads(Path(out).read_text(encoding="utf-8"))
-
-
-def _primal_times(doc: dict) -> dict:
-    """(dtype, sizes, batch) -> median seconds of the primal cases of a result document:
-    they predict a later part's times."""
-    out = {}
-    for b in doc.get("benchmarks", []):
-        info = b.get("extra_info", {})
-        if info.get("method") == methods.LOSS:
-            out[(info["dtype"], tuple(info["sizes"]), info["batch"])] = b["stats"]["median"]
-    return out
+    try:
+        return results.Document.load(out)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_generate_tests(metafunc):
@@ -224,13 +195,13 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     """For ``--benchmark-json`` files written by pytest-benchmark itself."""
     state = getattr(config, "_gradbench", None)
     if state is not None:
-        output_json["gradbench"] = state.document("complete")["gradbench"]
+        output_json["gradbench"] = {**state.document().section, "status": "complete"}
 
 
 def pytest_sessionfinish(session, exitstatus):
     state = getattr(session.config, "_gradbench", None)
-    if state is None or state.out is None or not (state.records or state.budget.skipped):
-        return
+    if state is None or state.out is None or state.doc is None:
+        return  # nothing to hold: no file
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         status = "interrupted"
     elif exitstatus == pytest.ExitCode.OK:

@@ -84,8 +84,7 @@ def _model_seconds(state, case: sweep.Case) -> float:
 def _skip(state, info: dict, reason: str, why: str = "budget"):
     """Record a case that was not timed: ``why`` is "budget" (its predicted time did not fit),
     "unavailable" (not installed here) or "rejected" (its gradient failed the check)."""
-    state.budget.skipped.append({**info, "reason": reason, "why": why})
-    state.checkpoint()
+    state.not_timed(info, why, reason)
     pytest.skip(reason)
 
 
@@ -202,4 +201,4 @@ def test_accuracy(gb_state, request):
     curve = gb.check.step_curve()
     network = (f"{'-'.join(map(str, sizes))} sigmoid, softmax cross-entropy, batch {batch}, "
                "float64, seed 0")
-    gb_state.accuracy = results.accuracy_record(curve, check, network)
+    gb_state.document().set_accuracy(results.accuracy_record(curve, check, network))

@@ -7,7 +7,7 @@ can be tested without timing anything.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .. import costmodel, methods
 
@@ -154,29 +154,10 @@ class Case:
 
     def info(self) -> dict:
         """What every result records about its case (extra_info)."""
-        from ..results import SCHEMA_VERSION
+        from .. import results
 
-        c = self.cost()
-        m = self.record
-        return {
-            "gradbench_schema": SCHEMA_VERSION,
-            "method": self.method,
-            "provider": m.provider,
-            "kind": m.kind,
-            "scheme": m.scheme,
-            "strategy": m.strategy,
-            "sizes": list(self.sizes),
-            "depth": len(self.sizes) - 1,
-            "width": self.sizes[1],
-            "n_params": self.n_params,
-            "batch": self.batch,
-            "dtype": self.dtype,
-            "threads": self.threads,
-            "predicted_flops": c.flops,
-            "predicted_bytes": c.bytes,
-            "loss_evals": c.loss_evals,
-            "network": "classic" if self.classic else "ladder",
-        }
+        return results.case_info(self.record, self.sizes, self.batch, self.dtype,
+                                 self.threads, self.cost(), classic=self.classic)
 
 
 def cases(p: Profile, threads: int, provider: str | None = None) -> list[Case]:
@@ -230,7 +211,6 @@ class Budget:
     max_rounds: int = 5
     repeat_share: float = 0.05
     floor: float = 0.25
-    skipped: list = field(default_factory=list)
     group: tuple | None = None
     allotment: float = 0.0
     group_spent: float = 0.0

@@ -107,7 +107,7 @@ def _after(args, final: Path, outcome) -> int:
     from .. import results
 
     interrupted = outcome.interrupted
-    rs = results.load_set(final)
+    rs = results.load_set(outcome.document)  # the driver's final document: not read again
     print()
     print(summary(rs.cases))
     if interrupted:
@@ -127,7 +127,7 @@ def _after(args, final: Path, outcome) -> int:
         from .. import report
 
         try:
-            print(f"\nreport: {report.build(final, args.report)}")
+            print(f"\nreport: {report.build(outcome.document, args.report)}")
         except ValueError as exc:
             print(f"{PROG}: no report: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -20,6 +20,8 @@ from . import normalize as norm
 from . import rule
 
 KEY = results.CASE_KEY
+#: What a method is here: its cases pooled over sizes and batches (results.METHOD_KEY).
+METHOD = results.METHOD_KEY
 
 
 @dataclass
@@ -104,8 +106,8 @@ def _block_drift(per_runs) -> tuple[float, str]:
     """Block drift per run: measured from repeated runs on a side, else the prior."""
     logs = []
     for per_run in per_runs:
-        med = per_run.groupby(["method", "dtype", "file"])["log_t"].median()
-        logs += [list(g) for _, g in med.groupby(level=["method", "dtype"])]
+        med = per_run.groupby([*METHOD, "file"])["log_t"].median()
+        logs += [list(g) for _, g in med.groupby(level=METHOD)]
     measured = rule.block_drift_from_repeats(logs)
     if measured is not None:
         return measured, "measured from repeated runs on a side"
@@ -187,18 +189,19 @@ def _scaling(base: results.ResultSet, cur: results.ResultSet, block: float) -> p
         for f in results.fits(df):
             tilt = block * math.sqrt(2) / math.log(f.n_max / f.n_min)
             half = math.hypot(f.k_high - f.k, rule.Z * tilt)
-            fits[(side, f.method, f.dtype)] = (f.k, f.k - half, f.k + half)
+            key = tuple(getattr(f, k) for k in METHOD) + (f.batch,)
+            fits[(side, *key)] = (f.k, f.k - half, f.k + half)
     rows = []
-    for (side, method, dtype), (kb, lo_b, hi_b) in fits.items():
-        fc = fits.get(("current", method, dtype))
+    for (side, *key), (kb, lo_b, hi_b) in fits.items():
+        fc = fits.get(("current", *key))
         if side != "baseline" or fc is None:
             continue
         kc, lo_c, hi_c = fc
-        rows.append({"method": method, "dtype": dtype, "k_baseline": kb,
+        rows.append({**dict(zip([*METHOD, "batch"], key, strict=True)), "k_baseline": kb,
                      "k_baseline_low": lo_b, "k_baseline_high": hi_b, "k_current": kc,
                      "k_current_low": lo_c, "k_current_high": hi_c,
                      "changed": rule.exponent_changed(kb, lo_b, hi_b, kc, lo_c, hi_c)})
-    return pd.DataFrame(rows, columns=["method", "dtype", "k_baseline", "k_baseline_low",
+    return pd.DataFrame(rows, columns=[*METHOD, "batch", "k_baseline", "k_baseline_low",
                                        "k_baseline_high", "k_current", "k_current_low",
                                        "k_current_high", "changed"])
 
@@ -238,15 +241,15 @@ def compare(baseline, current, threshold: float = 1.10, normalize: str = "none")
                                                                rule.MIN_ROUNDS)
     block, source = _block_drift([rb, rc])
     judged = m[m["rounds_ok"]]
-    resid = judged["d"] - judged.groupby(["method", "dtype"])["d"].transform("median")
-    spread = rule.case_spread([list(g) for _, g in resid.groupby([judged["method"],
-                                                                  judged["dtype"]])])
-    shift = judged.groupby(["method", "dtype"])["d"].agg(["median", "size"])
+    resid = judged["d"] - judged.groupby(METHOD)["d"].transform("median")
+    spread = rule.case_spread([list(g) for _, g in resid.groupby(
+        [judged[k] for k in METHOD])])
+    shift = judged.groupby(METHOD)["d"].agg(["median", "size"])
     rows = []
     for r in m.to_dict("records"):
         n_b, n_c = r["n_runs_b"], r["n_runs_c"]
         s = rule.sigma(block, n_b, n_c, spread, math.sqrt(r["se2_b"]), math.sqrt(r["se2_c"]))
-        key = (r["method"], r["dtype"])
+        key = tuple(r[k] for k in METHOD)
         d_m, n_m = shift.loc[key] if key in shift.index else (0.0, 1)
         s_m = rule.sigma_method(block, n_b, n_c, spread, int(n_m))
         ratio = math.exp(r["d"])
@@ -277,9 +280,9 @@ def compare(baseline, current, threshold: float = 1.10, normalize: str = "none")
 
 def _method_summary(cases: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    for (method, dtype), g in cases.groupby(["method", "dtype"], sort=True):
+    for key, g in results.series(cases, METHOD):
         counts = g["verdict"].value_counts()
-        rows.append({"method": method, "dtype": dtype, "cases": len(g),
+        rows.append({**dict(zip(METHOD, key, strict=True)), "cases": len(g),
                      "geomean_ratio": float(np.exp(np.log(g["ratio"]).mean())),
                      **{v: int(counts.get(v, 0)) for v in rule.VERDICTS}})
     return pd.DataFrame(rows)

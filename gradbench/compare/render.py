@@ -10,7 +10,6 @@ import json
 import math
 
 import pandas as pd
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import Comparison, rule
 
@@ -148,9 +147,9 @@ def as_json(c: Comparison) -> str:
 
 
 def html(c: Comparison) -> str:
-    env = Environment(loader=PackageLoader("gradbench", "templates"),
-                      autoescape=select_autoescape(default=True, default_for_string=True))
-    return env.get_template("compare.html.j2").render(
+    from ..report import pages
+
+    return pages.render("compare.html.j2",
         head=headline(c), tables=[("Per method", _method_rows(c)), ("Cases", _case_rows(c)),
                                   ("Unmatched cases", _unmatched_rows(c))])
 

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from jinja2 import Environment, PackageLoader, select_autoescape
 
-from . import figures, methods, results, train_results
+from .. import methods, results
+from ..results import training as train_results
+from . import figures, pages
+from .pages import duration, nice  # noqa: F401  (the report's names, as before)
 
 #: The methods the headline needs; missing ones are named on the page.
 KEY_METHODS = (methods.LOSS, methods.ANALYTIC, methods.NUMERICAL)
@@ -66,21 +68,19 @@ class Report:
     training: TrainingSection | None = None
 
 
-def nice(x: float) -> str:
-    """A ratio for a sentence: three significant figures, thousands separated."""
-    if not math.isfinite(x):
-        return str(x)
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
-
-
 def headlines(df: pd.DataFrame, fits: list[results.PowerLaw]) -> tuple[list[str], list[str]]:
-    """One sentence per machine and dtype with the key figures, and what is missing."""
+    """One sentence per panel (machine, batch, dtype, threads, device) with the key
+    figures, and what is missing."""
     ok = df[(df["status"] == "ok") & df["median"].notna()]
     present = set(ok["method"])
     missing = [f"no {m} cases in these results" for m in KEY_METHODS if m not in present]
     out = []
-    k = {(f.method, f.label, f.dtype): f for f in fits}
-    for (label, dtype), g in ok.groupby(["label", "dtype"], sort=True):
+    k = {tuple(getattr(f, c) for c in results.SERIES_KEY): f for f in fits}
+    # what tells two panels of one machine apart, named where it varies
+    varying = [k for k in ("batch", "threads", "device") if ok[k].nunique() > 1]
+    for key, g in results.series(ok, results.PANEL_KEY):
+        panel = dict(zip(results.PANEL_KEY, key, strict=True))
+        label, dtype = panel["label"], panel["dtype"]
         med = g.groupby(["n_params", "method"])["median"].median().unstack()
         if NUMERICAL not in med or BACKPROP not in med:
             continue
@@ -89,9 +89,13 @@ def headlines(df: pd.DataFrame, fits: list[results.PowerLaw]) -> tuple[list[str]
             continue
         n = int(both.index.max())
         ratio = both.loc[n, NUMERICAL] / both.loc[n, BACKPROP]
-        s = (f"On {label} ({dtype}), at N = {n:,} a central-difference gradient is "
+        where = ", ".join([dtype] + [f"{panel['threads']} threads" if k == "threads" else
+                                     f"batch {panel['batch']}" if k == "batch" else
+                                     str(panel[k]) for k in varying])
+        s = (f"On {label} ({where}), at N = {n:,} a central-difference gradient is "
              f"{nice(ratio)} x slower than backprop")
-        fn, fb = k.get((NUMERICAL, label, dtype)), k.get((BACKPROP, label, dtype))
+        fn, fb = (k.get(tuple({**panel, "method": m}[c] for c in results.SERIES_KEY))
+                  for m in (NUMERICAL, BACKPROP))
         if fn is not None and fb is not None:
             s += (f"; fitted exponents {fn.k:.2f} [{fn.k_low:.2f}, {fn.k_high:.2f}] and "
                   f"{fb.k:.2f} [{fb.k_low:.2f}, {fb.k_high:.2f}]")
@@ -133,15 +137,6 @@ def check_tables(checks: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
     return checks[cols], note
 
 
-def duration(seconds: float) -> str:
-    """Seconds in the unit that keeps three significant figures short: 51.8 µs, 2.55 ms, 7.6 s."""
-    if seconds >= 1000:
-        return f"{seconds:,.0f} s"
-    unit, scale = next(((u, f) for u, f in (("s", 1.0), ("ms", 1e-3)) if seconds >= f),
-                       ("µs", 1e-6))
-    return f"{seconds / scale:.3g} {unit}"
-
-
 def _spread(row) -> str:
     """Median, with half the IQR as a percentage only where rounds measured one."""
     if pd.isna(row["median"]):
@@ -153,19 +148,30 @@ def _spread(row) -> str:
 
 
 def _tables(df: pd.DataFrame):
-    """The page's tables: cases pivoted (one row per machine, dtype and size; a cell per
-    method), skipped cases, compile times; and the full per-case table for the CSV."""
+    """The page's tables: cases pivoted (one row per machine, device, threads, dtype, size
+    and batch; a cell per method: the median, or the median over the runs that timed the
+    same case), skipped cases, compile times; and the full per-case table for the CSV."""
     ok = df[df["status"] == "ok"].copy()
     names = sorted(ok["method"].unique(), key=methods.order)
     ok["cell"] = ok.apply(_spread, axis=1)
-    pivot = ok.pivot_table(index=["label", "dtype", "n_params", "sizes", "batch"],
-                           columns="method", values="cell", aggfunc="first")
+    key = results.CASE_ON_MACHINE
+    runs = ok.groupby(key, dropna=False)["median"].agg(["median", "size"])
+    once = ok.drop_duplicates(key).set_index(key)["cell"]
+    cells = pd.Series([once[i] if n == 1 else f"{duration(m)} (median of {n} runs)"
+                       for i, m, n in zip(runs.index, runs["median"], runs["size"],
+                                          strict=True)],
+                      index=runs.index, name="cell").reset_index()
+    cells = cells.merge(ok.drop_duplicates(key)[[*key, "n_params"]], on=key)
+    rows = ["label", "device", "threads", "dtype", "n_params", "sizes", "batch"]
+    pivot = cells.pivot(index=rows, columns="method", values="cell")
     pivot = pivot.reindex(columns=names).fillna("").reset_index()
-    skipped = df[df["status"] == "skipped"][["label", "method", "dtype", "n_params", "sizes",
-                                             "predicted_seconds", "reason"]]
-    skipped = skipped.sort_values(["label", "dtype", "method", "n_params"])
-    comp = ok.groupby(["label", "method", "dtype"], as_index=False)["compile_seconds"].agg(
-        first="first", largest="max", total="sum")
+    skipped = df[df["status"] == "skipped"][["label", "method", "dtype", "threads", "device",
+                                             "n_params", "sizes", "predicted_seconds",
+                                             "reason"]]
+    skipped = skipped.sort_values(["label", "device", "threads", "dtype", "method",
+                                   "n_params"])
+    comp = ok.groupby(results.SERIES_KEY, as_index=False, dropna=False)[
+        "compile_seconds"].agg(first="first", largest="max", total="sum")
     full = df.drop(columns=["file"]).sort_values(["label", "dtype", "method", "n_params"])
     return pivot, names, skipped, comp, full
 
@@ -173,7 +179,7 @@ def _tables(df: pd.DataFrame):
 def machine_table(rs: results.ResultSet, reference: str | None) -> tuple[pd.DataFrame, str]:
     """Each machine's time per method relative to the reference machine: the geometric mean
     over the cases both timed, raw and normalised by each case's bottleneck."""
-    from . import compare
+    from .. import compare
 
     labels = sorted(rs.runs["label"].unique())
     if reference is None:
@@ -192,13 +198,16 @@ def machine_table(rs: results.ResultSet, reference: str | None) -> tuple[pd.Data
             normed = compare.compare(ref, other, normalize="auto").methods
         except ValueError:
             continue  # nothing in common, or no calibration: the table leaves it out
-        both = raw.merge(normed[["method", "dtype", "geomean_ratio"]], on=["method", "dtype"],
+        key = results.METHOD_KEY
+        both = raw.merge(normed[[*key, "geomean_ratio"]], on=key,
                          suffixes=("", "_normalised"))
         for r in both.to_dict("records"):
             rows.append({"machine": label, "method": r["method"], "dtype": r["dtype"],
+                         "threads": r["threads"], "device": r["device"],
                          "cases": r["cases"], "raw": r["geomean_ratio"],
                          "normalised": r["geomean_ratio_normalised"]})
-    return pd.DataFrame(rows, columns=["machine", "method", "dtype", "cases", "raw",
+    return pd.DataFrame(rows, columns=["machine", "method", "dtype", "threads", "device",
+                                       "cases", "raw",
                                        "normalised"]), reference
 
 
@@ -223,20 +232,22 @@ def classic_ratios(df: pd.DataFrame) -> pd.DataFrame:
     for a peer, the time of gradbench's method that computes the same thing
     (``counterpart``; "" for gradbench's own) over the peer's (``ours_over``: below 1,
     gradbench's is faster)."""
-    cols = ["label", "method", "title", "provider", "kind", "seconds", "over_backprop",
-            "counterpart", "ours_over"]
+    cols = ["label", "threads", "device", "method", "title", "provider", "kind", "seconds",
+            "over_backprop", "counterpart", "ours_over"]
     if "classic" not in df:
         return pd.DataFrame(columns=cols)
     ok = df[(df["status"] == "ok") & df["classic"].fillna(False).astype(bool)
             & df["median"].notna()]
     rows = []
-    for label, g in ok.groupby("label", sort=True):
+    for key, g in results.series(ok, results.PANEL_KEY):
+        panel = dict(zip(results.PANEL_KEY, key, strict=True))
         med = g.groupby("method")["median"].median()
         first = g.drop_duplicates("method").set_index("method")
         bp = med.get(BACKPROP)
         for m in sorted(med.index, key=methods.order):
             c = methods.counterpart(m)
-            rows.append({"label": label, "method": m, "title": methods.title(m),
+            rows.append({"label": panel["label"], "threads": int(panel["threads"]),
+                         "device": panel["device"], "method": m, "title": methods.title(m),
                          "provider": first.at[m, "provider"], "kind": first.at[m, "kind"],
                          "seconds": float(med[m]),
                          "over_backprop": float(med[m] / bp) if bp else math.nan,
@@ -331,31 +342,8 @@ def collect(paths, out: Path, reference: str | None = None) -> Report:
                   peers=peers_section(df, out))
 
 
-def _fmt(v, spec: str = ".3g", unit: str = "") -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, float):
-        return format(v, spec) + unit
-    return str(v) + unit
-
-
-def _ratio(v) -> str:
-    """A ratio for a table: three significant figures, thousands separated, "–" for none."""
-    if v is None or not math.isfinite(float(v)):
-        return "–"
-    return nice(float(v))
-
-
 def render(report: Report) -> str:
-    env = Environment(loader=PackageLoader("gradbench", "templates"),
-                      autoescape=select_autoescape(default=True, default_for_string=True),
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters["fmt"] = _fmt
-    env.filters["seconds"] = lambda v: _fmt(v, unit=" s")
-    env.filters["title_of"] = methods.title
-    env.filters["duration"] = lambda v: "–" if v is None or v != v else duration(float(v))
-    env.filters["ratio"] = _ratio
-    return env.get_template("report.html.j2").render(r=report, figures_doc=figures.__doc__)
+    return pages.render("report.html.j2", r=report, figures_doc=figures.__doc__)
 
 
 # ----------------------------------------------------------------------------- training
@@ -367,10 +355,11 @@ def training_section(records, out: Path) -> TrainingSection:
     that trained it on one figure) into ``out``, and gather the table and commands."""
     ts = train_results.load(records)
     figs = []
-    key = ["label", "data", "sizes", "activation", "dtype"]
-    for i, (k, g) in enumerate(ts.runs.groupby(key, sort=True)):
-        label, data, sizes, activation, dtype = k
-        title = f"{data}, {sizes} {activation} {dtype}, on {label}"
+    key = results.TRAINING_KEY
+    for i, (k, g) in enumerate(results.series(ts.runs, key)):
+        net = dict(zip(key, k, strict=True))
+        title = (f"{net['data']}, {net['sizes']} {net['activation']} {net['dtype']}, batch "
+                 f"{net['batch']}, {net['threads']} threads, on {net['label']}")
         name = f"training-{i + 1}.png"
         entry = {"file": name, "title": f"Training: {title}",
                  "caption": (figures.training_curves.__doc__ or "").strip(), "missing": None}
@@ -381,7 +370,7 @@ def training_section(records, out: Path) -> TrainingSection:
             entry["missing"] = str(exc)
         figs.append(entry)
     table = train_results.step_table(ts.runs).sort_values(
-        key + ["batch", "method"], key=lambda c: c.map(methods.order) if c.name == "method"
+        [*key, "method"], key=lambda c: c.map(methods.order) if c.name == "method"
         else c)
     commands = [c for c in ts.runs["command"].dropna()] + [
         shlex.join(["gradbench", "report", *ts.runs["file"]])]

@@ -1,0 +1,64 @@
+"""The result formats and their one owner: benchmark results and training records.
+
+- :mod:`.schema`: versions, statuses, the case and series keys, the frames' columns;
+- :mod:`.document`: the result document, its one writer (create, add a case, add a case not
+  timed, set the status, save atomically) and checked loader, and the listing of a folder;
+- :mod:`.frames`: result files as tidy frames (runs, cases, rounds, accuracy);
+- :mod:`.fits`: power laws per series;
+- :mod:`.training`: the training records `gradbench train` writes.
+"""
+
+from .document import (
+    ROUND_DIGITS,
+    Document,
+    accuracy_record,
+    case_info,
+    read,
+    result_files,
+    write,
+)
+from .fits import (
+    FIT_DECADES,
+    MIN_POINTS,
+    PowerLaw,
+    fit_power_law,
+    fits,
+    fits_frame,
+    ladder,
+    ratio_to,
+)
+from .frames import ResultSet, check, load, load_all, load_set, rounds, runs, subset
+from .schema import (
+    CASE_COLUMNS,
+    CASE_KEY,
+    CASE_ON_MACHINE,
+    CHECK_COLUMNS,
+    DEFAULT_DEVICE,
+    DTYPES,
+    MACHINE_KEY,
+    METHOD_KEY,
+    NOT_TIMED,
+    PANEL_KEY,
+    READABLE,
+    ROUND_COLUMNS,
+    RUN_COLUMNS,
+    SCHEMA_VERSION,
+    SERIES_KEY,
+    STATUSES,
+    STEP_COLUMNS,
+    TRAINING_FORMAT,
+    TRAINING_KEY,
+    TrainingRecord,
+    series,
+    series_name,
+)
+
+__all__ = [
+    "CASE_COLUMNS", "CASE_KEY", "CASE_ON_MACHINE", "CHECK_COLUMNS", "DEFAULT_DEVICE", "DTYPES",
+    "FIT_DECADES", "MACHINE_KEY", "METHOD_KEY", "MIN_POINTS", "NOT_TIMED", "PANEL_KEY", "READABLE",
+    "ROUND_COLUMNS", "ROUND_DIGITS", "RUN_COLUMNS", "SCHEMA_VERSION", "SERIES_KEY", "STATUSES",
+    "STEP_COLUMNS", "TRAINING_FORMAT", "TRAINING_KEY", "Document", "PowerLaw", "ResultSet", "TrainingRecord",
+    "accuracy_record", "case_info", "check", "fit_power_law", "fits", "fits_frame", "ladder",
+    "load", "load_all", "load_set", "ratio_to", "read", "result_files", "rounds", "runs",
+    "series", "series_name", "subset", "write",
+]
