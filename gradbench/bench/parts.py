@@ -15,10 +15,10 @@ one writer at a time.
 The budget is shared as in one process: every part knows every group's weight (the profile's)
 and what the earlier parts spent. A provider whose library is not installed is not started:
 its cases are recorded here, at the end, as unavailable, with the command that installs it.
-Ctrl-C reaches the part that is running (a child is in its own process group, so the terminal's Ctrl-C
-reaches this process, which passes it on once); that part saves its completed cases and no
-later part starts. At the end this process writes the run's one final status: complete,
-interrupted or failed.
+Ctrl-C reaches the part that is running (a child is in its own process group, so the
+terminal's Ctrl-C reaches this process, which passes it on once); that part saves its
+completed cases and no later part starts. At the end this process writes the run's one final
+status: complete, interrupted or failed.
 """
 
 from __future__ import annotations

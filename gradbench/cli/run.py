@@ -158,11 +158,18 @@ def summary(df) -> str:
     from .. import methods, results
 
     found = results.fits(df)
-    lines = (["method                             exponent k  95% interval     N range"] if found
-             else ["no method ran at enough sizes to fit a power law"])
+    lines = ([f"{'method':34s} exponent k  95% interval     N range             cost law?"]
+             if found else ["no method ran at enough sizes to fit a power law"])
     for f in found:
         lines.append(f"{f.method:34s} {f.k:8.2f}   [{f.k_low:5.2f}, {f.k_high:5.2f}]   "
-                     f"{f.n_min:,} - {f.n_max:,}")
+                     f"{f'{f.n_min:,} - {f.n_max:,}':19s} "
+                     f"{'yes' if f.asymptotic else 'no, see below'}")
+    ranges = [f for f in found if not f.asymptotic]
+    if ranges:
+        lines.append("\nnot cost laws, only what their range shows (intervals hold the scatter "
+                     "and run-to-run drift):")
+        for f in ranges:
+            lines.append(f"  {f.method}: {f.note}")
     ok = results.ladder(df[(df["status"] == "ok") & (df["provider"] == methods.OURS)])
     by_n = ok.groupby("n_params")["method"].nunique()
     common = by_n[by_n == ok["method"].nunique()]

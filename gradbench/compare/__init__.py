@@ -175,35 +175,42 @@ def _unmatched(base: results.ResultSet, cur: results.ResultSet, matched: set):
 
 
 def _scaling(base: results.ResultSet, cur: results.ResultSet, block: float) -> pd.DataFrame:
-    """Fitted exponents per method and dtype on both sides, with intervals that hold drift.
+    """Fitted exponents per method on both sides, with intervals that hold drift; an
+    exponent change is a finding only between two fits that are cost laws.
 
     A fit's own 95 % interval reflects the scatter of its points about the line; drift that
     moves during a method's sweep tilts the line without scattering it. The two ends of the
     fitted range drifting apart by the block drift per run (log time) tilt the slope by
-    ``block * sqrt(2) / ln(n_max / n_min)`` (one standard deviation); its ``rule.Z`` multiple
-    is added in quadrature to the fit's half-width.
+    :func:`gradbench.results.fits.drift_tilt` (one standard deviation); its ``rule.Z``
+    multiple is added in quadrature to the fit's half-width. A fit whose range did not reach
+    the asymptotic regime (results.fits: overhead still a large share at the top, or less
+    than a decade of N) is shown but never judged: its slope moves with the overhead, which
+    drift alone changes (two back-to-back runs of the same code gave numpy:central 1.12 and
+    1.46).
     """
     fits = {}
     for side, rs in (("baseline", base), ("current", cur)):
         df = rs.cases.assign(label=side)
         for f in results.fits(df):
-            tilt = block * math.sqrt(2) / math.log(f.n_max / f.n_min)
-            half = math.hypot(f.k_high - f.k, rule.Z * tilt)
+            tilt = results.drift_tilt(f.n_min, f.n_max, block)
+            half = math.hypot(f.fit_half, rule.Z * tilt)
             key = tuple(getattr(f, k) for k in METHOD) + (f.batch,)
-            fits[(side, *key)] = (f.k, f.k - half, f.k + half)
+            fits[(side, *key)] = (f.k, f.k - half, f.k + half, f.asymptotic)
     rows = []
-    for (side, *key), (kb, lo_b, hi_b) in fits.items():
+    for (side, *key), (kb, lo_b, hi_b, law_b) in fits.items():
         fc = fits.get(("current", *key))
         if side != "baseline" or fc is None:
             continue
-        kc, lo_c, hi_c = fc
+        kc, lo_c, hi_c, law_c = fc
         rows.append({**dict(zip([*METHOD, "batch"], key, strict=True)), "k_baseline": kb,
                      "k_baseline_low": lo_b, "k_baseline_high": hi_b, "k_current": kc,
                      "k_current_low": lo_c, "k_current_high": hi_c,
-                     "changed": rule.exponent_changed(kb, lo_b, hi_b, kc, lo_c, hi_c)})
+                     "asymptotic": law_b and law_c,
+                     "changed": law_b and law_c
+                     and rule.exponent_changed(kb, lo_b, hi_b, kc, lo_c, hi_c)})
     return pd.DataFrame(rows, columns=[*METHOD, "batch", "k_baseline", "k_baseline_low",
                                        "k_baseline_high", "k_current", "k_current_low",
-                                       "k_current_high", "changed"])
+                                       "k_current_high", "asymptotic", "changed"])
 
 
 def compare(baseline, current, threshold: float = 1.10, normalize: str = "none") -> Comparison:

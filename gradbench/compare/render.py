@@ -51,6 +51,12 @@ def headline(c: Comparison) -> list[str]:
     for r in s[s["changed"] & (s["k_current"] < s["k_baseline"])].itertuples():
         lines.append(f"scaling (improved): {r.method} ({r.dtype}) went from "
                      f"N^{r.k_baseline:.2f} to N^{r.k_current:.2f}")
+    laws = s[~s["asymptotic"]] if len(s) else s
+    if len(laws):
+        lines.append("exponents not judged (a range that did not reach the cost law on a side: "
+                     "overhead still a large share at its top, or under a decade of N): "
+                     + ", ".join(f"{r.method} ({r.k_baseline:.2f} -> {r.k_current:.2f})"
+                                 for r in laws.itertuples()))
     if c.failed:
         lines.append(f"REGRESSION: {len(c.regressions)} cases slower beyond {c.threshold:g}x"
                      f" with evidence, {len(c.scaling_regressions)} exponents grew")

@@ -64,6 +64,7 @@ class Report:
     peers: Peers | None = None
     fit_decades: float = results.FIT_DECADES
     fit_min_points: int = results.MIN_POINTS
+    overhead_max: float = results.OVERHEAD_MAX
     benchmarks: bool = True  # False: only training records were given
     training: TrainingSection | None = None
 
@@ -97,8 +98,12 @@ def headlines(df: pd.DataFrame, fits: list[results.PowerLaw]) -> tuple[list[str]
         fn, fb = (k.get(tuple({**panel, "method": m}[c] for c in results.SERIES_KEY))
                   for m in (NUMERICAL, BACKPROP))
         if fn is not None and fb is not None:
-            s += (f"; fitted exponents {fn.k:.2f} [{fn.k_low:.2f}, {fn.k_high:.2f}] and "
+            laws = fn.asymptotic and fb.asymptotic
+            s += (f"; {'fitted exponents' if laws else 'slopes over the range measured'} "
+                  f"{fn.k:.2f} [{fn.k_low:.2f}, {fn.k_high:.2f}] and "
                   f"{fb.k:.2f} [{fb.k_low:.2f}, {fb.k_high:.2f}]")
+            if not laws:
+                s += " (not the cost laws: see the fits)"
         out.append(s + ".")
     return out, missing
 

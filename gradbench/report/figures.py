@@ -133,6 +133,7 @@ def time_vs_n(df: pd.DataFrame, path) -> list[str]:
         f = fits.get(tuple(key[k] for k in results.SERIES_KEY))
         if f is not None:
             name += f": k = {f.k:.2f} [{f.k_low:.2f}, {f.k_high:.2f}]"
+            name += "" if f.asymptotic else " (range, not the law)"
             n = np.geomspace(f.n_min, f.n_max, 20)
             ax.plot(n, f.predict(n), color=st["color"], linestyle=st["linestyle"], lw=1.5)
         ax.plot(g["n_params"], g["median"], marker=MARKERS[i % len(MARKERS)], ms=3.5,
@@ -309,7 +310,7 @@ def peers_time(df: pd.DataFrame, path) -> list[str]:
         color, marker = PEER_STYLE.get(providers[method], (_style(method)["color"], "o"))
         f = fits.get(tuple(key[k] for k in results.SERIES_KEY))
         if f is not None:
-            name += f": k = {f.k:.2f}"
+            name += f": k = {f.k:.2f}" + ("" if f.asymptotic else " (range)")
         ax.plot(g["n_params"], g["median"], marker=marker, ms=3.5, lw=1.0, color=color,
                 linestyle="--" if kinds[method] == "numerical" else "-", label=name)
         drawn.append(name)

@@ -18,9 +18,12 @@ from .document import (
     write,
 )
 from .fits import (
+    DRIFT,
     FIT_DECADES,
     MIN_POINTS,
+    OVERHEAD_MAX,
     PowerLaw,
+    drift_tilt,
     fit_power_law,
     fits,
     fits_frame,
@@ -54,11 +57,12 @@ from .schema import (
 )
 
 __all__ = [
-    "CASE_COLUMNS", "CASE_KEY", "CASE_ON_MACHINE", "CHECK_COLUMNS", "DEFAULT_DEVICE", "DTYPES",
-    "FIT_DECADES", "MACHINE_KEY", "METHOD_KEY", "MIN_POINTS", "NOT_TIMED", "PANEL_KEY", "READABLE",
-    "ROUND_COLUMNS", "ROUND_DIGITS", "RUN_COLUMNS", "SCHEMA_VERSION", "SERIES_KEY", "STATUSES",
-    "STEP_COLUMNS", "TRAINING_FORMAT", "TRAINING_KEY", "Document", "PowerLaw", "ResultSet", "TrainingRecord",
-    "accuracy_record", "case_info", "check", "fit_power_law", "fits", "fits_frame", "ladder",
-    "load", "load_all", "load_set", "ratio_to", "read", "result_files", "rounds", "runs",
-    "series", "series_name", "subset", "write",
+    "CASE_COLUMNS", "CASE_KEY", "CASE_ON_MACHINE", "CHECK_COLUMNS", "DEFAULT_DEVICE", "DRIFT",
+    "DTYPES", "Document", "FIT_DECADES", "MACHINE_KEY", "METHOD_KEY", "MIN_POINTS", "NOT_TIMED",
+    "OVERHEAD_MAX", "PANEL_KEY", "PowerLaw", "READABLE", "ROUND_COLUMNS", "ROUND_DIGITS",
+    "RUN_COLUMNS", "ResultSet", "SCHEMA_VERSION", "SERIES_KEY", "STATUSES", "STEP_COLUMNS",
+    "TRAINING_FORMAT", "TRAINING_KEY", "TrainingRecord", "accuracy_record", "case_info", "check",
+    "drift_tilt", "fit_power_law", "fits", "fits_frame", "ladder", "load", "load_all", "load_set",
+    "ratio_to", "read", "result_files", "rounds", "runs", "series", "series_name", "subset",
+    "write",
 ]

@@ -30,7 +30,6 @@ from pathlib import Path
 import pandas as pd
 
 from .. import costmodel
-
 from .schema import (
     DEFAULT_DEVICE,
     NOT_TIMED,

@@ -18,9 +18,9 @@ from .. import costmodel, methods
 from .document import Document, gather
 from .schema import (
     CASE_COLUMNS,
+    CASE_KEY,
     CHECK_COLUMNS,
     DEFAULT_DEVICE,
-    CASE_KEY,
     DTYPES,
     NOT_TIMED,
     ROUND_COLUMNS,

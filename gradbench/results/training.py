@@ -31,7 +31,6 @@ one line naming the file and the field (see :func:`load`).
 from __future__ import annotations
 
 import datetime
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
