@@ -722,18 +722,23 @@ def test_report_with_training_records_beside_benchmark_results(tmp_path):
     folder = tmp_path / "results"
     folder.mkdir()
     record(folder, "bp.json")
-    record(folder, "fd.json", method="numerical:central:incremental", threads=1)
+    record(folder, "fd.json", method="numerical:central:incremental")
+    record(folder, "fd1.json", method="numerical:central:incremental", threads=1)
     write_result(folder / "bench.json", power("backprop", 1, 2e-9, WIDTHS)
                  + power("numerical:central:naive", 2, 2e-9, WIDTHS[:5]))
     index = report.build([folder], tmp_path / "report")
     page = index.read_text()
     assert 'id="fits"' in page and 'id="training"' in page
-    assert 'src="time.png"' in page and page.count('src="training-') == 1  # one network
+    # one network, at two thread counts: a figure each (threads never merge)
+    assert 'src="time.png"' in page and page.count('src="training-') == 2
     assert (tmp_path / "report" / "training-1.png").stat().st_size > 1000
     table = train_results.step_table(train_results.load(
-        [folder / "bp.json", folder / "fd.json"]).runs).set_index("method")
-    assert table.at["backprop", "gradient_vs_backprop"] == 1.0
-    assert table.at["numerical:central:incremental", "gradient_vs_backprop"] > 0
+        [folder / "bp.json", folder / "fd.json", folder / "fd1.json"]).runs)
+    table = table.set_index(["method", "threads"])
+    assert table.at[("backprop", 2), "gradient_vs_backprop"] == 1.0
+    assert table.at[("numerical:central:incremental", 2), "gradient_vs_backprop"] > 0
+    # no backprop at one thread to compare with: no ratio, rather than one across threads
+    assert np.isnan(table.at[("numerical:central:incremental", 1), "gradient_vs_backprop"])
     assert "central (incremental)" in page
 
 
