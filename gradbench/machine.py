@@ -95,6 +95,15 @@ def calibrate(n: int = 768, megabytes: int = 64, repeats: int = 5) -> dict:
     return out
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (others' work distorts timings); None where the
+    operating system has none (Windows) or cannot say."""
+    try:
+        return [float(x) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
 def code_info() -> dict:
     """What code a run measured: the gradbench version and, when gradbench is imported from a
     git checkout (whatever the current folder), that checkout's commit id, commit time and

@@ -203,3 +203,30 @@ def test_a_crashing_case_is_exit_3_and_the_file_says_failed(tmp_path):
     assert rs.runs["status"].tolist() == ["failed"]
     assert "backprop" not in set(rs.cases["method"])  # the failed cases are not results
     assert (rs.cases["method"] == "primal").any()
+
+
+def test_no_load_average_on_this_system_is_recorded_as_null(tmp_path, monkeypatch, capsys):
+    # as on Windows, where os.getloadavg does not exist
+    from gradbench.cli import main
+
+    monkeypatch.delattr(os, "getloadavg")
+    out = tmp_path / "out"
+    rc = main(["run", "--profile", "quick", "--budget", "1e-9", "--label", "win",
+               "--threads", "1", "--out", str(out), "--no-report"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "Traceback" not in err, err[-2000:]
+    (f,) = out.glob("win-quick-*.json")
+    assert json.loads(f.read_text())["machine_info"]["load_average"] is None
+    assert results.load_set(f).runs["status"].tolist() == ["complete"]
+
+
+def test_plugin_machine_info_without_a_load_average(monkeypatch):
+    from types import SimpleNamespace
+
+    from gradbench.bench import plugin
+
+    monkeypatch.delattr(os, "getloadavg")
+    config = SimpleNamespace(_gradbench=SimpleNamespace(label="win", calibration={}))
+    info = {}
+    plugin.pytest_benchmark_update_machine_info(config, info)
+    assert info["load_average"] is None and info["label"] == "win"

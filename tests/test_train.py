@@ -679,9 +679,9 @@ def test_cli_diverged_run_exits_1_with_its_record(tmp_path, capsys, monkeypatch)
 
 
 def test_cli_warns_on_a_busy_machine_and_records_the_load(tmp_path, capsys, monkeypatch):
-    from gradbench.cli import train as cli_train
+    from gradbench import machine
 
-    monkeypatch.setattr(cli_train, "load_average", lambda: [64.0, 1.0, 1.0])
+    monkeypatch.setattr(machine, "load_average", lambda: [64.0, 1.0, 1.0])
     rc, _, err = cli(capsys, "--data", "synthetic", "--sizes", "4,3,2", "--steps", "2",
                      "--out", str(tmp_path))
     assert rc == 0 and "warning: this machine is busy (load average 64.0" in err
@@ -747,3 +747,18 @@ def test_training_figure_draws_a_series_per_record(tmp_path):
     assert drawn == ["backprop", "central (naive)"]
     with pytest.raises(figures.MissingData):
         figures.training_curves(ts.epochs[ts.epochs["epoch"] == 0], tmp_path / "x.png", "t")
+
+
+def test_cli_without_a_load_average_records_null(tmp_path, capsys, monkeypatch):
+    # as on Windows, where os.getloadavg does not exist
+    import os
+
+    from gradbench import train_results
+
+    monkeypatch.delattr(os, "getloadavg")
+    rc, _, err = cli(capsys, "--data", "synthetic", "--sizes", "4,3,2", "--steps", "2",
+                     "--out", str(tmp_path))
+    assert rc == 0 and "Traceback" not in err, err
+    (doc,), (path,) = saved(tmp_path)
+    assert doc["machine"]["load_average"] is None
+    assert len(train_results.load(path).runs) == 1

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ import pytest
 import pytest_benchmark
 
 from .. import __version__, methods, results
-from ..machine import calibrate, code_info, describe
+from ..machine import calibrate, code_info, describe, load_average
 from . import sweep
 
 #: At most one checkpoint write per this many seconds while cases complete.
@@ -217,7 +216,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     if state is not None:
         machine_info.update(describe(state.label))
         machine_info["calibration"] = state.calibration
-        machine_info["load_average"] = list(os.getloadavg())  # others' work distorts timings
+        machine_info["load_average"] = load_average()  # null where the OS has none
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
