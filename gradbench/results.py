@@ -2,12 +2,13 @@
 
 A result file is plain pytest-benchmark JSON (``pytest-benchmark compare`` reads it) with a
 ``gradbench`` section. Each case's ``extra_info`` says what was timed (method, provider, kind,
-scheme, strategy, sizes, batch, dtype, threads, predicted work); ``stats`` holds the timing,
-``stats.data`` the raw rounds. The section holds the run: schema version, gradbench version and
-the code measured (commit id, time and dirty flag of the gradbench checkout, whatever the
-current folder was), profile and budget, the cases the budget skipped, whether the run
-completed, and the accuracy figures the run computed (the error-against-step curve and the
-classic network's gradient check), so that a report shows each machine's own numbers.
+scheme, strategy, sizes, batch, dtype, threads, the BLAS threads in effect, predicted work);
+``stats`` holds the timing, ``stats.data`` the raw rounds. The section holds the run: schema
+version, gradbench version and the code measured (commit id, time and dirty flag of the
+gradbench checkout, whatever the current folder was), profile and budget, the cases the budget
+skipped, whether the run completed, and the accuracy figures the run computed (the
+error-against-step curve and the classic network's gradient check), so that a report shows
+each machine's own numbers.
 
 Files are written atomically (a temporary file beside the destination, then a rename), so a
 reader never sees half a file. Files are untrusted input when read: every field used is
@@ -257,6 +258,8 @@ def _case(f: _Fields, info: dict, where: str, version: int) -> dict:
         "batch": f.integer(info, "batch", where, lo=1),
         "dtype": f.choice(info, "dtype", where, DTYPES),
         "threads": f.integer(info, "threads", where, lo=1),
+        # the BLAS threads in effect while the case was timed (null in files before it)
+        "blas_threads": f.integer(info, "blas_threads", where, lo=1, optional=True),
         "predicted_flops": f.number(info, "predicted_flops", where),
         "predicted_bytes": f.number(info, "predicted_bytes", where, optional=True),
         "loss_evals": f.integer(info, "loss_evals", where, optional=True),
@@ -350,7 +353,7 @@ RUN_COLUMNS = ["file", "label", "run", "status", "schema", "gradbench_version", 
 #: Columns of the cases frame, one row per case and run (timed or skipped).
 CASE_COLUMNS = ["file", "label", "run", "profile", "commit", "method", "provider", "kind",
                 "scheme", "strategy", "sizes", "width", "depth", "n_params", "batch", "dtype",
-                "threads", "predicted_flops", "predicted_bytes", "loss_evals",
+                "threads", "blas_threads", "predicted_flops", "predicted_bytes", "loss_evals",
                 "compile_seconds", "predicted_seconds", "mode", "status", "reason", "median",
                 "iqr", "mean", "min", "max", "stddev", "rounds", "gflops", "peak_gflops",
                 "library", "thread_control", "check_max_abs_err", "check_ratio", "pid",

@@ -163,7 +163,8 @@ def pytest_configure(config):
     only = tuple(only.split(",")) if only else None
     base = _base(out) if config.getoption("--gb-append") else None
     if base is None:
-        budget, calibration = sweep.Budget(p.budget, p.groups()), calibrate()
+        # at the run's threads, as its cases run: BLAS's default is every core
+        budget, calibration = sweep.Budget(p.budget, p.groups()), calibrate(threads=threads)
     else:  # a later part: the machine was calibrated, and budget spent, by the earlier ones
         budget = sweep.Budget(p.budget, p.groups(),
                               spent=float(base["gradbench"].get("spent_seconds") or 0.0))
