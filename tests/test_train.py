@@ -762,3 +762,22 @@ def test_cli_without_a_load_average_records_null(tmp_path, capsys, monkeypatch):
     (doc,), (path,) = saved(tmp_path)
     assert doc["machine"]["load_average"] is None
     assert len(train_results.load(path).runs) == 1
+
+
+def test_threads_are_blas_and_numba_threads_of_training(monkeypatch):
+    # threads=1: backprop's BLAS (by default on every core) runs on one thread, as a peer's
+    # library does, and so does the loss that predicts a numerical method's time
+    from gradbench import gradients
+
+    from .conftest import ThreadWatch
+
+    watch = ThreadWatch()
+    for name in ("loss", "backprop"):
+        monkeypatch.setattr(gradients, name, watch.wrap(getattr(gradients, name), name))
+    data = tiny()
+    net = net_for(data)
+    p = train.plan(net, data, "numerical:central:naive", steps=2, batch=8, threads=1)
+    train.predict_seconds(net, data, p)
+    train.train(net, data, steps=2, batch=8, threads=1)
+    assert watch.names() == {"loss", "backprop"}
+    assert watch.threads() == {(1, 1)}
