@@ -4,10 +4,15 @@ Kernels that spread work over Numba threads call BLAS from each of them; BLAS mu
 single-threaded, or its own pool oversubscribes the cores. threadpoolctl finds the pools; the
 controllers are looked up once and reused, so pinning costs microseconds per call, not the
 tens of microseconds of a fresh ``threadpool_limits``.
+
+A case timed on T threads runs with BLAS and Numba both on T (:class:`thread_limits`), as
+every peer's library is limited to T: otherwise BLAS runs at its default (all cores) under
+gradbench's loss and backprop alone.
 """
 
 from __future__ import annotations
 
+import numba
 import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS that Numba's np.dot calls)
 from threadpoolctl import ThreadpoolController
 
@@ -47,6 +52,28 @@ class single_threaded_blas(blas_threads):
 
     def __init__(self):
         super().__init__(1)
+
+
+class thread_limits(blas_threads):
+    """Context manager: every BLAS library and Numba's parallel kernels run on ``n``
+    threads inside, as before outside (Numba's setting is this thread's)."""
+
+    def __enter__(self):
+        self._numba = numba.get_num_threads()
+        numba.set_num_threads(self.n)
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        super().__exit__(*exc)
+        numba.set_num_threads(self._numba)
+        return False
+
+
+def current_blas_threads() -> int | None:
+    """The threads BLAS runs on now: the most of any BLAS library loaded in this process
+    (None when threadpoolctl finds none)."""
+    counts = [lib.num_threads for lib in _blas_libs()]
+    return max(counts) if counts else None
 
 
 def blas_info() -> list[dict]:

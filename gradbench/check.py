@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .blas import thread_limits
 from .gradients import (
     backprop_flat,
     default_step,
@@ -84,7 +85,8 @@ def gradient_check(
     """Compare the numerical gradient with backpropagation, one row per tensor.
 
     ``progress``, if given, is called as ``progress(done, total)`` (parameters) while the
-    numerical gradient runs; see :func:`gradbench.gradients.numerical_gradient`.
+    numerical gradient runs; see :func:`gradbench.gradients.numerical_gradient`. BLAS and
+    Numba run on ``threads`` (default: Numba's setting) throughout, backprop included.
 
     Returns
     -------
@@ -100,13 +102,14 @@ def gradient_check(
     theta = flat_params(net)
     Xp, Tp = prepare_batch(net, X, T)
 
-    compile_seconds = warm_up(net, scheme, strategy, n_threads)
-    f, ga = backprop_flat(net, theta, Xp, Tp)
-    analytic_seconds = _median_call_seconds(lambda: backprop_flat(net, theta, Xp, Tp))
-    t1 = time.perf_counter()
-    gn = numerical_gradient_flat(net, theta, Xp, Tp, scheme, hval, strategy, n_threads,
-                                 progress=progress)
-    numerical_seconds = time.perf_counter() - t1
+    with thread_limits(n_threads):
+        compile_seconds = warm_up(net, scheme, strategy, n_threads)
+        f, ga = backprop_flat(net, theta, Xp, Tp)
+        analytic_seconds = _median_call_seconds(lambda: backprop_flat(net, theta, Xp, Tp))
+        t1 = time.perf_counter()
+        gn = numerical_gradient_flat(net, theta, Xp, Tp, scheme, hval, strategy, n_threads,
+                                     progress=progress)
+        numerical_seconds = time.perf_counter() - t1
 
     acc = attainable_accuracy(scheme, net.dtype)
     thr = threshold(scheme, net.dtype)

@@ -12,7 +12,7 @@ import numba
 import numpy as np
 from numba import njit
 
-from .blas import blas_info
+from .blas import blas_info, current_blas_threads, thread_limits
 from .config import JIT
 
 
@@ -77,22 +77,37 @@ def _best_seconds(fn, repeats: int) -> float:
     return best
 
 
-def calibrate(n: int = 768, megabytes: int = 64, repeats: int = 5) -> dict:
-    """Matrix-product GFLOP/s per dtype (the BLAS the kernels call, its default threads)
-    and memory bandwidth in GB/s (a copy: bytes read plus written), best of ``repeats``."""
+def calibrate(n: int = 768, megabytes: int = 64, repeats: int = 5,
+              threads: int | None = None) -> dict:
+    """Matrix-product GFLOP/s per dtype (the BLAS the kernels call) and memory bandwidth in
+    GB/s (a copy: bytes read plus written), best of ``repeats``; measured with BLAS and Numba
+    on ``threads`` (default: Numba's setting), the threads of the run's cases, and
+    ``blas_threads``, the BLAS threads in effect, recorded with them."""
+    threads = numba.get_num_threads() if threads is None else threads
     out = {}
     rng = np.random.default_rng(0)
-    for dtype in ("float64", "float32"):
-        A = rng.standard_normal((n, n)).astype(dtype)
-        B = rng.standard_normal((n, n)).astype(dtype)
-        C = np.empty((n, n), dtype=dtype)
-        sec = _best_seconds(lambda A=A, B=B, C=C: _matmul(A, B, C), repeats)
-        out[f"matmul_gflops_{dtype}"] = 2.0 * n**3 / sec / 1e9
-    src = np.ones(megabytes * 2**20 // 8)
-    dst = np.empty_like(src)
-    sec = _best_seconds(lambda: _copy(src, dst), repeats)
-    out["memory_gbs"] = 2.0 * src.nbytes / sec / 1e9
+    with thread_limits(threads):
+        out["blas_threads"] = current_blas_threads()
+        for dtype in ("float64", "float32"):
+            A = rng.standard_normal((n, n)).astype(dtype)
+            B = rng.standard_normal((n, n)).astype(dtype)
+            C = np.empty((n, n), dtype=dtype)
+            sec = _best_seconds(lambda A=A, B=B, C=C: _matmul(A, B, C), repeats)
+            out[f"matmul_gflops_{dtype}"] = 2.0 * n**3 / sec / 1e9
+        src = np.ones(megabytes * 2**20 // 8)
+        dst = np.empty_like(src)
+        sec = _best_seconds(lambda: _copy(src, dst), repeats)
+        out["memory_gbs"] = 2.0 * src.nbytes / sec / 1e9
     return out
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (others' work distorts timings); None where the
+    operating system has none (Windows) or cannot say."""
+    try:
+        return [float(x) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
 
 
 def code_info() -> dict:

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import costmodel, methods
-from .blas import single_threaded_blas
+from .blas import single_threaded_blas, thread_limits
 from .datasets import Dataset
 from .model import MLP, _all_finite
 from .reference import act, forward, log_softmax
@@ -367,7 +367,8 @@ def train(net: MLP, data: Dataset, method: str = methods.ANALYTIC, *, optimizer:
     batch : int
         Samples per step, at most the training set's size.
     threads : int, optional
-        Threads the method may use (default Numba's setting).
+        Threads the method may use (default Numba's setting): BLAS and Numba run on them
+        while it trains.
     seed : int
         Seed of the shuffling (each epoch draws a permutation from one generator).
     on_step : callable, optional
@@ -389,6 +390,12 @@ def train(net: MLP, data: Dataset, method: str = methods.ANALYTIC, *, optimizer:
     p = plan(net, data, method, optimizer=optimizer, lr=lr, momentum=momentum, epochs=epochs,
              steps=steps, batch=batch, threads=threads, seed=seed)
     _check_data(net, data)
+    with thread_limits(p.threads):  # backprop's BLAS too, as a peer's library is limited
+        return _train(net, data, p, on_step, on_epoch)
+
+
+def _train(net: MLP, data: Dataset, p: Plan, on_step, on_epoch) -> History:
+    """The training loop of :func:`train`, its plan checked."""
     hist = History(p)
     hist.compile_seconds = float(p.method.warm(net, p.threads))
     grad_fn = p.method.gradient(net, p.threads)
@@ -477,7 +484,13 @@ def predict_seconds(net: MLP, data: Dataset, p: Plan) -> Prediction:
     network instead (the median of three, or fewer when they add up to that much): the
     machine's load moves a single measurement by a factor of two. Evaluations after each
     epoch cost a forward pass over both parts of the data, predicted from the same loss time.
+    BLAS and Numba run on the plan's threads, as training will.
     """
+    with thread_limits(p.threads):
+        return _predict(net, data, p)
+
+
+def _predict(net: MLP, data: Dataset, p: Plan) -> Prediction:
     from . import gradients
 
     m = p.method

@@ -43,3 +43,32 @@ def classic_small():
 settings.register_profile("default", max_examples=40, derandomize=True, print_blob=True)
 settings.register_profile("explore", max_examples=400, derandomize=False, print_blob=True)
 settings.load_profile("default")
+
+
+class ThreadWatch:
+    """Wraps functions to note, at every call, the BLAS threads in effect (threadpoolctl's
+    own view, not gradbench.blas's cached one) and Numba's."""
+
+    def __init__(self):
+        from threadpoolctl import ThreadpoolController
+
+        self.libs = ThreadpoolController().select(user_api="blas").lib_controllers
+        assert self.libs, "threadpoolctl finds no BLAS library"
+        self.seen = []  # (name, BLAS threads, Numba threads) per call
+
+    def wrap(self, fn, name: str):
+        import numba
+
+        def call(*args, **kwargs):
+            self.seen.append((name, max(lib.num_threads for lib in self.libs),
+                              numba.get_num_threads()))
+            return fn(*args, **kwargs)
+
+        return call
+
+    def names(self) -> set:
+        return {name for name, _, _ in self.seen}
+
+    def threads(self) -> set:
+        """The (BLAS, Numba) thread counts seen."""
+        return {(b, n) for _, b, n in self.seen}

@@ -124,3 +124,19 @@ def test_warm_up_lives_beside_the_gradients():
     assert C.warm_up is G.warm_up  # the old import path keeps working
     net = make_net([3, 2], dtype="float32")
     assert G.warm_up(net, "five_point", "incremental", threads=1) >= 0.0
+
+
+def test_threads_are_blas_and_numba_threads_of_the_check(monkeypatch, capsys):
+    # --threads 1: backprop's BLAS (by default on every core) runs on one thread, as the
+    # numerical kernels' does, and so does the loss that predicts the numerical time
+    from gradbench.cli import main
+
+    from .conftest import ThreadWatch
+
+    watch = ThreadWatch()
+    monkeypatch.setattr(C, "backprop_flat", watch.wrap(C.backprop_flat, "backprop"))
+    monkeypatch.setattr(gb, "loss", watch.wrap(gb.loss, "loss"))
+    rc = main(["check", "--sizes", "6,5,3", "--batch", "4", "--threads", "1"])
+    assert rc == 0, capsys.readouterr()
+    assert watch.names() == {"loss", "backprop"}
+    assert watch.threads() == {(1, 1)}

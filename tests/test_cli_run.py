@@ -203,3 +203,59 @@ def test_a_crashing_case_is_exit_3_and_the_file_says_failed(tmp_path):
     assert rs.runs["status"].tolist() == ["failed"]
     assert "backprop" not in set(rs.cases["method"])  # the failed cases are not results
     assert (rs.cases["method"] == "primal").any()
+
+
+def test_threads_1_runs_blas_and_numba_on_one_thread_and_records_it(tmp_path, monkeypatch):
+    # --gb-threads 1: BLAS (by default on every core) runs on one thread under gradbench's
+    # loss and backprop, as a peer's library does, and under the calibration; seen during
+    # each call, and recorded with each case
+    from gradbench import bench, gradients, machine
+    from gradbench.bench import parts, sweep
+
+    from .conftest import ThreadWatch
+
+    watch = ThreadWatch()
+    for name in ("loss", "backprop"):
+        monkeypatch.setattr(gradients, name, watch.wrap(getattr(gradients, name), name))
+    monkeypatch.setattr(machine, "_matmul", watch.wrap(machine._matmul, "calibration"))
+    out = tmp_path / "t1.json"
+    argv = parts.pytest_args(Path(bench.__file__).parent, sweep.profile("quick", 2.0), "t1", 1,
+                             out, str(tmp_path / "storage"))
+    code = pytest.main([*argv, "--gb-provider", "gradbench", "--gb-methods", "primal,backprop",
+                        "-k", "test_case"])
+    assert code == pytest.ExitCode.OK
+    assert watch.names() == {"loss", "backprop", "calibration"}
+    assert watch.threads() == {(1, 1)}
+    rs = results.load_set(out)
+    ok = rs.cases[rs.cases["status"] == "ok"]
+    assert set(ok["method"]) == {"primal", "backprop"}  # the first sizes fit any machine
+    assert ok["blas_threads"].tolist() == [1] * len(ok)
+    doc = json.loads(out.read_text())
+    assert doc["machine_info"]["calibration"]["blas_threads"] == 1
+
+
+def test_no_load_average_on_this_system_is_recorded_as_null(tmp_path, monkeypatch, capsys):
+    # as on Windows, where os.getloadavg does not exist
+    from gradbench.cli import main
+
+    monkeypatch.delattr(os, "getloadavg")
+    out = tmp_path / "out"
+    rc = main(["run", "--profile", "quick", "--budget", "1e-9", "--label", "win",
+               "--threads", "1", "--out", str(out), "--no-report"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "Traceback" not in err, err[-2000:]
+    (f,) = out.glob("win-quick-*.json")
+    assert json.loads(f.read_text())["machine_info"]["load_average"] is None
+    assert results.load_set(f).runs["status"].tolist() == ["complete"]
+
+
+def test_plugin_machine_info_without_a_load_average(monkeypatch):
+    from types import SimpleNamespace
+
+    from gradbench.bench import plugin
+
+    monkeypatch.delattr(os, "getloadavg")
+    config = SimpleNamespace(_gradbench=SimpleNamespace(label="win", calibration={}))
+    info = {}
+    plugin.pytest_benchmark_update_machine_info(config, info)
+    assert info["load_average"] is None and info["label"] == "win"

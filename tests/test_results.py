@@ -118,6 +118,10 @@ def _set(d, path, value):
         (["benchmarks", 0, "extra_info", "batch"], 3.5, "extra_info.batch must be a whole"),
         (["benchmarks", 0, "extra_info", "threads"], True, "extra_info.threads must be a whole"),
         (["benchmarks", 0, "extra_info", "dtype"], "float16", "extra_info.dtype must be one of"),
+        (["benchmarks", 0, "extra_info", "blas_threads"], 0,
+         "extra_info.blas_threads must be at least 1"),
+        (["benchmarks", 0, "extra_info", "blas_threads"], "one",
+         "extra_info.blas_threads must be a whole"),
         (["benchmarks", 0, "stats", "median"], -1.0, "stats.median must be a positive finite"),
         (["benchmarks", 0, "stats", "median"], 0, "stats.median must be a positive finite"),
         (["benchmarks", 0, "stats", "median"], float("nan"), "stats.median must be a positive"),
@@ -151,6 +155,17 @@ def test_malformed_fields_are_refused_naming_file_and_field(tmp_path, path, valu
     msg = str(e.value)
     assert str(f) in msg and field in msg, msg
     assert "\n" not in msg
+
+
+def test_blas_threads_are_read_and_older_files_without_them_too(tmp_path):
+    d = _doc()
+    d["benchmarks"][0]["extra_info"]["blas_threads"] = 1
+    d["machine_info"]["load_average"] = None  # where the system has none (Windows)
+    f = tmp_path / "new.json"
+    f.write_text(json.dumps(d))
+    assert results.load_set(f).cases["blas_threads"].iloc[0] == 1
+    old = write_result(tmp_path / "old.json", power("backprop", 1, 2e-9, WIDTHS))
+    assert results.load_set(old).cases["blas_threads"].isna().all()
 
 
 def test_schema_1_files_still_load_with_registry_columns(tmp_path):

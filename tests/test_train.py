@@ -4,6 +4,7 @@ and the prediction. No timing is asserted."""
 
 import sys
 
+import numba
 import numpy as np
 import pytest
 
@@ -679,9 +680,9 @@ def test_cli_diverged_run_exits_1_with_its_record(tmp_path, capsys, monkeypatch)
 
 
 def test_cli_warns_on_a_busy_machine_and_records_the_load(tmp_path, capsys, monkeypatch):
-    from gradbench.cli import train as cli_train
+    from gradbench import machine
 
-    monkeypatch.setattr(cli_train, "load_average", lambda: [64.0, 1.0, 1.0])
+    monkeypatch.setattr(machine, "load_average", lambda: [64.0, 1.0, 1.0])
     rc, _, err = cli(capsys, "--data", "synthetic", "--sizes", "4,3,2", "--steps", "2",
                      "--out", str(tmp_path))
     assert rc == 0 and "warning: this machine is busy (load average 64.0" in err
@@ -721,8 +722,11 @@ def test_report_with_training_records_beside_benchmark_results(tmp_path):
 
     folder = tmp_path / "results"
     folder.mkdir()
-    record(folder, "bp.json")
-    record(folder, "fd.json", method="numerical:central:incremental")
+    many = numba.config.NUMBA_NUM_THREADS
+    if many < 2:
+        pytest.skip("needs two threads to train at two thread counts")
+    record(folder, "bp.json", threads=many)
+    record(folder, "fd.json", method="numerical:central:incremental", threads=many)
     record(folder, "fd1.json", method="numerical:central:incremental", threads=1)
     write_result(folder / "bench.json", power("backprop", 1, 2e-9, WIDTHS)
                  + power("numerical:central:naive", 2, 2e-9, WIDTHS[:5]))
@@ -735,8 +739,8 @@ def test_report_with_training_records_beside_benchmark_results(tmp_path):
     table = train_results.step_table(train_results.load(
         [folder / "bp.json", folder / "fd.json", folder / "fd1.json"]).runs)
     table = table.set_index(["method", "threads"])
-    assert table.at[("backprop", 2), "gradient_vs_backprop"] == 1.0
-    assert table.at[("numerical:central:incremental", 2), "gradient_vs_backprop"] > 0
+    assert table.at[("backprop", many), "gradient_vs_backprop"] == 1.0
+    assert table.at[("numerical:central:incremental", many), "gradient_vs_backprop"] > 0
     # no backprop at one thread to compare with: no ratio, rather than one across threads
     assert np.isnan(table.at[("numerical:central:incremental", 1), "gradient_vs_backprop"])
     assert "central (incremental)" in page
@@ -752,3 +756,37 @@ def test_training_figure_draws_a_series_per_record(tmp_path):
     assert drawn == ["backprop", "central (naive)"]
     with pytest.raises(figures.MissingData):
         figures.training_curves(ts.epochs[ts.epochs["epoch"] == 0], tmp_path / "x.png", "t")
+
+
+def test_cli_without_a_load_average_records_null(tmp_path, capsys, monkeypatch):
+    # as on Windows, where os.getloadavg does not exist
+    import os
+
+    from gradbench import train_results
+
+    monkeypatch.delattr(os, "getloadavg")
+    rc, _, err = cli(capsys, "--data", "synthetic", "--sizes", "4,3,2", "--steps", "2",
+                     "--out", str(tmp_path))
+    assert rc == 0 and "Traceback" not in err, err
+    (doc,), (path,) = saved(tmp_path)
+    assert doc["machine"]["load_average"] is None
+    assert len(train_results.load(path).runs) == 1
+
+
+def test_threads_are_blas_and_numba_threads_of_training(monkeypatch):
+    # threads=1: backprop's BLAS (by default on every core) runs on one thread, as a peer's
+    # library does, and so does the loss that predicts a numerical method's time
+    from gradbench import gradients
+
+    from .conftest import ThreadWatch
+
+    watch = ThreadWatch()
+    for name in ("loss", "backprop"):
+        monkeypatch.setattr(gradients, name, watch.wrap(getattr(gradients, name), name))
+    data = tiny()
+    net = net_for(data)
+    p = train.plan(net, data, "numerical:central:naive", steps=2, batch=8, threads=1)
+    train.predict_seconds(net, data, p)
+    train.train(net, data, steps=2, batch=8, threads=1)
+    assert watch.names() == {"loss", "backprop"}
+    assert watch.threads() == {(1, 1)}

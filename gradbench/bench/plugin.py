@@ -17,7 +17,6 @@ to write the run's one final status.
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ import pytest
 import pytest_benchmark
 
 from .. import __version__, methods, results
-from ..machine import calibrate, code_info, describe
+from ..machine import calibrate, code_info, describe, load_average
 from . import sweep
 
 #: At most one checkpoint write per this many seconds while cases complete.
@@ -128,6 +127,7 @@ def pytest_configure(config):
     threads = config.getoption("--gb-threads") or numba.config.NUMBA_NUM_THREADS
     if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
         raise pytest.UsageError(f"--gb-threads must lie in 1..{numba.config.NUMBA_NUM_THREADS}")
+    config._gradbench_numba_threads = numba.get_num_threads()  # restored at the end
     numba.set_num_threads(threads)
     out = config.getoption("--gb-out")
     provider = config.getoption("--gb-provider")
@@ -143,7 +143,8 @@ def pytest_configure(config):
     only = tuple(only.split(",")) if only else None
     base = _base(out) if config.getoption("--gb-append") else None
     if base is None:
-        budget, calibration = sweep.Budget(p.budget, p.groups()), calibrate()
+        # at the run's threads, as its cases run: BLAS's default is every core
+        budget, calibration = sweep.Budget(p.budget, p.groups()), calibrate(threads=threads)
     else:  # a later part: the machine was calibrated, and budget spent, by the earlier ones
         budget = sweep.Budget(p.budget, p.groups(), spent=base.spent_seconds)
         calibration = base.calibration
@@ -188,7 +189,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     if state is not None:
         machine_info.update(describe(state.label))
         machine_info["calibration"] = state.calibration
-        machine_info["load_average"] = list(os.getloadavg())  # others' work distorts timings
+        machine_info["load_average"] = load_average()  # null where the OS has none
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
@@ -214,3 +215,10 @@ def pytest_sessionfinish(session, exitstatus):
         state.save(status)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def pytest_unconfigure(config):
+    """The process's Numba threads as they were (a run inside another program, or a test)."""
+    previous = getattr(config, "_gradbench_numba_threads", None)
+    if previous is not None:
+        numba.set_num_threads(previous)

@@ -22,7 +22,7 @@ import pytest
 import gradbench as gb
 from gradbench import methods, results
 from gradbench.bench import sweep
-from gradbench.blas import single_threaded_blas
+from gradbench.blas import current_blas_threads, single_threaded_blas, thread_limits
 from gradbench.data import make_batch
 from gradbench.gradients import backprop_flat
 from gradbench.model import flat_params, prepare_batch
@@ -119,7 +119,14 @@ def _first_output(fn):
 
 
 def test_case(benchmark, case, gb_state, request):
-    state = gb_state
+    # BLAS and Numba on the case's threads, gradbench's methods as every peer's library
+    # (BLAS's default is every core); the naive strategy still pins BLAS to one thread inside
+    # its parallel loop
+    with thread_limits(case.threads):
+        _run_case(benchmark, case, gb_state, request)
+
+
+def _run_case(benchmark, case, state, request):
     method = case.record
     info = {**case.info(), "pid": os.getpid(), **state.peer}
     if not method.available():
@@ -153,7 +160,7 @@ def test_case(benchmark, case, gb_state, request):
             timed, kept = _first_output(fn)
     else:
         timed = fn
-    benchmark.extra_info.update(info)
+    benchmark.extra_info.update(info, blas_threads=current_blas_threads())
     t0 = time.perf_counter()
     try:
         if predicted < FAST_SECONDS:

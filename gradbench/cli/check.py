@@ -38,11 +38,13 @@ def _predicted_seconds(net, X, T, scheme: str, strategy: str, threads: int) -> f
     import gradbench as gb
 
     from .. import costmodel
+    from ..blas import thread_limits
 
-    gb.loss(net, X, T)  # compiled or loaded
-    t0 = time.perf_counter()
-    gb.loss(net, X, T)
-    t_loss = time.perf_counter() - t0
+    with thread_limits(threads):  # as the check will run
+        gb.loss(net, X, T)  # compiled or loaded
+        t0 = time.perf_counter()
+        gb.loss(net, X, T)
+        t_loss = time.perf_counter() - t0
     batch = X.shape[0]
     ratio = (costmodel.predict("numerical", net.sizes, batch, net.dtype, scheme, strategy).flops
              / costmodel.predict("primal", net.sizes, batch, net.dtype).flops)

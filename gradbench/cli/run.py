@@ -141,13 +141,14 @@ BUSY_LOAD = 0.5
 def _warn_if_busy() -> None:
     """Other processes' thread pools distort every timing (measured: a 55 us loss evaluation
     took 16 ms, a whole scheduler quantum per call, while another benchmark ran): say so."""
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
+    from ..machine import load_average
+
+    load = load_average()
+    if load is None:  # the system does not say (Windows)
         return
     cores = os.cpu_count() or 1
-    if load > BUSY_LOAD * cores:
-        print(f"{PROG}: warning: this machine is busy (load average {load:.1f} on {cores} "
+    if load[0] > BUSY_LOAD * cores:
+        print(f"{PROG}: warning: this machine is busy (load average {load[0]:.1f} on {cores} "
               "cores); other processes distort the timings: run on a quiet machine",
               file=sys.stderr)
 

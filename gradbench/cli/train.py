@@ -157,13 +157,6 @@ def command(args, data, net, plan, label: str) -> str:
 BUSY_LOAD = 0.5
 
 
-def load_average() -> list[float] | None:
-    try:
-        return [float(x) for x in os.getloadavg()]
-    except (OSError, AttributeError):
-        return None
-
-
 def _warn_if_busy(load: list[float] | None) -> None:
     """Other processes' threads distort every step time (measured here: backprop of
     784-50-10 at batch 100 took 16 ms a step instead of 0.3 ms while another benchmark ran)."""
@@ -223,7 +216,7 @@ def main(args) -> int:
           f"epoch), {plan.threads} thread(s)")
     if prediction is not None:
         print(f"{PROG}: {predicted}")
-    load = load_average()
+    load = machine.load_average()
     _warn_if_busy(load)
     made = created_folders(out)
     out.mkdir(parents=True, exist_ok=True)
