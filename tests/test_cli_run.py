@@ -232,6 +232,8 @@ def test_threads_1_runs_blas_and_numba_on_one_thread_and_records_it(tmp_path, mo
     assert ok["blas_threads"].tolist() == [1] * len(ok)
     doc = json.loads(out.read_text())
     assert doc["machine_info"]["calibration"]["blas_threads"] == 1
+    # the machine's description says what the cases ran with, not BLAS's default
+    assert {b["num_threads"] for b in doc["machine_info"]["blas"]} == {1}
 
 
 def test_no_load_average_on_this_system_is_recorded_as_null(tmp_path, monkeypatch, capsys):

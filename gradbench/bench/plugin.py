@@ -27,6 +27,7 @@ import pytest
 import pytest_benchmark
 
 from .. import __version__, methods, results
+from ..blas import thread_limits
 from ..machine import calibrate, code_info, describe, load_average
 from . import sweep
 
@@ -187,7 +188,8 @@ def gb_state(request):
 def pytest_benchmark_update_machine_info(config, machine_info):
     state = getattr(config, "_gradbench", None)
     if state is not None:
-        machine_info.update(describe(state.label))
+        with thread_limits(state.threads):  # the BLAS threads the cases run with
+            machine_info.update(describe(state.label))
         machine_info["calibration"] = state.calibration
         machine_info["load_average"] = load_average()  # null where the OS has none
 
