@@ -53,7 +53,7 @@ def test_report_tables_and_headlines_keep_every_series(mixed, tmp_path):
     t2 = rep.cases[(rep.cases["label"] == "m1") & (rep.cases["threads"] == 2)]
     assert (t1["backprop"].to_numpy() != t2["backprop"].to_numpy()).all()
     assert len(rep.headlines) == 3
-    assert sum("1 threads" in h for h in rep.headlines) == 1
+    assert sum("1 thread)" in h for h in rep.headlines) == 1
     assert len(rep.compile) == 9
 
 
@@ -61,7 +61,7 @@ def test_figures_draw_a_line_per_series(mixed, tmp_path):
     cases = results.load_set(mixed).cases
     drawn = figures.time_vs_n(cases, tmp_path / "t.png")
     assert len(drawn) == 9 and len(set(drawn)) == 9
-    assert any("1 threads" in name and "m1" in name for name in drawn)
+    assert any("1 thread]" in name and "m1" in name for name in drawn)
     ratios = figures.speed_ratio(cases, tmp_path / "r.png")
     assert len(ratios) == 3 and len(set(ratios)) == 3
 

@@ -90,7 +90,7 @@ def headlines(df: pd.DataFrame, fits: list[results.PowerLaw]) -> tuple[list[str]
             continue
         n = int(both.index.max())
         ratio = both.loc[n, NUMERICAL] / both.loc[n, BACKPROP]
-        where = ", ".join([dtype] + [f"{panel['threads']} threads" if k == "threads" else
+        where = ", ".join([dtype] + [pages.threads(panel["threads"]) if k == "threads" else
                                      f"batch {panel['batch']}" if k == "batch" else
                                      str(panel[k]) for k in varying])
         s = (f"On {label} ({where}), at N = {n:,} a central-difference gradient is "

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
 from .. import methods, results
+from . import pages
 
 #: Colour per scheme (naive and incremental share it; incremental is dashed).
 COLORS = {
@@ -70,7 +71,7 @@ def _describe(key: dict, varying: list[str]) -> list[str]:
     out = []
     for k in varying:
         v = key[k]
-        out.append(plain(v) if k == "label" else f"{int(v)} threads" if k == "threads"
+        out.append(plain(v) if k == "label" else pages.threads(v) if k == "threads"
                    else f"batch {int(v)}" if k == "batch" else str(v))
     return out
 

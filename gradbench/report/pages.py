@@ -44,6 +44,12 @@ def duration(seconds: float) -> str:
     return f"{seconds / scale:.3g} {unit}"
 
 
+def threads(n) -> str:
+    """A thread count for a sentence: "1 thread", "16 threads"."""
+    n = int(n)
+    return f"{n} thread" if n == 1 else f"{n} threads"
+
+
 @cache
 def environment() -> Environment:
     """The template environment (made once)."""
