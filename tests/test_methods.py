@@ -59,7 +59,7 @@ def test_unknown_method_names_the_choices():
 
 def test_missing_requirement_gives_the_install_command():
     m = dataclasses.replace(methods.get("backprop"), requires=("no_such_module_xyz",),
-                            install='pip install "gradbench[xyz]"')
+                            install='pip install "gradbench-fd[xyz]"')
     assert not m.available()
     assert m.unavailable_reason() == ('no_such_module_xyz not installed: '
-                                      'pip install "gradbench[xyz]"')
+                                      'pip install "gradbench-fd[xyz]"')
