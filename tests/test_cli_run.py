@@ -203,3 +203,33 @@ def test_a_crashing_case_is_exit_3_and_the_file_says_failed(tmp_path):
     assert rs.runs["status"].tolist() == ["failed"]
     assert "backprop" not in set(rs.cases["method"])  # the failed cases are not results
     assert (rs.cases["method"] == "primal").any()
+
+
+@pytest.mark.parametrize("error, words", [
+    (ValueError("no case to draw"), "(no case to draw)"),
+    (RuntimeError("simulated bug"), "(RuntimeError: simulated bug)"),
+])
+def test_a_report_that_fails_after_a_good_run_is_exit_3_and_keeps_the_results(
+        tmp_path, monkeypatch, capsys, error, words):
+    # not bad usage (2): the options were fine and the results are saved; say how to rebuild
+    import argparse
+
+    from gradbench import report
+    from gradbench.bench.parts import Outcome
+    from gradbench.cli import run as cli_run
+
+    from .resultfiles import power, write_result
+
+    final = write_result(tmp_path / "box-quick-1.json", power("backprop", 1, 2.5e-9, [1, 2, 4]))
+
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(report, "build", broken)
+    args = argparse.Namespace(no_report=False, report=str(tmp_path / "rep"))
+    code = cli_run._after(args, final, Outcome(status="complete", codes={"gradbench": 0}))
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert words in err and f"the results are saved in {final}" in err
+    assert f"gradbench report {final} --out {tmp_path / 'rep'}" in err
+    assert len(err.strip().splitlines()) == 1 and final.is_file()
