@@ -172,7 +172,8 @@ def _tables(df: pd.DataFrame):
 
 def machine_table(rs: results.ResultSet, reference: str | None) -> tuple[pd.DataFrame, str]:
     """Each machine's time per method relative to the reference machine: the geometric mean
-    over the cases both timed, raw and normalised by each case's bottleneck."""
+    over the cases both timed, raw and normalised by each case's bottleneck. A machine that
+    cannot be compared has one row, its ``note`` saying why (``note`` is NaN elsewhere)."""
     from . import compare
 
     labels = sorted(rs.runs["label"].unique())
@@ -190,8 +191,9 @@ def machine_table(rs: results.ResultSet, reference: str | None) -> tuple[pd.Data
         try:
             raw = compare.compare(ref, other).methods
             normed = compare.compare(ref, other, normalize="auto").methods
-        except ValueError:
-            continue  # nothing in common, or no calibration: the table leaves it out
+        except ValueError as exc:  # nothing in common, or no calibration: say so
+            rows.append({"machine": label, "cases": 0, "note": f"left out: {exc}"})
+            continue
         both = raw.merge(normed[["method", "dtype", "geomean_ratio"]], on=["method", "dtype"],
                          suffixes=("", "_normalised"))
         for r in both.to_dict("records"):
@@ -199,7 +201,7 @@ def machine_table(rs: results.ResultSet, reference: str | None) -> tuple[pd.Data
                          "cases": r["cases"], "raw": r["geomean_ratio"],
                          "normalised": r["geomean_ratio_normalised"]})
     return pd.DataFrame(rows, columns=["machine", "method", "dtype", "cases", "raw",
-                                       "normalised"]), reference
+                                       "normalised", "note"]), reference
 
 
 # ----------------------------------------------------------------------------- peers

@@ -269,3 +269,23 @@ def test_several_machines_get_a_table_relative_to_the_reference(tmp_path):
     with pytest.raises(ValueError, match="no machine labelled 'nope'"):
         report.build([a, b], tmp_path / "rep2", reference="nope")
     assert not (tmp_path / "rep2" / "index.html").exists()
+
+
+def test_a_machine_that_cannot_be_compared_is_listed_with_the_reason(tmp_path):
+    a = full_results(tmp_path / "a.json", label="slowbox")
+    b = full_results(tmp_path / "b.json", label="fastbox")
+    halve_times(b)
+    # a third machine that timed other sizes only: nothing in common with the reference
+    c = write_result(tmp_path / "c.json", power("backprop", 1, 1e-9, [3, 5, 7]),
+                     label="otherbox")
+    table, _ = report.machine_table(results.load_set([a, b, c]), "slowbox")
+    assert set(table["machine"]) == {"fastbox", "otherbox"}
+    other = table[table["machine"] == "otherbox"]
+    assert len(other) == 1 and other["note"].iloc[0].startswith("left out: ")
+    assert "no timed case in common" in other["note"].iloc[0]
+    assert table.loc[table["machine"] == "fastbox", "note"].isna().all()
+    html = report.build([a, b, c], tmp_path / "rep", reference="slowbox").read_text()
+    section = html[html.index('id="machines-relative"'):]
+    section = section[:section.index("</section>")]
+    assert "otherbox" in section and "left out: the two sides have no timed case" in section
+    assert "fastbox" in section and "nan" not in section
