@@ -322,6 +322,7 @@ def _run(f: _Fields, data: dict) -> dict:
         "commit": commit,
         "commit_time": f.text(code, "commit_time", "gradbench.code", optional=True),
         "dirty": f.get(code, "dirty", "gradbench.code", (bool,), optional=True),
+        "git_error": f.text(code, "git_error", "gradbench.code", optional=True),
         "profile": f.text(gb, "profile", "gradbench"),
         "budget_seconds": f.number(gb, "budget_seconds", "gradbench", positive=True),
         "spent_seconds": f.number(gb, "spent_seconds", "gradbench", optional=True),
@@ -343,7 +344,7 @@ def _run(f: _Fields, data: dict) -> dict:
 
 #: Columns of the runs frame, one row per result file.
 RUN_COLUMNS = ["file", "label", "run", "status", "schema", "gradbench_version", "commit",
-               "commit_time", "dirty", "profile", "budget_seconds", "spent_seconds",
+               "commit_time", "dirty", "git_error", "profile", "budget_seconds", "spent_seconds",
                "wall_seconds", "threads", "cpu_model", "cores", "python", "numba", "llvmlite",
                "numpy", "threading_layer", "svml", "blas", "matmul_gflops_float64",
                "matmul_gflops_float32", "memory_gbs", "n_cases", "n_skipped"]

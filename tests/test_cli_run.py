@@ -233,3 +233,50 @@ def test_a_report_that_fails_after_a_good_run_is_exit_3_and_keeps_the_results(
     assert words in err and f"the results are saved in {final}" in err
     assert f"gradbench report {final} --out {tmp_path / 'rep'}" in err
     assert len(err.strip().splitlines()) == 1 and final.is_file()
+
+
+def _package_at(monkeypatch, folder):
+    """code_info as if gradbench lay in ``folder`` (it looks at its own file's place)."""
+    from gradbench import machine
+
+    (folder / "gradbench").mkdir(parents=True)
+    (folder / "gradbench" / "__init__.py").write_text("")
+    monkeypatch.setattr(machine, "__file__", str(folder / "gradbench" / "machine.py"))
+    return machine.code_info
+
+
+def test_code_outside_any_repository_is_an_installed_package(tmp_path, monkeypatch):
+    code_info = _package_at(monkeypatch, tmp_path / "site-packages")
+    monkeypatch.setenv("PATH", "")  # no repository above: git is not even asked
+    info = code_info()
+    assert info["source"] == "installed package" and info["commit"] is None
+    assert "git_error" not in info
+
+
+def test_code_in_someone_elses_checkout_is_an_installed_package(tmp_path, monkeypatch):
+    # a virtual environment inside another project's repository: git answers, but the package
+    # is not tracked there
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=60)
+    code_info = _package_at(monkeypatch, tmp_path / "venv" / "site-packages")
+    info = code_info()
+    assert info["source"] == "installed package" and "git_error" not in info
+
+
+@pytest.mark.parametrize("git, words", [
+    (None, "git is not installed (not found on PATH)"),
+    ("echo \"fatal: detected dubious ownership in repository at '/src'\" >&2\nexit 128",
+     "git rev-parse --show-toplevel: fatal: detected dubious ownership in repository at "
+     "'/src'"),
+])
+def test_a_git_that_fails_in_a_checkout_is_recorded_as_such(tmp_path, monkeypatch, git, words):
+    (tmp_path / "src" / ".git").mkdir(parents=True)  # a checkout, as far as one can see
+    code_info = _package_at(monkeypatch, tmp_path / "src")
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    if git is not None:
+        (bin_ / "git").write_text("#!/bin/sh\n" + git + "\n")
+        (bin_ / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_))
+    info = code_info()
+    assert info["source"] == "unknown: git failed" and info["git_error"] == words
+    assert info["commit"] is None and info["dirty"] is None

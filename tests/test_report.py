@@ -289,3 +289,13 @@ def test_a_machine_that_cannot_be_compared_is_listed_with_the_reason(tmp_path):
     section = section[:section.index("</section>")]
     assert "otherbox" in section and "left out: the two sides have no timed case" in section
     assert "fastbox" in section and "nan" not in section
+
+
+def test_the_page_says_when_git_failed_to_name_the_commit(tmp_path):
+    f = full_results(tmp_path / "r.json")
+    data = json.loads(f.read_text())
+    data["gradbench"]["code"] = {"commit": None, "source": "unknown: git failed",
+                                 "git_error": "git is not installed (not found on PATH)"}
+    f.write_text(json.dumps(data))
+    html = report.build(f, tmp_path / "rep").read_text()
+    assert "no commit recorded: git failed (git is not installed (not found on PATH))" in html
