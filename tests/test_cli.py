@@ -7,6 +7,8 @@ import pytest
 
 from gradbench.cli import main
 
+from .conftest import cli_main
+
 
 def run(*args):
     return subprocess.run([sys.executable, "-m", "gradbench.cli", *args],
@@ -24,7 +26,7 @@ def test_check_small_network_passes(capsys):
 
 @pytest.mark.parametrize("extra", [["--strategy", "incremental", "--scheme", "five_point"],
                                    ["--scheme", "complex_step", "--threads", "1"],
-                                   ["--dtype", "float32", "--loss", "mse"]])
+                                   ["--dtype", "float32", "--loss", "mse", "--threads", "1"]])
 def test_check_options(capsys, extra):
     assert main(["check", "--sizes", "6,4,2", "--batch", "3", *extra]) == 0
     assert "PASSED" in capsys.readouterr().out
@@ -67,13 +69,22 @@ def test_failed_check_exits_1(capsys):
         ([], "missing command"),
     ],
 )
-def test_bad_usage_is_one_line_exit_2(args, words):
+def test_bad_usage_is_one_line_exit_2(capsys, args, words):
+    code, out, err = cli_main(capsys, *args)
+    assert code == 2, err
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], err
+
+
+@pytest.mark.parametrize("args, words", [(["check", "--sizes", "4,2", "--h", "nan"],
+                                          "positive and finite"), ([], "missing command")])
+def test_bad_usage_as_a_process_is_one_line_exit_2(args, words):
     res = run(*args)
     assert res.returncode == 2, res.stderr
-    assert res.stdout == ""
+    assert res.stdout == "" and "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], res.stderr
-    assert "Traceback" not in res.stderr
 
 
 def test_help_and_version():

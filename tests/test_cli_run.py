@@ -17,6 +17,8 @@ import pytest
 
 from gradbench import results
 
+from .conftest import cli_main
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -45,12 +47,20 @@ def run(*args, cwd=None, **kwargs):
         (["--threads", "100000"], "--threads must lie in 1.."),
     ],
 )
-def test_bad_usage(tmp_path, args, words):
-    res = run("--out", str(tmp_path / "out"), *args, cwd=tmp_path)
+def test_bad_usage(tmp_path, monkeypatch, capsys, args, words):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli_main(capsys, "run", "--out", tmp_path / "out", *args)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], err
+    assert out == "" and list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_bad_usage_as_a_process(tmp_path):
+    res = run("--out", str(tmp_path / "out"), "--budget", "nan", cwd=tmp_path)
     assert res.returncode == 2, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], res.stderr
     assert "Traceback" not in res.stderr and res.stdout == ""
+    assert res.stderr.count("\n") == 1 and "positive number of seconds" in res.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -10,6 +10,7 @@ import pytest
 from gradbench.compare import changepoints as cp
 from gradbench.compare import history as H
 
+from .conftest import cli_main
 from .resultfiles import WIDTHS, power, write_result
 
 METHODS = [("primal", 1, 1e-9), ("backprop", 1, 2.5e-9)]
@@ -116,13 +117,13 @@ def test_cli_prints_changes_and_writes_a_page(tmp_path):
     assert quiet.returncode == 0 and "0 change(s)" in quiet.stdout
 
 
-def test_cli_passes_when_every_slowdown_was_fixed_and_still_lists_it(tmp_path):
+def test_cli_passes_when_every_slowdown_was_fixed_and_still_lists_it(tmp_path, capsys):
     folder = storage(tmp_path, steps=[("backprop", 8, 1.5), ("backprop", 15, 1 / 1.5)])
-    res = run(folder, "--out", tmp_path / "page")
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "10 change(s), 0 slowdown(s) still standing" in res.stdout
-    assert res.stdout.count("x slower [fixed from commit 14aaaaaaaa (2026-10-15)]") == 5
-    assert res.stdout.count("x faster [standing]") == 5
+    code, out, err = cli_main(capsys, "history", folder, "--out", tmp_path / "page")
+    assert code == 0, out + err
+    assert "10 change(s), 0 slowdown(s) still standing" in out
+    assert out.count("x slower [fixed from commit 14aaaaaaaa (2026-10-15)]") == 5
+    assert out.count("x faster [standing]") == 5
     page = (tmp_path / "page" / "index.html").read_text()
     assert page.count('class="slower fixed"') == 5 and "[fixed from commit" in page
 
@@ -131,9 +132,9 @@ def test_cli_passes_when_every_slowdown_was_fixed_and_still_lists_it(tmp_path):
     (lambda t: t / "missing", "is not a folder"),
     (lambda t: t / "empty", "no result files"),
 ])
-def test_cli_bad_input(tmp_path, make, words):
+def test_cli_bad_input(tmp_path, capsys, make, words):
     (tmp_path / "empty").mkdir()
-    res = run(make(tmp_path), "--out", tmp_path / "page")
-    assert res.returncode == 2 and words in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1
+    code, _, err = cli_main(capsys, "history", make(tmp_path), "--out", tmp_path / "page")
+    assert code == 2 and words in err
+    assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "page").exists()

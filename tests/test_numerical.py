@@ -12,7 +12,7 @@ from gradbench import reference as R
 from gradbench.check import attainable_accuracy
 from gradbench.gradients import ORDER, SCHEMES, STRATEGIES, numerical_gradient_flat
 
-from .conftest import batch_for, make_net, prepared, rounding_tol
+from .conftest import batch_for, make_net, one_thread_for, prepared, rounding_tol
 
 EPS64 = np.finfo(np.float64).eps
 
@@ -82,7 +82,8 @@ def test_kernel_matches_textbook_loop():
         f = abs(gb.loss(net, X, T))
         # both take the same quotient; their losses differ by rounding only
         tol = 2 * rounding_tol(net, 4) * max(1.0, f) / h
-        for a, b in zip(gb.numerical_gradient(net, X, T), ref, strict=True):
+        for a, b in zip(gb.numerical_gradient(net, X, T, threads=one_thread_for(dtype)), ref,
+                        strict=True):
             assert np.max(np.abs(a.astype(float) - b)) <= tol
 
 
@@ -101,8 +102,9 @@ def test_incremental_agrees_with_naive(sizes, activation, loss, dtype, scheme, B
         dtype = "float64"
     net = make_net(sizes, activation, loss, dtype, seed=seed)
     X, T = batch_for(net, B, seed=seed)
-    naive = gb.numerical_gradient(net, X, T, scheme, strategy="naive")
-    incr = gb.numerical_gradient(net, X, T, scheme, strategy="incremental")
+    threads = one_thread_for(dtype)
+    naive = gb.numerical_gradient(net, X, T, scheme, strategy="naive", threads=threads)
+    incr = gb.numerical_gradient(net, X, T, scheme, strategy="incremental", threads=threads)
     h = gb.default_step(scheme, dtype)
     f = max(1.0, abs(gb.loss(net, X, T)))
     if scheme == "complex_step":

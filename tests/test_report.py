@@ -12,6 +12,7 @@ import pytest
 
 from gradbench import check, figures, report, results
 
+from .conftest import cli_main
 from .resultfiles import WIDTHS, accuracy, halve_times, power, write_result
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -241,11 +242,11 @@ def test_schema_1_files_render_and_say_what_is_missing(tmp_path):
     (lambda p: p / "missing.json", "no such file or folder"),
     (lambda p: p, "no result files"),
 ])
-def test_cli_report_bad_input(tmp_path, make, words):
-    res = cli(str(make(tmp_path)), "--out", str(tmp_path / "rep"))
-    assert res.returncode == 2
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], res.stderr
+def test_cli_report_bad_input(tmp_path, capsys, make, words):
+    code, _, err = cli_main(capsys, "report", make(tmp_path), "--out", tmp_path / "rep")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], err
     assert not (tmp_path / "rep").exists()  # bad input leaves no folder behind
 
 
