@@ -412,6 +412,8 @@ def warm_up(net: MLP, scheme: str | None = "central", strategy: str = "naive",
     backprop_flat(tiny, theta, X, T)
     loss_flat(tiny, theta, X, T)
     loss(tiny, X, T)
+    if net.loss == "softmax_ce":  # integer labels (int64, as make_batch gives) go one_hot's way
+        loss(tiny, X, np.zeros(1, dtype=np.int64))
     if scheme is not None:
         numerical_gradient_flat(tiny, theta, X, T, scheme, 1e-3, strategy, threads)
     return time.perf_counter() - t0

@@ -113,7 +113,13 @@ def load_average() -> list[float] | None:
 def code_info() -> dict:
     """What code a run measured: the gradbench version and, when gradbench is imported from a
     git checkout (whatever the current folder), that checkout's commit id, commit time and
-    whether it had uncommitted changes. An installed package gives the version alone."""
+    whether it had uncommitted changes. An installed package gives the version alone.
+
+    ``source`` says which: "git checkout <folder>", "installed package" (no git repository
+    above the package, or one that does not track it: a virtual environment inside some other
+    project's checkout), or "unknown: git failed" when the package lies in a repository but
+    git could not say more (not installed, a repository it refuses to read, a timeout); then
+    ``git_error`` holds git's one-line reason, and the commit is not recorded."""
     import subprocess
     from pathlib import Path
 
@@ -122,6 +128,8 @@ def code_info() -> dict:
     pkg = Path(__file__).resolve().parent
     out = {"version": __version__, "source": "installed package", "commit": None,
            "commit_time": None, "dirty": None}
+    if not any((p / ".git").exists() for p in pkg.parents):
+        return out  # no repository above the package: nothing to ask git
 
     def git(*args) -> str:
         return subprocess.run(["git", "-C", str(pkg), *args], capture_output=True, text=True,
@@ -131,10 +139,33 @@ def code_info() -> dict:
         top = Path(git("rev-parse", "--show-toplevel"))
         # the package must be tracked by that repository: a virtual environment inside some
         # other project's checkout is not a gradbench checkout
-        git("ls-files", "--error-unmatch", str(pkg / "__init__.py"))
+        try:
+            git("ls-files", "--error-unmatch", str(pkg / "__init__.py"))
+        except subprocess.CalledProcessError as exc:
+            if "did not match any file" in (exc.stderr or ""):
+                return out  # not tracked: not a checkout
+            raise
         out.update(source=f"git checkout {top}", commit=git("rev-parse", "HEAD"),
                    commit_time=git("show", "-s", "--format=%cI", "HEAD"),
                    dirty=bool(git("status", "--porcelain", "--untracked-files=no")))
-    except (OSError, subprocess.SubprocessError, ValueError):
-        pass
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        out.update(source="unknown: git failed", commit=None, commit_time=None, dirty=None,
+                   git_error=_git_reason(exc))
     return out
+
+
+def _git_reason(exc: Exception) -> str:
+    """One line on why git failed: its own last message, or what kept it from running."""
+    import subprocess
+
+    if isinstance(exc, subprocess.CalledProcessError):
+        lines = [ln.strip() for ln in (exc.stderr or "").splitlines() if ln.strip()]
+        what = " ".join(str(a) for a in exc.cmd[3:5]) if isinstance(exc.cmd, list) else "git"
+        msg = next((ln for ln in lines if ln.startswith(("fatal:", "error:"))),
+                   lines[-1] if lines else f"exit status {exc.returncode}")
+        return f"git {what}: {msg}"[:200]
+    if isinstance(exc, subprocess.TimeoutExpired):
+        return f"git did not answer within {exc.timeout:g} s"
+    if isinstance(exc, FileNotFoundError):
+        return "git is not installed (not found on PATH)"
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]

@@ -204,7 +204,7 @@ NUMDIFFTOOLS_STEPS = 15
 
 
 def _peers() -> list[Method]:
-    torch = dict(requires=("torch",), install='pip install "gradbench[torch]"')
+    torch = dict(requires=("torch",), install='pip install "gradbench-fd[torch]"')
     numpy = dict(requires=("numpy",), install="pip install numpy")  # always, with gradbench
     return [
         _peer_method("numpy:backprop", "numpy", "analytic", "backprop (NumPy textbook)",
@@ -218,7 +218,7 @@ def _peers() -> list[Method]:
                      dtypes=("float64",), loss_evals=lambda n: 2 * n + 1, **torch),
         _peer_method("jax:backprop", "jax", "analytic", "backprop (jax.jit(jax.grad))",
                      "jax_peer", "backprop", requires=("jax", "jaxlib"),
-                     install='pip install "gradbench[jax]"'),
+                     install='pip install "gradbench-fd[jax]"'),
         _peer_method("scipy:approx_fprime", "scipy", "numerical",
                      "forward (scipy approx_fprime)", "scipy_peer", "approx_fprime",
                      scheme="forward", strategy="naive", dtypes=("float64",),
@@ -226,7 +226,7 @@ def _peers() -> list[Method]:
         _peer_method("numdifftools:gradient", "numdifftools", "numerical",
                      "Richardson (numdifftools)", "numdifftools_peer", "gradient",
                      scheme="central", strategy="richardson", dtypes=("float64",),
-                     requires=("numdifftools",), install='pip install "gradbench[numdifftools]"',
+                     requires=("numdifftools",), install='pip install "gradbench-fd[numdifftools]"',
                      loss_evals=lambda n: 2 * NUMDIFFTOOLS_STEPS * n + 1),
     ]
 

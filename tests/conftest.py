@@ -31,6 +31,27 @@ def rounding_tol(net, B):
     return 4 * net.depth * n * eps
 
 
+def one_thread_for(dtype) -> int | None:
+    """Threads for a test's float32 gradients: one. The parallel drivers are thin prange
+    wrappers around the same workers for every dtype, tested against the serial ones in
+    float64 (test_result_does_not_depend_on_thread_count); compiling them for float32 as well
+    would add about 11 s to a first run (a fresh clone's empty Numba cache) and test nothing
+    more. None (every thread) for float64."""
+    return 1 if str(dtype) == "float32" else None
+
+
+def cli_main(capsys, *args) -> tuple[int, str, str]:
+    """``gradbench ARGS`` run in this process: (exit status, stdout, stderr). A process costs
+    seconds of imports; the tests that need one (the exit status of ``python -m gradbench.cli``,
+    no traceback) keep a case that starts it."""
+    from gradbench.cli import main
+
+    capsys.readouterr()  # what came before is not this command's output
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.fixture
 def classic_small():
     net = make_net([12, 7, 5, 3], activation="sigmoid")

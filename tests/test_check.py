@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 import gradbench as gb
 from gradbench import check as C
-from gradbench import gradients as G
+from gradbench import kernels as K
 from gradbench.gradients import SCHEMES
 
-from .conftest import batch_for, make_net
+from .conftest import batch_for, make_net, one_thread_for
 
 COLUMNS = ["tensor", "shape", "size", "max_rel_err", "median_rel_err", "max_abs_err",
            "worst_index", "worst_analytic", "worst_numerical", "n_over", "threshold", "scheme",
@@ -33,8 +33,47 @@ def test_table_has_one_row_per_tensor(classic_small):
     assert df["near_kink"].isna().all()  # no relu, no kinks
     for key in ("analytic_seconds", "numerical_seconds", "ratio", "compile_seconds", "loss"):
         assert df.attrs[key] >= 0
-    assert df.attrs["ratio"] == pytest.approx(
-        df.attrs["numerical_seconds"] / df.attrs["analytic_seconds"])
+    assert df.attrs["loss"] == pytest.approx(gb.loss(net, X, T), rel=1e-12)
+
+
+class _Clock:
+    """A stand-in for the time module: the code under test "runs" by advancing it."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+def test_times_and_their_ratio_on_a_known_clock(monkeypatch, classic_small):
+    # backprop "takes" 1 ms a call and the numerical gradient 2.5 s: the check must report
+    # exactly these (the median of repeated backprop calls, the gradient timed once) and
+    # their ratio, 2500
+    net, X, T = classic_small
+    clock = _Clock()
+    monkeypatch.setattr(C, "time", clock)
+    real_backprop, real_numerical = C.backprop_flat, C.numerical_gradient_flat
+
+    def backprop(*args, **kwargs):
+        clock.now += 1e-3
+        return real_backprop(*args, **kwargs)
+
+    def numerical(*args, **kwargs):
+        clock.now += 2.5
+        return real_numerical(*args, **kwargs)
+
+    monkeypatch.setattr(C, "backprop_flat", backprop)
+    monkeypatch.setattr(C, "numerical_gradient_flat", numerical)
+    a = gb.gradient_check(net, X, T).attrs
+    assert a["analytic_seconds"] == pytest.approx(1e-3, rel=1e-9)
+    assert a["numerical_seconds"] == pytest.approx(2.5, rel=1e-9)
+    assert a["ratio"] == pytest.approx(2500, rel=1e-9)
+
+
+def _one_call(fn, *args, **kwargs) -> float:
+    fn()
+    return 1.0
 
 
 @settings(deadline=None)
@@ -51,7 +90,10 @@ def test_correct_gradients_pass(sizes, activation, loss, dtype, scheme, seed):
         dtype = "float64"
     net = make_net(sizes, activation, loss, dtype, seed=seed)
     X, T = batch_for(net, 3, seed=seed)
-    df = gb.gradient_check(net, X, T, scheme=scheme)
+    with pytest.MonkeyPatch.context() as m:
+        # correctness only: one backprop call instead of 0.2 s of timing loops per example
+        m.setattr(C, "_median_call_seconds", _one_call)
+        df = gb.gradient_check(net, X, T, scheme=scheme, threads=one_thread_for(dtype))
     if activation == "relu":
         # a step that crosses relu's kink is a true disagreement; only rows whose layer has
         # no pre-activation within reach of the step must pass
@@ -120,10 +162,46 @@ def test_check_uses_public_entry_points_only():
         assert not (isinstance(node, ast.Name) and node.id == "K")
 
 
-def test_warm_up_lives_beside_the_gradients():
-    assert C.warm_up is G.warm_up  # the old import path keeps working
-    net = make_net([3, 2], dtype="float32")
-    assert G.warm_up(net, "five_point", "incremental", threads=1) >= 0.0
+#: In a fresh process: the numbers of compiled signatures of every kernel, after warm_up and
+#: after the calls it warms up for (another network, same dtype, activation and loss).
+WARM_UP_SCRIPT = """
+import numpy as np
+import gradbench as gb
+from gradbench import kernels as K
+from gradbench.check import warm_up  # the old import path
+from gradbench.data import make_batch
+
+def compiled():
+    return {n: len(f.signatures) for n, f in vars(K).items() if hasattr(f, "signatures")}
+
+def calls(net):
+    X, T = make_batch(net, 3, seed=1)
+    gb.loss(net, X, T)
+    gb.backprop(net, X, T)
+    gb.numerical_gradient(net, X, T, "five_point", strategy="incremental", threads=1)
+
+kw = dict(activation="tanh", loss="softmax_ce")
+before = compiled()
+warm_up(gb.MLP([3, 2], dtype="float32", **kw), "five_point", "incremental", threads=1)
+warmed = compiled()
+calls(gb.MLP([6, 5, 4], dtype="float32", **kw))
+after = compiled()
+calls(gb.MLP([6, 5, 4], dtype="float64", **kw))  # not warmed up: compiles (the control)
+print(warmed != before, after == warmed, compiled() != after)
+"""
+
+
+@pytest.mark.skipif(not hasattr(K.loss_kernel, "signatures"), reason="JIT disabled")
+def test_warm_up_compiles_everything_the_calls_then_need():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", WARM_UP_SCRIPT], capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    # warm_up compiled (or loaded) something; the calls that followed compiled nothing; a
+    # dtype it did not warm up compiled more (so the count would have caught it)
+    assert res.stdout.split() == ["True", "True", "True"], res.stdout
 
 
 def test_threads_are_blas_and_numba_threads_of_the_check(monkeypatch, capsys):

@@ -17,6 +17,8 @@ import pytest
 
 from gradbench import results
 
+from .conftest import cli_main
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -45,12 +47,20 @@ def run(*args, cwd=None, **kwargs):
         (["--threads", "100000"], "--threads must lie in 1.."),
     ],
 )
-def test_bad_usage(tmp_path, args, words):
-    res = run("--out", str(tmp_path / "out"), *args, cwd=tmp_path)
+def test_bad_usage(tmp_path, monkeypatch, capsys, args, words):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli_main(capsys, "run", "--out", tmp_path / "out", *args)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], err
+    assert out == "" and list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_bad_usage_as_a_process(tmp_path):
+    res = run("--out", str(tmp_path / "out"), "--budget", "nan", cwd=tmp_path)
     assert res.returncode == 2, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], res.stderr
     assert "Traceback" not in res.stderr and res.stdout == ""
+    assert res.stderr.count("\n") == 1 and "positive number of seconds" in res.stderr
     assert not (tmp_path / "out").exists()
 
 
@@ -261,3 +271,81 @@ def test_plugin_machine_info_without_a_load_average(monkeypatch):
     info = {}
     plugin.pytest_benchmark_update_machine_info(config, info)
     assert info["load_average"] is None and info["label"] == "win"
+
+
+@pytest.mark.parametrize("error, words", [
+    (ValueError("no case to draw"), "(no case to draw)"),
+    (RuntimeError("simulated bug"), "(RuntimeError: simulated bug)"),
+])
+def test_a_report_that_fails_after_a_good_run_is_exit_3_and_keeps_the_results(
+        tmp_path, monkeypatch, capsys, error, words):
+    # not bad usage (2): the options were fine and the results are saved; say how to rebuild
+    import argparse
+
+    from gradbench import report
+    from gradbench.bench.parts import Outcome
+    from gradbench.cli import run as cli_run
+
+    from .resultfiles import power, write_result
+
+    final = write_result(tmp_path / "box-quick-1.json", power("backprop", 1, 2.5e-9, [1, 2, 4]))
+
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(report, "build", broken)
+    args = argparse.Namespace(no_report=False, report=str(tmp_path / "rep"))
+    code = cli_run._after(args, final, Outcome(status="complete", codes={"gradbench": 0},
+                                               document=results.Document.load(final)))
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert words in err and f"the results are saved in {final}" in err
+    assert f"gradbench report {final} --out {tmp_path / 'rep'}" in err
+    assert len(err.strip().splitlines()) == 1 and final.is_file()
+
+
+def _package_at(monkeypatch, folder):
+    """code_info as if gradbench lay in ``folder`` (it looks at its own file's place)."""
+    from gradbench import machine
+
+    (folder / "gradbench").mkdir(parents=True)
+    (folder / "gradbench" / "__init__.py").write_text("")
+    monkeypatch.setattr(machine, "__file__", str(folder / "gradbench" / "machine.py"))
+    return machine.code_info
+
+
+def test_code_outside_any_repository_is_an_installed_package(tmp_path, monkeypatch):
+    code_info = _package_at(monkeypatch, tmp_path / "site-packages")
+    monkeypatch.setenv("PATH", "")  # no repository above: git is not even asked
+    info = code_info()
+    assert info["source"] == "installed package" and info["commit"] is None
+    assert "git_error" not in info
+
+
+def test_code_in_someone_elses_checkout_is_an_installed_package(tmp_path, monkeypatch):
+    # a virtual environment inside another project's repository: git answers, but the package
+    # is not tracked there
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=60)
+    code_info = _package_at(monkeypatch, tmp_path / "venv" / "site-packages")
+    info = code_info()
+    assert info["source"] == "installed package" and "git_error" not in info
+
+
+@pytest.mark.parametrize("git, words", [
+    (None, "git is not installed (not found on PATH)"),
+    ("echo \"fatal: detected dubious ownership in repository at '/src'\" >&2\nexit 128",
+     "git rev-parse --show-toplevel: fatal: detected dubious ownership in repository at "
+     "'/src'"),
+])
+def test_a_git_that_fails_in_a_checkout_is_recorded_as_such(tmp_path, monkeypatch, git, words):
+    (tmp_path / "src" / ".git").mkdir(parents=True)  # a checkout, as far as one can see
+    code_info = _package_at(monkeypatch, tmp_path / "src")
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    if git is not None:
+        (bin_ / "git").write_text("#!/bin/sh\n" + git + "\n")
+        (bin_ / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_))
+    info = code_info()
+    assert info["source"] == "unknown: git failed" and info["git_error"] == words
+    assert info["commit"] is None and info["dirty"] is None

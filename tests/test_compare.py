@@ -11,6 +11,7 @@ import pytest
 from gradbench import compare
 from gradbench.compare import normalize, render, rule
 
+from .conftest import cli_main
 from .resultfiles import WIDTHS, halve_times, power, write_result
 
 METHODS = [("primal", 1, 1e-9), ("backprop", 1, 2.5e-9), ("numerical:central:naive", 2, 2e-9)]
@@ -186,23 +187,25 @@ def cli(*args, **kwargs):
                           capture_output=True, text=True, timeout=300, **kwargs)
 
 
-def test_cli_exit_codes_and_formats(tmp_path):
+def test_cli_exit_codes_and_formats(tmp_path, capsys):
     a = run_file(tmp_path / "a.json", 0, noise=0.03)
     b = run_file(tmp_path / "b.json", 1, noise=0.03, slow="backprop", factor=1.5)
+    # the exit statuses of the process itself
     same = cli(a, a)
     assert same.returncode == 0 and "no regression" in same.stdout
     assert "smallest slowdown this comparison could have detected" in same.stdout
     worse = cli(a, b)
     assert worse.returncode == 1 and "REGRESSION" in worse.stdout
+    # the formats and pooling, in this process
     for fmt in render.FORMATS:
         out = tmp_path / f"c.{fmt}"
-        res = cli(a, b, "--format", fmt, "--out", out)
-        assert res.returncode == 1 and out.is_file() and res.stdout.count("\n") == 1
+        code, stdout, _ = cli_main(capsys, "compare", a, b, "--format", fmt, "--out", out)
+        assert code == 1 and out.is_file() and stdout.count("\n") == 1
     doc = json.loads((tmp_path / "c.json").read_text())
     assert doc["regression"] and {r["method"] for r in doc["regressions"]} == {"backprop"}
     assert (tmp_path / "c.html").read_text().startswith("<!DOCTYPE html>")
-    pooled = cli(f"{a},{a}", b)  # two runs on a side, comma-separated
-    assert pooled.returncode == 1 and "2 runs" in pooled.stdout
+    code, stdout, _ = cli_main(capsys, "compare", f"{a},{a}", b)  # two runs on a side
+    assert code == 1 and "2 runs" in stdout
 
 
 @pytest.mark.parametrize("make_args, words", [
@@ -218,7 +221,7 @@ def test_cli_exit_codes_and_formats(tmp_path):
     (lambda a, t: [a, a, "--out", t / "nofolder" / "x.md"], "cannot write to"),
     (lambda a, t: [a, a, "--out", t], "is a folder"),
 ])
-def test_cli_bad_input_is_one_line_exit_2(tmp_path, make_args, words):
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, make_args, words):
     a = run_file(tmp_path / "a.json", 0)
     (tmp_path / "empty").mkdir()
     old = json.loads(a.read_text())
@@ -226,11 +229,18 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, make_args, words):
     (tmp_path / "old.json").write_text(json.dumps(old))
     write_result(tmp_path / "other.json", [("primal", 3, 1e-6)])
     before = set(tmp_path.rglob("*"))
-    res = cli(*make_args(a, tmp_path))
-    assert res.returncode == 2, res.stdout + res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], res.stderr
-    assert res.stdout == "" and set(tmp_path.rglob("*")) == before  # nothing written
+    code, out, err = cli_main(capsys, "compare", *make_args(a, tmp_path))
+    assert code == 2, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], err
+    assert out == "" and set(tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_cli_bad_input_as_a_process(tmp_path):
+    a = run_file(tmp_path / "a.json", 0)
+    res = cli(a, tmp_path / "missing.json")
+    assert res.returncode == 2 and res.stdout == "" and "Traceback" not in res.stderr
+    assert res.stderr.count("\n") == 1 and "no such file or folder" in res.stderr
 
 
 def test_hostile_labels_are_escaped(tmp_path):

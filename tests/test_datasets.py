@@ -195,7 +195,7 @@ def test_synthetic_bad_arguments(kwargs):
 
 
 def test_digits_split_and_scaling():
-    pytest.importorskip("sklearn", reason="scikit-learn not installed (gradbench[digits])")
+    pytest.importorskip("sklearn", reason="scikit-learn not installed (gradbench-fd[digits])")
     d = datasets.digits()
     assert d.X_train.shape == (1438, 64) and d.X_test.shape == (359, 64)
     assert d.X_train.min() == 0 and d.X_train.max() == 1

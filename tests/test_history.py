@@ -10,14 +10,17 @@ import pytest
 from gradbench.compare import changepoints as cp
 from gradbench.compare import history as H
 
+from .conftest import cli_main
 from .resultfiles import WIDTHS, power, write_result
 
 METHODS = [("primal", 1, 1e-9), ("backprop", 1, 2.5e-9)]
 
 
-def storage(tmp_path, n=20, noise=0.08, step=None, seed=0):
+def storage(tmp_path, n=20, noise=0.08, step=None, seed=0, steps=()):
     """n runs of two methods with multiplicative noise like this project's machines (8 % per
-    case and run); ``step`` = (method, run, factor) from that run (1-based) on."""
+    case and run); ``step`` = (method, run, factor) from that run (1-based) on; ``steps``,
+    several such steps, applied one after the other."""
+    steps = [*steps, *([step] if step else [])]
     rng = np.random.default_rng(seed)
     folder = tmp_path / "storage"
     (folder / "sub").mkdir(parents=True)
@@ -26,8 +29,9 @@ def storage(tmp_path, n=20, noise=0.08, step=None, seed=0):
         for m, k, c in METHODS:
             for method, w, t in power(m, k, c, WIDTHS[:5]):
                 t *= float(np.exp(noise * rng.standard_normal()))
-                if step and method == step[0] and i + 1 >= step[1]:
-                    t *= step[2]
+                for m_step, at, factor in steps:
+                    if method == m_step and i + 1 >= at:
+                        t *= factor
                 timings.append((method, w, t))
         f = write_result(folder / ("sub" if i % 2 else "") / f"run{i:02d}.json", timings)
         data = json.loads(f.read_text())
@@ -45,8 +49,38 @@ def test_a_step_is_found_at_its_run_and_nothing_else(tmp_path):
     assert len(h.changes) == 5  # one per backprop case
     assert (h.changes["position"] + 1 == 12).all(), h.changes[["sizes", "position"]]
     assert np.allclose(h.changes["ratio"], 1.3, rtol=0.1)
+    assert h.changes["standing"].all() and len(H.standing_slowdowns(h)) == 5
     text = H.describe(h.changes.iloc[0].to_dict())
-    assert "from commit 11aaaaaaaa (2026-10-12): 1.3x slower" in text
+    assert "from commit 11aaaaaaaa (2026-10-12): 1.3x slower [standing]" in text
+
+
+def test_a_fixed_slowdown_is_listed_as_fixed_and_does_not_stand(tmp_path):
+    # 1.5x slower from run 8, back to the old time from run 15
+    h = H.history(storage(tmp_path, steps=[("backprop", 8, 1.5), ("backprop", 15, 1 / 1.5)]))
+    assert len(h.changes) == 10 and set(h.changes["method"]) == {"backprop"}
+    slower = h.changes[h.changes["ratio"] > 1]
+    faster = h.changes[h.changes["ratio"] < 1]
+    assert (slower["position"] + 1 == 8).all() and (faster["position"] + 1 == 15).all()
+    assert not slower["standing"].any() and (slower["until_position"] + 1 == 15).all()
+    assert faster["standing"].all()  # the fix itself is still in effect
+    assert H.standing_slowdowns(h).empty
+    text = H.describe(slower.iloc[0].to_dict())
+    assert text.endswith("1.5x slower [fixed from commit 14aaaaaaaa (2026-10-15)]"), text
+
+
+@pytest.mark.parametrize("steps, standing", [
+    # 2x slower, then only partly recovered (1.25x faster): still 1.6x slower than before
+    ([("backprop", 6, 2.0), ("backprop", 14, 1 / 1.25)], [True]),
+    # slower, fixed, slower again: the first is fixed, the second stands
+    ([("backprop", 5, 1.4), ("backprop", 10, 1 / 1.4), ("backprop", 15, 1.4)],
+     [False, True]),
+])
+def test_a_slowdown_stands_while_the_newest_runs_are_still_slower(tmp_path, steps, standing):
+    h = H.history(storage(tmp_path, steps=steps))
+    slower = h.changes[h.changes["ratio"] > 1]
+    for (position, g), want in zip(slower.groupby("position"), standing, strict=True):
+        assert g["standing"].tolist() == [want] * 5, (position, g)
+    assert len(H.standing_slowdowns(h)) == 5
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -73,21 +107,34 @@ def run(*args):
 def test_cli_prints_changes_and_writes_a_page(tmp_path):
     folder = storage(tmp_path, step=("backprop", 12, 1.3))
     res = run(folder, "--out", tmp_path / "page")
-    assert res.returncode == 1, res.stderr  # a case became slower: a finding
-    assert "20 runs" in res.stdout and "1.3x slower" in res.stdout
+    assert res.returncode == 1, res.stderr  # a case became slower, and still is: a finding
+    assert "20 runs" in res.stdout and "1.3x slower [standing]" in res.stdout
+    assert "5 slowdown(s) still standing" in res.stdout
     page = (tmp_path / "page" / "index.html").read_text()
     assert "trend-backprop.png" in page and (tmp_path / "page" / "trend-backprop.png").is_file()
+    assert 'class="slower standing"' in page
     quiet = run(storage(tmp_path / "q", seed=1), "--out", tmp_path / "page2")
     assert quiet.returncode == 0 and "0 change(s)" in quiet.stdout
+
+
+def test_cli_passes_when_every_slowdown_was_fixed_and_still_lists_it(tmp_path, capsys):
+    folder = storage(tmp_path, steps=[("backprop", 8, 1.5), ("backprop", 15, 1 / 1.5)])
+    code, out, err = cli_main(capsys, "history", folder, "--out", tmp_path / "page")
+    assert code == 0, out + err
+    assert "10 change(s), 0 slowdown(s) still standing" in out
+    assert out.count("x slower [fixed from commit 14aaaaaaaa (2026-10-15)]") == 5
+    assert out.count("x faster [standing]") == 5
+    page = (tmp_path / "page" / "index.html").read_text()
+    assert page.count('class="slower fixed"') == 5 and "[fixed from commit" in page
 
 
 @pytest.mark.parametrize("make, words", [
     (lambda t: t / "missing", "is not a folder"),
     (lambda t: t / "empty", "no result files"),
 ])
-def test_cli_bad_input(tmp_path, make, words):
+def test_cli_bad_input(tmp_path, capsys, make, words):
     (tmp_path / "empty").mkdir()
-    res = run(make(tmp_path), "--out", tmp_path / "page")
-    assert res.returncode == 2 and words in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1
+    code, _, err = cli_main(capsys, "history", make(tmp_path), "--out", tmp_path / "page")
+    assert code == 2 and words in err
+    assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "page").exists()

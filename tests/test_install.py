@@ -5,6 +5,7 @@ The environment borrows the test environment's third-party packages (a .pth line
 downloading them again; gradbench itself comes only from the wheel.
 """
 
+import os
 import shutil
 import site
 import subprocess
@@ -17,6 +18,9 @@ import pytest
 from gradbench import results
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The installed commands run without PYTHONPATH: a checkout on it would be imported instead of
+#: the wheel.
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +39,7 @@ def wheel_env(tmp_path_factory):
     if built.returncode != 0 and "No matching distribution" in built.stderr:
         pytest.skip("setuptools cannot be fetched to build the wheel")
     assert built.returncode == 0, built.stderr
-    (wheel,) = dist.glob("gradbench-*.whl")
+    (wheel,) = dist.glob("gradbench_fd-*.whl")
     env = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True,
                    timeout=300)
@@ -55,11 +59,12 @@ def test_wheel_runs_the_main_job_from_an_unrelated_folder(wheel_env, tmp_path):
     env, purelib = wheel_env
     where = subprocess.run([str(env / "bin" / "python"), "-c",
                             "import gradbench; print(gradbench.__file__)"],
-                           capture_output=True, text=True, cwd=tmp_path, check=True)
+                           capture_output=True, text=True, cwd=tmp_path, check=True,
+                           env=CLEAN_ENV)
     assert Path(where.stdout.strip()).is_relative_to(purelib)  # the wheel, not the checkout
     res = subprocess.run([str(env / "bin" / "gradbench"), "run", "--profile", "quick",
                           "--budget", "2", "--label", "wheel"], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=900)
+                         cwd=tmp_path, timeout=900, env=CLEAN_ENV)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     (f,) = (tmp_path / "results").glob("wheel-quick-*.json")
     rs = results.load_set(f)

@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gradbench import costmodel, methods
+from gradbench import methods
 from gradbench.data import make_batch
 
 from .conftest import make_net
@@ -30,23 +30,63 @@ def test_every_method_builds_warms_and_runs(name):
     assert m.available() and m.unavailable_reason() is None
 
 
-@pytest.mark.parametrize("name", OURS)
-def test_cost_matches_the_cost_model(name):
-    m = methods.get(name)
-    sizes, B = (784, 50, 10), 100
-    if m.kind == "numerical":
-        want = costmodel.predict("numerical", sizes, B, "float64", m.scheme, m.strategy)
-        assert m.threaded
+# The classic network, 784-50-10 at batch 100, worked out by hand from DESIGN.md's math.
+N = 784 * 50 + 50 + 50 * 10 + 10  # 39,760 parameters
+# one loss: the two products (2 flops a multiply-add), bias and activation per unit, three
+# flops per loss term (exp, log-sum, target)
+LOSS_FLOPS = 2 * 100 * (784 * 50 + 50 * 10) + 2 * 100 * (50 + 10) + 3 * 100 * 10  # 7,955,000
+# the backward pass: dW1, db1; dW2, db2; da1 (W2's product) and the activation's derivative
+BACKWARD_FLOPS = (2 * 100 * 784 * 50 + 100 * 50) + (2 * 100 * 50 * 10 + 100 * 10) + (
+    2 * 100 * 50 * 10 + 2 * 100 * 50)  # 8,056,000
+# incremental: per perturbed W1/b1 entry the moved column of z1 (2B), its activation (B), the
+# rank-1 update of the logits (2BK) and the loss rows (3BK); per W2/b2 entry the column (2B)
+# and the loss rows; plus one base loss
+PER_STEP_INCREMENTAL = (784 * 50 + 50) * (2 + 1 + 20 + 30) * 100 + (50 * 10 + 10) * (
+    2 + 30) * 100
+#: Loss evaluations per gradient: forward differences N + 1 (the base point once), central 2N,
+#: five-point 4N, the complex step N; whatever the strategy.
+EVALS = {"forward": N + 1, "central": 2 * N, "five_point": 4 * N, "complex_step": N}
+#: The methods of gradbench, written out.
+NAMES = ["primal", "backprop"] + [f"numerical:{s}:{t}" for s in
+                                  ("central", "forward", "five_point", "complex_step")
+                                  for t in ("naive", "incremental")]
+
+
+def test_the_registry_holds_gradbenchs_methods_in_order():
+    assert OURS == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cost_of_the_classic_network_by_hand(name):
+    cost = methods.get(name).cost((784, 50, 10), 100, "float64")
+    if name == "primal":
+        assert (cost.flops, cost.loss_evals) == (LOSS_FLOPS, 1) == (7_955_000, 1)
+        assert cost.bytes == 8 * (N + 100 * (784 + 50 + 10) + 100 * 10)  # in, params, acts
+        return
+    if name == "backprop":  # one forward pass and a backward pass about as long
+        assert (cost.flops, cost.loss_evals) == (LOSS_FLOPS + BACKWARD_FLOPS, 1)
+        return
+    _, scheme, strategy = name.split(":")
+    evals = EVALS[scheme]
+    assert cost.loss_evals == evals
+    arithmetic = 4 if scheme == "complex_step" else 1  # a complex multiply-add: 4 real ones
+    if strategy == "naive":  # every evaluation a whole loss
+        assert cost.flops == arithmetic * evals * LOSS_FLOPS
     else:
-        want = costmodel.predict("primal" if m.kind == "loss" else "backprop", sizes, B)
-    assert m.cost(sizes, B, "float64") == want
+        steps = evals // N  # perturbations per parameter
+        assert cost.flops == arithmetic * (LOSS_FLOPS + steps * PER_STEP_INCREMENTAL)
+        assert cost.flops < arithmetic * evals * LOSS_FLOPS / 500  # what it exists for
 
 
 def test_numerical_records_carry_scheme_and_strategy():
-    numerical = [methods.get(n) for n in OURS if methods.get(n).kind == "numerical"]
-    assert {(m.scheme, m.strategy) for m in numerical} == {
-        (s, t) for s in methods.SCHEMES for t in methods.STRATEGIES}
-    assert methods.get("numerical:complex_step:naive").dtypes == ("float64",)
+    for name in NAMES[2:]:
+        m = methods.get(name)
+        _, scheme, strategy = name.split(":")
+        assert (m.kind, m.scheme, m.strategy, m.threaded) == ("numerical", scheme, strategy,
+                                                              True)
+        # the complex step needs complex arithmetic of float64's precision
+        assert m.dtypes == (("float64",) if scheme == "complex_step" else ("float32",
+                                                                          "float64"))
     assert len({m.title for m in methods.REGISTRY.values()}) == len(methods.REGISTRY)
 
 
@@ -59,7 +99,7 @@ def test_unknown_method_names_the_choices():
 
 def test_missing_requirement_gives_the_install_command():
     m = dataclasses.replace(methods.get("backprop"), requires=("no_such_module_xyz",),
-                            install='pip install "gradbench[xyz]"')
+                            install='pip install "gradbench-fd[xyz]"')
     assert not m.available()
     assert m.unavailable_reason() == ('no_such_module_xyz not installed: '
-                                      'pip install "gradbench[xyz]"')
+                                      'pip install "gradbench-fd[xyz]"')

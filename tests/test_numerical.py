@@ -12,7 +12,7 @@ from gradbench import reference as R
 from gradbench.check import attainable_accuracy
 from gradbench.gradients import ORDER, SCHEMES, STRATEGIES, numerical_gradient_flat
 
-from .conftest import batch_for, make_net, prepared, rounding_tol
+from .conftest import batch_for, make_net, one_thread_for, prepared, rounding_tol
 
 EPS64 = np.finfo(np.float64).eps
 
@@ -82,7 +82,8 @@ def test_kernel_matches_textbook_loop():
         f = abs(gb.loss(net, X, T))
         # both take the same quotient; their losses differ by rounding only
         tol = 2 * rounding_tol(net, 4) * max(1.0, f) / h
-        for a, b in zip(gb.numerical_gradient(net, X, T), ref, strict=True):
+        for a, b in zip(gb.numerical_gradient(net, X, T, threads=one_thread_for(dtype)), ref,
+                        strict=True):
             assert np.max(np.abs(a.astype(float) - b)) <= tol
 
 
@@ -101,8 +102,9 @@ def test_incremental_agrees_with_naive(sizes, activation, loss, dtype, scheme, B
         dtype = "float64"
     net = make_net(sizes, activation, loss, dtype, seed=seed)
     X, T = batch_for(net, B, seed=seed)
-    naive = gb.numerical_gradient(net, X, T, scheme, strategy="naive")
-    incr = gb.numerical_gradient(net, X, T, scheme, strategy="incremental")
+    threads = one_thread_for(dtype)
+    naive = gb.numerical_gradient(net, X, T, scheme, strategy="naive", threads=threads)
+    incr = gb.numerical_gradient(net, X, T, scheme, strategy="incremental", threads=threads)
     h = gb.default_step(scheme, dtype)
     f = max(1.0, abs(gb.loss(net, X, T)))
     if scheme == "complex_step":
@@ -156,21 +158,60 @@ def test_pure_python_drivers_match_jit(strategy):
     np.testing.assert_allclose(py, jit, rtol=1e-9, atol=1e-12)
 
 
-def test_series_path_matches_exponentials(monkeypatch):
-    # the incremental kernel takes exp(u) from its series for small logit updates; the same
-    # kernel run as Python with the series switched off must agree to rounding
-    net = make_net([6, 5, 4], activation="sigmoid", scale=0.5)
-    X, T = prepared(net, *batch_for(net, 5))
-    with_series = numerical_gradient_flat(net, net._flat, X, T, "central", 1e-6,
-                                          "incremental", 1)
+#: The incremental kernel's series for exp(u), as written in kernels._below_output_losses.
+SERIES = "eu = 1.0 + u * (1.0 + u * (0.5 + u * (1 / 6 + u * (1 / 24 + u / 120))))"
+
+
+def _as_python(monkeypatch):
+    """Every kernel as its Python body, so that module attributes (SERIES_LIMIT, a kernel
+    swapped for another) are read at call time."""
     for name in dir(K):
         fn = getattr(K, name)
         if hasattr(fn, "py_func"):
             monkeypatch.setattr(K, name, fn.py_func)
+
+
+def _truncated_series_kernel():
+    """_below_output_losses with its exp(u) series cut to 1 + u: what the test must catch."""
+    import inspect
+    import textwrap
+
+    fn = K._below_output_losses
+    src = textwrap.dedent(inspect.getsource(getattr(fn, "py_func", fn)))
+    assert SERIES in src, "the series changed: update SERIES"
+    src = "\n".join(ln for ln in src.replace(SERIES, "eu = 1.0 + u").splitlines()
+                    if not ln.startswith("@"))
+    namespace = dict(vars(K))
+    exec(compile(src, "<truncated series>", "exec"), namespace)
+    return namespace["_below_output_losses"]
+
+
+@pytest.mark.skipif(not hasattr(K.fd_incremental_serial, "py_func"), reason="JIT disabled")
+def test_series_path_matches_exponentials(monkeypatch):
+    # the incremental kernel takes exp(u) from its series for logit updates |u| < SERIES_LIMIT;
+    # with weights of scale 1 and h = 1e-3 every row takes it, with |u| up to 7.5e-4, where a
+    # series cut short would be visible (1 + u: off by u^2 / 2, about 5e-6 in the gradient);
+    # forward differences, so that no even term cancels. The same kernel run as Python with
+    # the series switched off must agree to rounding.
+    net = make_net([6, 5, 4], activation="sigmoid", scale=1.0)
+    X, T = prepared(net, *batch_for(net, 5))
+    h = 1e-3
+
+    def gradient():
+        return numerical_gradient_flat(net, net._flat, X, T, "forward", h, "incremental", 1)
+
+    with_series = gradient()
+    _as_python(monkeypatch)
     monkeypatch.setattr(K, "SERIES_LIMIT", 0.0)
-    without = numerical_gradient_flat(net, net._flat, X, T, "central", 1e-6, "incremental", 1)
+    without = gradient()
     f = max(1.0, abs(gb.loss(net, X, T)))
-    assert np.max(np.abs(with_series - without)) <= 8 * rounding_tol(net, 5) * f / 1e-6
+    tol = 8 * rounding_tol(net, 5) * f / h
+    assert np.max(np.abs(with_series - without)) <= tol
+    # and the test can fail: the same comparison with the series cut to 1 + u
+    monkeypatch.setattr(K, "SERIES_LIMIT", 1e-3)
+    monkeypatch.setattr(K, "_below_output_losses", _truncated_series_kernel())
+    truncated = gradient()
+    assert np.max(np.abs(truncated - without)) > 100 * tol
 
 
 def test_default_steps_from_theory():
@@ -236,8 +277,26 @@ def test_parallel_and_serial_drivers_are_distinct_functions():
         assert par.targetoptions.get("parallel") and not ser.targetoptions.get("parallel")
 
 
+#: Steps where each scheme's truncation error dominates rounding by far on a small network.
+TRUNCATION_STEPS = {"forward": 1e-2, "central": 1e-1, "five_point": 2e-1, "complex_step": 2e-1}
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_scheme_order_is_the_measured_order_of_convergence(scheme):
+    # the error against backprop on a small smooth network, at h, h/2, h/4, h/8: each halving
+    # divides it by 2**p, p the order scheme_order claims (measured, not read from its table)
+    net = make_net([3, 4, 2], activation="tanh", loss="softmax_ce")
+    X, T = batch_for(net, 3)
+    exact = np.concatenate([g.ravel() for g in gb.backprop(net, X, T)])
+    hs = TRUNCATION_STEPS[scheme] * 2.0 ** -np.arange(4)
+    errs = np.array([np.max(np.abs(np.concatenate([g.ravel() for g in gb.numerical_gradient(
+        net, X, T, scheme, h)]) - exact)) for h in hs])
+    measured = np.log2(errs[:-1] / errs[1:])
+    p = gb.gradients.scheme_order(scheme)
+    assert np.all(np.abs(measured - p) < 0.2) and abs(measured[-1] - p) < 0.05, measured
+
+
 def test_public_helpers_of_the_schemes():
-    assert [gb.gradients.scheme_order(s) for s in SCHEMES] == [ORDER[s] for s in SCHEMES]
     assert gb.gradients.step_multipliers("five_point").tolist() == [1.0, -1.0, 2.0, -2.0]
     assert gb.gradients.step_multipliers("complex_step").tolist() == [1j]
     gb.gradients.step_multipliers("central")[0] = 7.0  # a copy

@@ -196,7 +196,7 @@ def test_records_name_their_library_and_install_command():
     assert methods.counterpart("backprop") is None
     missing = dataclasses.replace(methods.get("torch:backprop"), requires=("no_such_xyz",))
     assert missing.unavailable_reason() == 'no_such_xyz not installed: pip install ' \
-                                           '"gradbench[torch]"'
+                                           '"gradbench-fd[torch]"'
 
 
 def test_jax_process_configuration_pins_threads_before_import():
@@ -224,7 +224,7 @@ PATCH = ("import dataclasses, sys\n"
          "from gradbench import methods\n"
          "methods.REGISTRY['numpy:backprop'] = dataclasses.replace("
          "methods.REGISTRY['numpy:backprop'], requires=('no_such_module_xyz',), "
-         "install='pip install \"gradbench[xyz]\"')\n"
+         "install='pip install \"gradbench-fd[xyz]\"')\n"
          "from gradbench.cli import main\n"
          "sys.exit(main(sys.argv[1:]))\n")
 
@@ -248,11 +248,11 @@ def test_unavailable_peer_is_recorded_with_its_install_command(skipped_run):
     gone = c[c["method"] == "numpy:backprop"]
     assert len(gone) == len(sweep.cases(sweep.PROFILES["quick"], 1, "numpy")) // 2
     assert (gone["status"] == "unavailable").all()
-    assert gone["reason"].str.contains('pip install "gradbench\\[xyz\\]"').all()
+    assert gone["reason"].str.contains('pip install "gradbench-fd\\[xyz\\]"').all()
     assert (c[c["method"] == "numpy:central"]["status"] == "skipped").all()  # the budget
     assert rs.runs["status"].tolist() == ["complete"]
     assert 'peers not installed here (not run):\n  numpy:backprop                     ' \
-           'no_such_module_xyz not installed: pip install "gradbench[xyz]"' in res.stdout
+           'no_such_module_xyz not installed: pip install "gradbench-fd[xyz]"' in res.stdout
 
 
 def test_each_peer_provider_runs_in_a_process_of_its_own(skipped_run):
@@ -365,7 +365,7 @@ def peer_results(path):
     jax = sweep.Case("jax:backprop", (784, 8, 10), 32, "float64", 2).info()
     doc["gradbench"]["skipped"] += [
         {**jax, "predicted_seconds": 0.0, "why": "unavailable",
-         "reason": 'jax not installed: pip install "gradbench[jax]"'},
+         "reason": 'jax not installed: pip install "gradbench-fd[jax]"'},
         {**sweep.Case("numpy:central", (784, 128, 10), 32, "float64", 2).info(),
          "predicted_seconds": 1.0, "why": "rejected", "reason": "rejected: <b>off</b>"}]
     path.write_text(json.dumps(doc))
@@ -385,7 +385,7 @@ def test_classic_ratios_and_the_peers_section(tmp_path):
     section = page[page.index('<section id="peers">'):]
     section = section[:section.index("</section>")]
     for words in ("On the classic network", "backprop (torch autograd)", "torch 2.13.0",
-                  "8 (gradbench&#39;s: 7)", 'pip install &#34;gradbench[jax]&#34;',
+                  "8 (gradbench&#39;s: 7)", 'pip install &#34;gradbench-fd[jax]&#34;',
                   "rejected: &lt;b&gt;off&lt;/b&gt;", 'src="peers.png"'):
         assert words in section, words
     assert (tmp_path / "rep" / "peers.png").is_file()

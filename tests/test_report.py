@@ -12,6 +12,7 @@ import pytest
 
 from gradbench import check, figures, report, results
 
+from .conftest import cli_main
 from .resultfiles import WIDTHS, accuracy, halve_times, power, write_result
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -241,11 +242,11 @@ def test_schema_1_files_render_and_say_what_is_missing(tmp_path):
     (lambda p: p / "missing.json", "no such file or folder"),
     (lambda p: p, "no result files"),
 ])
-def test_cli_report_bad_input(tmp_path, make, words):
-    res = cli(str(make(tmp_path)), "--out", str(tmp_path / "rep"))
-    assert res.returncode == 2
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], res.stderr
+def test_cli_report_bad_input(tmp_path, capsys, make, words):
+    code, _, err = cli_main(capsys, "report", make(tmp_path), "--out", tmp_path / "rep")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], err
     assert not (tmp_path / "rep").exists()  # bad input leaves no folder behind
 
 
@@ -269,3 +270,33 @@ def test_several_machines_get_a_table_relative_to_the_reference(tmp_path):
     with pytest.raises(ValueError, match="no machine labelled 'nope'"):
         report.build([a, b], tmp_path / "rep2", reference="nope")
     assert not (tmp_path / "rep2" / "index.html").exists()
+
+
+def test_a_machine_that_cannot_be_compared_is_listed_with_the_reason(tmp_path):
+    a = full_results(tmp_path / "a.json", label="slowbox")
+    b = full_results(tmp_path / "b.json", label="fastbox")
+    halve_times(b)
+    # a third machine that timed other sizes only: nothing in common with the reference
+    c = write_result(tmp_path / "c.json", power("backprop", 1, 1e-9, [3, 5, 7]),
+                     label="otherbox")
+    table, _ = report.machine_table(results.load_set([a, b, c]), "slowbox")
+    assert set(table["machine"]) == {"fastbox", "otherbox"}
+    other = table[table["machine"] == "otherbox"]
+    assert len(other) == 1 and other["note"].iloc[0].startswith("left out: ")
+    assert "no timed case in common" in other["note"].iloc[0]
+    assert table.loc[table["machine"] == "fastbox", "note"].isna().all()
+    html = report.build([a, b, c], tmp_path / "rep", reference="slowbox").read_text()
+    section = html[html.index('id="machines-relative"'):]
+    section = section[:section.index("</section>")]
+    assert "otherbox" in section and "left out: the two sides have no timed case" in section
+    assert "fastbox" in section and "nan" not in section
+
+
+def test_the_page_says_when_git_failed_to_name_the_commit(tmp_path):
+    f = full_results(tmp_path / "r.json")
+    data = json.loads(f.read_text())
+    data["gradbench"]["code"] = {"commit": None, "source": "unknown: git failed",
+                                 "git_error": "git is not installed (not found on PATH)"}
+    f.write_text(json.dumps(data))
+    html = report.build(f, tmp_path / "rep").read_text()
+    assert "no commit recorded: git failed (git is not installed (not found on PATH))" in html

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from gradbench import results
@@ -142,6 +143,7 @@ def _set(d, path, value):
         (["gradbench", "budget_seconds"], "lots", "gradbench.budget_seconds must be a number"),
         (["gradbench", "status"], "done", "gradbench.status must be one of"),
         (["gradbench", "code"], "abc", "gradbench.code must be an object"),
+        (["gradbench", "code", "git_error"], 128, "gradbench.code.git_error must be a string"),
         (["gradbench", "accuracy"], {"step_curve": 1}, "accuracy.step_curve must be a list"),
     ],
 )
@@ -225,3 +227,21 @@ def test_hidden_files_in_a_folder_are_not_results(tmp_path):
 def test_fit_refuses_nonpositive_times():
     with pytest.raises(ValueError, match="positive, finite"):
         results.fit_power_law([1, 2, 3, 4], [1.0, 0.0, 2.0, 3.0])
+
+
+def test_a_git_failure_is_read_apart_from_an_installed_package(tmp_path):
+    d = _doc()
+    d["gradbench"]["code"] = {"commit": None, "commit_time": None, "dirty": None,
+                              "source": "unknown: git failed",
+                              "git_error": "git rev-parse --show-toplevel: fatal: detected "
+                                           "dubious ownership in repository at '/src'"}
+    (tmp_path / "failed.json").write_text(json.dumps(d))
+    d["gradbench"]["code"] = {"commit": None, "source": "installed package"}
+    (tmp_path / "wheel.json").write_text(json.dumps(d))
+    runs = results.load_set(tmp_path).runs
+    runs.index = [f.split("/")[-1] for f in runs["file"]]
+    assert sorted(runs.index) == ["failed.json", "wheel.json"]
+    assert runs.loc["failed.json", "git_error"].endswith("dubious ownership in repository at "
+                                                         "'/src'")
+    assert pd.isna(runs.loc["wheel.json", "git_error"])  # not a failure: no checkout
+    assert runs["commit"].isna().all()

@@ -231,7 +231,7 @@ def fake(name, gradient, requires=(), install=None):
 
 def test_a_peer_whose_library_is_missing_is_refused(monkeypatch):
     m = fake("peer:missing", lambda net, threads: None, requires=("no_such_module_gb_xyz",),
-             install='pip install "gradbench[peers]"')
+             install='pip install "gradbench-fd[peers]"')
     monkeypatch.setitem(methods.REGISTRY, m.name, m)
     data = tiny()
     with pytest.raises(ValueError, match=r"'peer:missing' is not available here: "
@@ -592,7 +592,7 @@ def test_cli_idx_images_that_do_not_fit_the_sizes(tmp_path, capsys):
 
 def test_cli_refuses_a_peer_that_is_not_installed(tmp_path, capsys, monkeypatch):
     m = fake("peer:absent", lambda net, threads: None, requires=("no_such_module_gb_xyz",),
-             install='pip install "gradbench[peers]"')
+             install='pip install "gradbench-fd[peers]"')
     monkeypatch.setitem(methods.REGISTRY, m.name, m)
     assert_refused(capsys, tmp_path / "results", ["--data", "synthetic", "--method",
                                                   "peer:absent"],
@@ -691,7 +691,7 @@ def test_cli_warns_on_a_busy_machine_and_records_the_load(tmp_path, capsys, monk
 
 
 def test_cli_digits_by_default(tmp_path, capsys):
-    pytest.importorskip("sklearn", reason="scikit-learn not installed (gradbench[digits])")
+    pytest.importorskip("sklearn", reason="scikit-learn not installed (gradbench-fd[digits])")
     rc, text, err = cli(capsys, "--out", str(tmp_path))
     assert rc == 0, err
     (doc,), _ = saved(tmp_path)
@@ -704,7 +704,7 @@ def test_cli_falls_back_to_synthetic_without_scikit_learn(tmp_path, capsys, monk
     monkeypatch.setattr(datasets, "digits_available", lambda: False)
     rc, text, err = cli(capsys, "--epochs", "1", "--out", str(tmp_path))
     assert rc == 0
-    assert "scikit-learn is not installed" in err and "gradbench[digits]" in err
+    assert "scikit-learn is not installed" in err and "gradbench-fd[digits]" in err
     (doc,), _ = saved(tmp_path)
     assert doc["data"]["name"] == "synthetic" and doc["network"]["sizes"] == [64, 50, 10]
     monkeypatch.setattr(sys.modules["gradbench.datasets.digits"], "digits_available",

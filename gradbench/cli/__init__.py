@@ -5,7 +5,8 @@ Exit status (every verb):
   1    a finding: a failed gradient check, a regression (compare), a slowdown (history)
   2    bad usage or bad input: one line on stderr, nothing written
   3    the benchmark suite itself failed: a case raised an error (a bug in gradbench or a
-       broken installation, not something you typed); the completed cases are saved
+       broken installation, not something you typed), or the report of a run could not be
+       built; the completed cases are saved
   130  interrupted (Ctrl-C); what completed is saved
 """
 

@@ -12,8 +12,10 @@ def add_parser(sub) -> None:
         sub, "history", help="trends across many runs, change points by commit",
         description="Read every result file under STORAGE (any depth; one or many machines), "
         "put each machine's runs in commit order, and find where each case's time changed. "
-        "Prints each change ('from commit X (date): 1.3x slower') and writes a page with a "
-        "trend figure per method. Exit 1 when a case became slower.")
+        "Prints each change ('from commit X (date): 1.3x slower [standing]', or '[fixed from "
+        "commit Y (date)]' when a later run is back to the earlier time) and writes a page "
+        "with a trend figure per method. Exit 1 only when a slowdown still stands at the "
+        "newest run; slowdowns fixed since are listed and pass.")
     p.add_argument("storage", metavar="STORAGE", help="folder of result files")
     p.add_argument("--out", default="reports/history",
                    help="folder for the page and figures (default reports/history/)")
@@ -35,11 +37,13 @@ def main(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     page = _page(h, out)
     n_runs = h.series["file"].nunique()
-    print(f"{PROG}: {n_runs} runs, {len(h.noise)} machine(s), {len(h.changes)} change(s)")
+    standing = H.standing_slowdowns(h)
+    print(f"{PROG}: {n_runs} runs, {len(h.noise)} machine(s), {len(h.changes)} change(s), "
+          f"{len(standing)} slowdown(s) still standing at the newest run")
     for c in h.changes.to_dict("records"):
         print("  " + H.describe(c))
     print(f"page: {page}")
-    return EXIT_FINDING if (h.changes["ratio"] > 1).any() else EXIT_OK
+    return EXIT_FINDING if len(standing) else EXIT_OK
 
 
 def _page(h, out):
@@ -48,10 +52,9 @@ def _page(h, out):
     import shutil
     import tempfile
 
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    from .. import figures, methods
+    from .. import methods
     from ..compare import history as H
+    from ..report import figures, pages
 
     tmp = tempfile.mkdtemp(prefix=".history-", dir=out)
     try:
@@ -60,11 +63,9 @@ def _page(h, out):
             name = f"trend-{method.replace(':', '-')}.png"
             figures.trend(h.series, h.changes, method, os.path.join(tmp, name))
             names.append(name)
-        env = Environment(loader=PackageLoader("gradbench", "templates"),
-                          autoescape=select_autoescape(default=True, default_for_string=True))
-        changes = [{"text": H.describe(c), "cls": "slower" if c["ratio"] > 1 else "faster"}
-                   for c in h.changes.to_dict("records")]
-        html = env.get_template("history.html.j2").render(
+        changes = [{"text": H.describe(c), "cls": ("slower" if c["ratio"] > 1 else "faster")
+                    + " " + H.status(c)} for c in h.changes.to_dict("records")]
+        html = pages.render("history.html.j2",
             runs=h.series["file"].nunique(), machines=sorted(h.noise.items()),
             changes=changes, figures=names, min_change=H.MIN_CHANGE)
         with open(os.path.join(tmp, "index.html"), "w", encoding="utf-8") as f:

@@ -128,9 +128,14 @@ def _after(args, final: Path, outcome) -> int:
 
         try:
             print(f"\nreport: {report.build(outcome.document, args.report)}")
-        except ValueError as exc:
-            print(f"{PROG}: no report: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+        except Exception as exc:  # the run succeeded: its results must not be lost to this
+            reason = (str(exc).splitlines() or [""])[0]
+            if not isinstance(exc, ValueError):  # not bad data: a bug, name it
+                reason = f"{type(exc).__name__}: {reason}".rstrip(": ")
+            print(f"{PROG}: the report could not be built ({reason}); the results are saved "
+                  f"in {final}; build the report from them with: gradbench report {final} "
+                  f"--out {args.report}", file=sys.stderr)
+            return EXIT_CRASH
     return status
 
 

@@ -62,6 +62,18 @@ def segments(y, beta: float, min_segment: int = MIN_SEGMENT) -> list[int]:
     return sorted(cps)
 
 
+def differ(left, right, beta: float) -> bool:
+    """Whether two runs of times differ by the fit's own evidence: cutting them apart (one
+    segment into two) lowers the squared error by more than the penalty ``beta`` of a segment.
+    For segments side by side this is the test :func:`segments` applies; here it also judges
+    segments that are not neighbours (is a later segment still off the one before a change?)."""
+    left, right = np.asarray(left, dtype=float), np.asarray(right, dtype=float)
+    n1, n2 = len(left), len(right)
+    if n1 == 0 or n2 == 0:
+        return False
+    return n1 * n2 / (n1 + n2) * (left.mean() - right.mean()) ** 2 > beta
+
+
 def noise_sd(series: list) -> float:
     """Robust standard deviation of the noise, pooled over several series: from their first
     differences (1.4826 MAD / sqrt 2), which a few steps barely move."""

@@ -20,10 +20,16 @@ MIN_CHANGE = 1.05
 NOISE_FLOOR = 0.01
 
 
+CHANGE_COLUMNS = ["label", *KEY, "n_params", "position", "commit", "when", "ratio",
+                  "runs_before", "runs_after", "standing", "until_position", "until_commit",
+                  "until_when"]
+
+
 @dataclass
 class History:
     series: pd.DataFrame  # one row per case and run: label, KEY, n_params, position, commit...
-    changes: pd.DataFrame  # one row per change point
+    changes: pd.DataFrame  # one row per change point (CHANGE_COLUMNS); ``standing``: still
+    # in effect at the newest run, else ``until_*`` says from which run it was undone
     noise: dict  # label -> noise sd (log time) used for that machine
 
 
@@ -54,30 +60,76 @@ def history(paths) -> History:
         noise[label] = sd
         for key, g in groups:
             y = np.log(g["median"].to_numpy())
-            bounds = [0, *cp.segments(y, cp.penalty(sd, len(y))), len(y)]
-            for a, b, c in zip(bounds, bounds[1:], bounds[2:], strict=False):
-                ratio = math.exp(y[b:c].mean() - y[a:b].mean())
+            beta = cp.penalty(sd, len(y))
+            bounds = [0, *cp.segments(y, beta), len(y)]
+            segs = [y[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+            for k in range(len(segs) - 1):
+                ratio = math.exp(segs[k + 1].mean() - segs[k].mean())
                 if max(ratio, 1 / ratio) < MIN_CHANGE:
                     continue
+                b = bounds[k + 1]
                 at = g.iloc[b]
+                undone = _undone(segs, k, ratio > 1, beta)
+                end = None if undone is None else g.iloc[bounds[undone]]
                 rows.append({"label": label, **dict(zip(KEY, key, strict=True)),
                              "n_params": at["n_params"], "position": int(at["position"]),
                              "commit": at["commit"], "when": at["when"], "ratio": ratio,
-                             "runs_before": b - a, "runs_after": c - b})
-    changes = pd.DataFrame(rows, columns=["label", *KEY, "n_params", "position", "commit",
-                                          "when", "ratio", "runs_before", "runs_after"])
+                             "runs_before": len(segs[k]), "runs_after": len(segs[k + 1]),
+                             "standing": undone is None,
+                             "until_position": None if end is None else int(end["position"]),
+                             "until_commit": None if end is None else end["commit"],
+                             "until_when": None if end is None else end["when"]})
+    changes = pd.DataFrame(rows, columns=CHANGE_COLUMNS)
     return History(series.reset_index(drop=True), changes, noise)
+
+
+def _undone(segs: list, k: int, slower: bool, beta: float) -> int | None:
+    """Where the change from segment ``k`` to ``k + 1`` stops standing: the index of the first
+    later segment that is no longer off segment ``k`` in the change's direction (by at least
+    MIN_CHANGE, with the fit's evidence: :func:`changepoints.differ`); None when every later
+    segment, the newest included, still is."""
+    before = segs[k]
+    for j in range(k + 2, len(segs)):
+        ratio = math.exp(segs[j].mean() - before.mean())
+        still = ratio >= MIN_CHANGE if slower else 1 / ratio >= MIN_CHANGE
+        if not (still and cp.differ(before, segs[j], beta)):
+            return j
+    return None
+
+
+def standing_slowdowns(h: History) -> pd.DataFrame:
+    """The changes that make ``gradbench history`` fail: slowdowns still in effect at the
+    newest run (a slowdown fixed later is listed, and passes)."""
+    c = h.changes
+    return c[(c["ratio"] > 1) & c["standing"].astype(bool)]
+
+
+def status(change) -> str:
+    """"standing" (still in effect at the newest run), "fixed" (a slowdown undone later) or
+    "undone" (a speed-up lost later)."""
+    if change["standing"]:
+        return "standing"
+    return "fixed" if change["ratio"] > 1 else "undone"
+
+
+def _date(when) -> str:
+    return when.strftime("%Y-%m-%d") if isinstance(when, pd.Timestamp) and not pd.isna(
+        when) else "date not recorded"
 
 
 def describe(change) -> str:
     """'backprop 256-724-10 b32 float64 t2 on m1: from commit abc1234567 (2026-11-20):
-    1.3x slower'."""
+    1.3x slower [fixed from commit 0123456789 (2026-11-24)]', or '... 1.3x slower [standing]'
+    when the newest run is still that slow (see :func:`status`)."""
     commit = f"commit {change['commit'][:10]}" if isinstance(change["commit"], str) else (
         f"run {change['position'] + 1}")
-    when = change["when"]
-    date = when.strftime("%Y-%m-%d") if isinstance(when, pd.Timestamp) and not pd.isna(
-        when) else "date not recorded"
     r = change["ratio"]
     how = f"{r:.2g}x slower" if r > 1 else f"{1 / r:.2g}x faster"
+    state = status(change)
+    if state != "standing":
+        until = f"commit {change['until_commit'][:10]}" if isinstance(
+            change["until_commit"], str) else f"run {int(change['until_position']) + 1}"
+        state = f"{state} from {until} ({_date(change['until_when'])})"
     return (f"{change['method']} {change['sizes']} b{change['batch']} {change['dtype']} "
-            f"t{change['threads']} on {change['label']}: from {commit} ({date}): {how}")
+            f"t{change['threads']} on {change['label']}: from {commit} "
+            f"({_date(change['when'])}): {how} [{state}]")

@@ -1,5 +1,5 @@
 """The handwritten digits scikit-learn ships (UCI optical digits, test part): 1797 images of
-8x8 pixels, no download. Needs scikit-learn: ``pip install "gradbench[digits]"``."""
+8x8 pixels, no download. Needs scikit-learn: ``pip install "gradbench-fd[digits]"``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ TEST_FRACTION = 0.2
 SPLIT_SEED = 0
 #: Pixels of load_digits are counts 0..16 (of a 4x4 block of the original 32x32 bitmap).
 PIXEL_MAX = 16.0
-INSTALL = 'pip install "gradbench[digits]" (or pip install scikit-learn)'
+INSTALL = 'pip install "gradbench-fd[digits]" (or pip install scikit-learn)'
 
 
 def digits_available() -> bool:

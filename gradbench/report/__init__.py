@@ -183,7 +183,8 @@ def _tables(df: pd.DataFrame):
 
 def machine_table(rs: results.ResultSet, reference: str | None) -> tuple[pd.DataFrame, str]:
     """Each machine's time per method relative to the reference machine: the geometric mean
-    over the cases both timed, raw and normalised by each case's bottleneck."""
+    over the cases both timed, raw and normalised by each case's bottleneck. A machine that
+    cannot be compared has one row, its ``note`` saying why (``note`` is NaN elsewhere)."""
     from .. import compare
 
     labels = sorted(rs.runs["label"].unique())
@@ -201,8 +202,9 @@ def machine_table(rs: results.ResultSet, reference: str | None) -> tuple[pd.Data
         try:
             raw = compare.compare(ref, other).methods
             normed = compare.compare(ref, other, normalize="auto").methods
-        except ValueError:
-            continue  # nothing in common, or no calibration: the table leaves it out
+        except ValueError as exc:  # nothing in common, or no calibration: say so
+            rows.append({"machine": label, "cases": 0, "note": f"left out: {exc}"})
+            continue
         key = results.METHOD_KEY
         both = raw.merge(normed[[*key, "geomean_ratio"]], on=key,
                          suffixes=("", "_normalised"))
@@ -212,8 +214,7 @@ def machine_table(rs: results.ResultSet, reference: str | None) -> tuple[pd.Data
                          "cases": r["cases"], "raw": r["geomean_ratio"],
                          "normalised": r["geomean_ratio_normalised"]})
     return pd.DataFrame(rows, columns=["machine", "method", "dtype", "threads", "device",
-                                       "cases", "raw",
-                                       "normalised"]), reference
+                                       "cases", "raw", "normalised", "note"]), reference
 
 
 # ----------------------------------------------------------------------------- peers

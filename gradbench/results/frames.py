@@ -126,6 +126,7 @@ def _run(f: Fields, data: dict) -> dict:
         "commit": commit,
         "commit_time": f.text(code, "commit_time", "gradbench.code", optional=True),
         "dirty": f.get(code, "dirty", "gradbench.code", (bool,), optional=True),
+        "git_error": f.text(code, "git_error", "gradbench.code", optional=True, max_len=500),
         "profile": f.text(gb, "profile", "gradbench"),
         "budget_seconds": f.number(gb, "budget_seconds", "gradbench", positive=True),
         "spent_seconds": f.number(gb, "spent_seconds", "gradbench", optional=True),

@@ -75,7 +75,8 @@ def series_name(row, *, method: bool = True) -> str:
 
 #: Columns of the runs frame, one row per result file.
 RUN_COLUMNS = ["file", "label", "run", "status", "schema", "gradbench_version", "commit",
-               "commit_time", "dirty", "profile", "budget_seconds", "spent_seconds",
+               "commit_time", "dirty", "git_error", "profile", "budget_seconds",
+               "spent_seconds",
                "wall_seconds", "threads", "cpu_model", "cores", "python", "numba", "llvmlite",
                "numpy", "threading_layer", "svml", "blas", "matmul_gflops_float64",
                "matmul_gflops_float32", "memory_gbs", "n_cases", "n_skipped"]
