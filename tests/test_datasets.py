@@ -206,5 +206,5 @@ def test_digits_split_and_scaling():
 def test_digits_without_scikit_learn_says_how_to_install(monkeypatch):
     module = sys.modules["gradbench.datasets.digits"]  # the name datasets.digits is the loader
     monkeypatch.setattr(module, "digits_available", lambda: False)
-    with pytest.raises(ValueError, match=r"gradbench\[digits\]"):
+    with pytest.raises(ValueError, match=r"gradbench-fd\[digits\]"):
         module.digits()
