@@ -14,6 +14,11 @@ want=$(python -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "r
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "setting up .venv (once): gradbench and its test dependencies" >&2
     python -m pip install --quiet --upgrade pip
+    # the distribution was called gradbench before gradbench-fd (the name on PyPI is
+    # GradBench's): an old .venv holds it, importing as gradbench too
+    if python -m pip show --quiet gradbench >/dev/null 2>&1; then
+        python -m pip uninstall --quiet --yes gradbench
+    fi
     python -m pip install --quiet -e ".[test]"
     echo "$want" > "$stamp"
 fi
