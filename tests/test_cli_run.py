@@ -267,7 +267,7 @@ def test_plugin_machine_info_without_a_load_average(monkeypatch):
     from gradbench.bench import plugin
 
     monkeypatch.delattr(os, "getloadavg")
-    config = SimpleNamespace(_gradbench=SimpleNamespace(label="win", calibration={}))
+    config = SimpleNamespace(_gradbench=SimpleNamespace(label="win", calibration={}, threads=1))
     info = {}
     plugin.pytest_benchmark_update_machine_info(config, info)
     assert info["load_average"] is None and info["label"] == "win"
