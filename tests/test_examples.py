@@ -84,14 +84,14 @@ def test_each_training_record_loads_with_its_counts():
 
 def test_cost_laws_on_the_committed_runs():
     """On real runs: the numerical peers the budget stops at small N (per-evaluation overhead
-    still 26-64 % of their time there) are no cost laws; every gradbench method and every
-    analytic peer reached its law, and the naive gradients' is about N^2."""
+    still 26-64 % of their time there) are no cost laws, nor are the two five-point sweeps
+    (stopped by the budget at N = 48,337) whose intervals lie wholly below N^2; every other
+    gradbench method and every analytic peer reached its law, the naive gradients' N^2."""
     found = results.fits(results.load_set(EXAMPLE).cases)
     ranges = {(f.label, f.method) for f in found if not f.asymptotic}
     assert ranges == {("zen5-peers", m) for m in ("numpy:central", "scipy:approx_fprime",
-                                                  "numdifftools:gradient", "torch:numerical")}
+                                                  "numdifftools:gradient", "torch:numerical")
+                      } | {(m, "numerical:five_point:naive") for m in ("vm-2core", "zen5-2core")}
     naive = [f for f in found if f.method.endswith(":naive")]
-    assert len(naive) == 12 and all(f.asymptotic and abs(f.k - 2) < 0.4 for f in naive)
-    # 95 % intervals: most, not every one, hold the law (zen5-2core's noisy five-point
-    # sweep gave 1.64 [1.31, 1.98])
-    assert sum(f.k_low < 2.0 < f.k_high for f in naive) >= 10
+    assert len(naive) == 12 and all(abs(f.k - 2) < 0.4 for f in naive)
+    assert all(f.k_low < 2.0 < f.k_high for f in naive if f.asymptotic)

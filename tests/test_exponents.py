@@ -116,3 +116,13 @@ def test_compare_judges_exponents_only_between_laws(tmp_path):
     c = compare.compare(lin, quad, threshold=1e9)
     row = c.scaling.iloc[0]
     assert row["asymptotic"] and row["changed"] and c.failed
+
+
+def test_a_slope_wholly_below_its_law_is_not_the_law(tmp_path):
+    # a slope of 0.6 where the cost model says N^1, with little overhead fitted: the interval
+    # below N^1 refuses it
+    path = write_result(tmp_path / "a.json", [("backprop", w, 1e-8 * n_of(w) ** 0.6)
+                                              for w in LADDER])
+    f = fit_of(path, "backprop")
+    assert f.overhead_share <= results.OVERHEAD_MAX  # not what refuses it
+    assert f.k_high < 1 and not f.asymptotic and "below the cost model's N^1" in f.note

@@ -183,7 +183,7 @@ def summary(df) -> str:
         n = int(common.index.max())
         at = ok[ok["n_params"] == n].groupby("method")["median"].median()
         kinds = ok.drop_duplicates("method").set_index("method")["kind"]
-        lines.append(f"\nat N = {n:,} (largest size every method ran):")
+        lines.append(f"\nat N = {n:,} (largest size every gradbench method ran):")
         for m, t in at.items():
             if kinds[m] == "numerical":
                 lines.append(f"  {m:34s} {t / at[methods.ANALYTIC]:12,.0f} x backprop")

@@ -241,8 +241,7 @@ def compare(baseline, current, threshold: float = 1.10, normalize: str = "none")
     pb, pc = _pool(rb), _pool(rc)
     m = pb.merge(pc, on=KEY, suffixes=("_b", "_c"))
     if m.empty:
-        raise ValueError("the two sides have no timed case in common (method, sizes, batch, "
-                         "dtype and threads must all match); compare runs of the same profile")
+        raise ValueError(_nothing_in_common(pb, pc))
     m["d"] = m["log_t_c"] - m["log_t_b"]
     m["rounds_ok"] = (m["min_rounds_b"] >= rule.MIN_ROUNDS) & (m["min_rounds_c"] >=
                                                                rule.MIN_ROUNDS)
@@ -283,6 +282,23 @@ def compare(baseline, current, threshold: float = 1.10, normalize: str = "none")
     return Comparison(cases, unmatched, _scaling(base, cur, block), _method_summary(cases),
                       db, dc, float(threshold), normalize, block, spread, source, same, notes,
                       both_skipped)
+
+
+def _nothing_in_common(pb: pd.DataFrame, pc: pd.DataFrame) -> str:
+    """Why two sides share no timed case: another thread count or device, or other cases."""
+    where = ["threads", "device"]
+    what = [k for k in KEY if k not in where]
+    same = pb[what].merge(pc[what]).drop_duplicates()
+    if len(same):
+        sides = [", ".join(sorted({f"{int(t)} threads" if d == results.DEFAULT_DEVICE
+                                   else f"{int(t)} threads on {d}"
+                                   for t, d in zip(p["threads"], p["device"], strict=True)}))
+                 for p in (pb, pc)]
+        return (f"the two sides timed the same cases at other thread counts or devices "
+                f"(baseline: {sides[0]}; current: {sides[1]}), and times are never compared "
+                "across them; run both sides with the same --threads")
+    return ("the two sides have no timed case in common (method, sizes, batch, dtype, threads "
+            "and device must all match); compare runs of the same profile")
 
 
 def _method_summary(cases: pd.DataFrame) -> pd.DataFrame:

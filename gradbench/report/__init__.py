@@ -137,8 +137,8 @@ def check_tables(checks: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
                         for label, ok in verdicts.items())
             + f" at relative error {first['threshold']:.2g}. Computed by each run on its own "
               "machine.")
-    cols = ["label", "tensor", "shape", "max_rel_err", "median_rel_err", "max_abs_err",
-            "n_over", "passed"]
+    cols = ["label", "threads", "tensor", "shape", "max_rel_err", "median_rel_err",
+            "max_abs_err", "n_over", "passed"]
     return checks[cols], note
 
 
@@ -340,7 +340,9 @@ def collect(paths, out: Path, reference: str | None = None) -> Report:
         entry["caption"] += (f" A 16-8-4 sigmoid network, batch 8, computed by the run on "
                              f"{label}.")
     figs.append(entry)
-    check, note = check_tables(rs.checks)
+    # each check with the threads of the run that computed it
+    check, note = check_tables(rs.checks.merge(rs.runs[["file", "threads"]], on="file",
+                                               how="left"))
     cases, names, skipped, comp, full = _tables(df)
     full.to_csv(out / "cases.csv", index=False)
     return Report(heads, figs, results.fits_frame(df), cases, names, skipped, comp, rs.runs,

@@ -106,11 +106,25 @@ def _groups(df: pd.DataFrame):
     """(series key as a dict, frame of its medians sorted by N, legend name, machine index)
     for every series (results.SERIES_KEY: two thread counts or devices never merge)."""
     varying = _varying(df)
-    labels = sorted(df["label"].unique())
+    marks = _marks(df)
     for key, g in results.series(df):
         key = dict(zip(results.SERIES_KEY, key, strict=True))
         g = g.groupby("n_params", as_index=False).median(numeric_only=True)
-        yield key, g, _series_label(key["method"], key, varying), labels.index(key["label"])
+        yield key, g, _series_label(key["method"], key, varying), marks[_mark_key(key)]
+
+
+#: What a marker tells apart: the machine, its device and threads (colour: the method).
+_MARK_KEY = ["label", "device", "threads"]
+
+
+def _mark_key(key: dict) -> tuple:
+    return tuple(key[k] for k in _MARK_KEY)
+
+
+def _marks(df: pd.DataFrame) -> dict:
+    """An index (into MARKERS) per machine, device and thread count in ``df``."""
+    found = sorted(set(zip(*(df[k] for k in _MARK_KEY), strict=True)), key=str)
+    return {m: i for i, m in enumerate(found)}
 
 
 def _fit_key(f: results.PowerLaw) -> tuple:
@@ -173,7 +187,7 @@ def _ratio_figure(ratios: pd.DataFrame, path, ylabel: str, title: str, guides=()
     fig = _new_figure()
     ax = fig.add_subplot()
     varying = _varying(ratios)
-    labels = sorted(ratios["label"].unique())
+    marks = _marks(ratios)
     drawn = []
     names = [c for c in ratios.columns if c not in (*results.PANEL_KEY, "n_params")]
     for method in sorted(names, key=methods.order):
@@ -184,7 +198,7 @@ def _ratio_figure(ratios: pd.DataFrame, path, ylabel: str, title: str, guides=()
                 continue
             st = _style(method)
             name = _series_label(method, key, varying)
-            ax.plot(g["n_params"], g[method], marker=MARKERS[labels.index(key["label"]) % 7],
+            ax.plot(g["n_params"], g[method], marker=MARKERS[marks[_mark_key(key)] % 7],
                     ms=3.5, label=name, **st)
             drawn.append(name)
     n = np.geomspace(ratios["n_params"].min(), ratios["n_params"].max(), 20)
