@@ -68,16 +68,74 @@ def write(path, document: dict) -> Path:
     return path
 
 
+#: Largest file read (bytes): a default run's file is a few MB, a full one's tens.
+MAX_FILE_BYTES = 256 * 2**20
+#: Deepest nesting of arrays and objects accepted: result files and training records need
+#: about six levels; deeper is a hostile or broken file, refused before anything walks it.
+MAX_DEPTH = 64
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+_TOO_DEEP = object()
+
+
+def _no_duplicates(pairs: list) -> dict:
+    """A JSON object whose keys are all different (json's default keeps the last one)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _DuplicateKey(k)
+            seen.add(k)
+    return obj
+
+
+def _depth(data) -> int:
+    """How deeply arrays and objects nest in ``data`` (a scalar: 0), without recursion;
+    stops counting past :data:`MAX_DEPTH`."""
+    deepest, level = 0, [(data, 1)]
+    while level:
+        x, d = level.pop()
+        items = x.values() if isinstance(x, dict) else x if isinstance(x, list) else None
+        if items is None:
+            continue
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            break
+        level += [(v, d + 1) for v in items if isinstance(v, dict | list)]
+    return deepest
+
+
 def parse(path):
     """The JSON of ``path``, parsed (ValueError in one line when it is not JSON or cannot be
-    read). The one place a result file or training record is parsed."""
+    read, is larger than :data:`MAX_FILE_BYTES`, nests deeper than :data:`MAX_DEPTH` or
+    repeats a key within an object). The one place a result file or training record is
+    parsed: files are untrusted input."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        size = Path(path).stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ValueError(f"{path}: {size:,} bytes, larger than any result file "
+                             f"({MAX_FILE_BYTES // 2**20} MiB at most); not read")
+        data = json.loads(Path(path).read_text(encoding="utf-8"),
+                          object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); "
                          "the file is corrupt or was cut short") from None
+    except _DuplicateKey as e:
+        raise ValueError(f"{path}: the key {ascii(str(e.args[0])[:40])} appears twice in one "
+                         "object; the file was edited or written by something else") from None
+    except RecursionError:  # nested too deeply for the parser itself
+        data = _TOO_DEEP
     except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: cannot be read ({e})") from None
+    if data is _TOO_DEEP or _depth(data) > MAX_DEPTH:
+        raise ValueError(f"{path}: arrays and objects nested more than {MAX_DEPTH} deep; "
+                         "not a result file")
+    return data
 
 
 def is_training(data) -> bool:
