@@ -34,8 +34,12 @@ def main(args) -> int:
         h = H.history(args.storage)
     except ValueError as exc:
         raise UsageError(f"{PROG}: {exc}") from None
-    out.mkdir(parents=True, exist_ok=True)
-    page = _page(h, out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        page = _page(h, out)
+    except OSError as exc:  # a full disk, say: the temporary folder is gone, the page as it was
+        raise UsageError(f"{PROG}: cannot write the page to {out}: {exc.strerror or exc}") \
+            from None
     n_runs = h.series["file"].nunique()
     standing = H.standing_slowdowns(h)
     print(f"{PROG}: {n_runs} runs, {len(h.noise)} machine(s), {len(h.changes)} change(s), "

@@ -409,7 +409,8 @@ def build(paths, out="reports", reference: str | None = None) -> Path:
 
     Returns
     -------
-    Path of index.html. Raises ValueError on unreadable results or an unwritable ``out``.
+    Path of index.html. Raises ValueError on unreadable results or an unwritable ``out``
+    (a full disk among the causes): the temporary folder is removed, the page is not replaced.
     """
     out = Path(out)
     missing = [p for p in [out, *out.parents] if not p.exists()]
@@ -427,9 +428,13 @@ def build(paths, out="reports", reference: str | None = None) -> Path:
         names = sorted(p.name for p in tmp.iterdir() if p.name != "index.html")
         for name in [*names, "index.html"]:  # the page last: it names the figures
             os.replace(tmp / name, out / name)
-    except BaseException:
+    except BaseException as exc:
         if missing:  # folders this call made: a failed build leaves none behind
             shutil.rmtree(missing[-1], ignore_errors=True)
+        if isinstance(exc, OSError):  # a full disk, say: the page was not replaced
+            where = f" ({Path(exc.filename).name})" if exc.filename else ""
+            raise ValueError(f"cannot write the report to {out}: "
+                             f"{exc.strerror or exc}{where}") from None
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
