@@ -72,3 +72,88 @@ def test_cli_history_on_a_full_disk_is_one_line_exit_2(tmp_path, capsys, monkeyp
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "No space left on device" in lines[0], err
     assert [p.name for p in (tmp_path / "page").iterdir()] == []
+
+
+def quick_run(capsys, monkeypatch, out, good_writes):
+    """``gradbench run`` in this process, every case skipped by the budget and saved as it is
+    (no wait between checkpoints), on a disk that fills after ``good_writes`` writes; no peer
+    part may start. (exit status, stderr, the JSON of the last good write or None)."""
+    import json
+
+    from gradbench.bench import parts, plugin
+    from gradbench.cli import run as run_cli
+    from gradbench.results import document
+
+    good = []
+    real = document.write
+
+    def write(path, data):
+        if len(good) >= good_writes:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path, data)
+        good.append(json.loads(json.dumps(data, default=str)))
+        return path
+    monkeypatch.setattr(document, "write", write)
+    monkeypatch.setattr(plugin, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(parts, "_run_child", lambda argv: pytest.fail("a peer part started"))
+    monkeypatch.setattr(run_cli, "_warn_if_busy", lambda: None)
+    code, _, err = cli_main(capsys, "run", "--profile", "quick", "--budget", "1e-9",
+                            "--threads", "1", "--label", "full", "--out", out, "--no-report")
+    return code, err, (good[-1] if good else None)
+
+
+def test_a_run_on_a_full_disk_stops_at_the_first_failed_write_and_keeps_the_last(
+        tmp_path, capsys, monkeypatch):
+    import json
+
+    out = tmp_path / "out"
+    code, err, last = quick_run(capsys, monkeypatch, out, good_writes=2)
+    assert code == 3 and "Traceback" not in err, err[-3000:]
+    (f,) = out.glob("full-quick-*.json")
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert f"{f}: [Errno 28] No space left on device" in lines[0]
+    assert "the cases completed up to its last good write are kept in it" in lines[0]
+    assert json.loads(f.read_text()) == last  # the second write, untouched after it
+    assert last["gradbench"]["status"] == "running" and len(last["gradbench"]["skipped"]) == 2
+
+
+def test_a_run_whose_first_write_fails_saves_nothing_and_leaves_no_folder(
+        tmp_path, capsys, monkeypatch):
+    out = tmp_path / "new" / "out"
+    code, err, _ = quick_run(capsys, monkeypatch, out, good_writes=0)
+    assert code == 3 and "Traceback" not in err, err[-3000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0]
+    assert "nothing was saved" in lines[0]
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_peer_part_that_cannot_write_ends_the_run_and_no_later_part_starts(tmp_path,
+                                                                            monkeypatch):
+    from gradbench.bench import parts, plugin, sweep
+
+    out = write_result(tmp_path / "r.json", GOOD)  # as gradbench's part left it
+    monkeypatch.setattr(pytest, "main", lambda *a, **k: pytest.ExitCode.OK)
+    started = []
+
+    def peer_part(provider, *args):
+        started.append(provider)
+        return plugin.EXIT_UNWRITABLE
+    monkeypatch.setattr(parts, "_peer_part", peer_part)
+    monkeypatch.setattr(parts, "_finish", lambda *a: pytest.fail("the final write was tried"))
+    outcome = parts.run(sweep.profile("quick", 1.0), "m1", 1, out, str(tmp_path))
+    assert started == ["numpy"] and outcome.status == "failed"
+    assert outcome.write_error.startswith(f"{out}: the numpy part could not write it")
+
+
+def test_a_final_write_that_fails_is_a_write_error(tmp_path, monkeypatch):
+    from gradbench.bench import parts, sweep
+
+    out = write_result(tmp_path / "r.json", GOOD)
+    monkeypatch.setattr(pytest, "main", lambda *a, **k: pytest.ExitCode.OK)
+    monkeypatch.setattr(parts, "_peer_part", lambda *a: None)
+    monkeypatch.setattr(parts.results.document, "write", full_after(0, None))
+    outcome = parts.run(sweep.profile("quick", 1.0), "m1", 1, out, str(tmp_path))
+    assert outcome.status == "failed" and outcome.document is None
+    assert outcome.write_error == f"{out}: [Errno 28] No space left on device"

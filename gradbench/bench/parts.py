@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import methods, results
-from . import sweep
+from . import plugin, sweep
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Outcome:
     status: str  # complete, interrupted or failed ("none" when no file was written)
     codes: dict = field(default_factory=dict)  # provider -> exit status of its part
     document: results.Document | None = None  # the final document (None: no file)
+    write_error: str | None = None  # the result file could not be written: why (the run stopped)
 
     @property
     def interrupted(self) -> bool:
@@ -72,8 +73,12 @@ def run(prof: sweep.Profile, label: str, threads: int | None, out: Path, storage
     started = time.perf_counter()
     here = Path(bench.__file__).parent
     argv = pytest_args(here, prof, label, threads, out, storage)
-    code = pytest.main([*argv, "--gb-provider", methods.OURS])
+    seen = _WriteError()
+    code = pytest.main([*argv, "--gb-provider", methods.OURS], plugins=[seen])
     outcome = Outcome("none", {methods.OURS: int(code)})
+    if code == plugin.EXIT_UNWRITABLE:  # no later part starts
+        outcome.status, outcome.write_error = "failed", seen.error or f"{out}: not written"
+        return outcome
     if not out.is_file():
         return outcome
     failed = code != pytest.ExitCode.OK
@@ -87,14 +92,33 @@ def run(prof: sweep.Profile, label: str, threads: int | None, out: Path, storage
             if code is None:
                 continue
             outcome.codes[provider] = code
+            if code == plugin.EXIT_UNWRITABLE:
+                outcome.status = "failed"
+                outcome.write_error = (f"{out}: the {provider} part could not write it (its "
+                                       "message is above)")
+                return outcome
             interrupted = code == pytest.ExitCode.INTERRUPTED
             failed |= code != pytest.ExitCode.OK
     except KeyboardInterrupt:
         interrupted = True
     outcome.status = "interrupted" if interrupted else "failed" if failed else "complete"
-    outcome.document = _finish(out, outcome.status, time.perf_counter() - started,
-                               unavailable)
+    try:
+        outcome.document = _finish(out, outcome.status, time.perf_counter() - started,
+                                   unavailable)
+    except OSError as exc:
+        outcome.status = "failed"
+        why = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc)
+        outcome.write_error = f"{out}: {why}"
     return outcome
+
+
+class _WriteError:
+    """A plugin of the in-process part: why its session could not write the result file."""
+
+    error: str | None = None
+
+    def pytest_unconfigure(self, config):
+        self.error = getattr(getattr(config, "_gradbench", None), "write_error", None)
 
 
 def _peer_part(provider: str, prof: sweep.Profile, threads: int | None, out: Path,

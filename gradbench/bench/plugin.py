@@ -33,6 +33,9 @@ from . import sweep
 
 #: At most one checkpoint write per this many seconds while cases complete.
 CHECKPOINT_SECONDS = 2.0
+#: pytest's exit status of a session that could not write its result file (a full disk, say):
+#: it stops at the first failed write; the file keeps what the last good write held.
+EXIT_UNWRITABLE = 74
 
 
 def pytest_addoption(parser):
@@ -75,6 +78,7 @@ class State:
     started: float = field(default_factory=time.perf_counter)
     wall_before: float = 0.0  # the earlier parts' wall seconds
     last_write: float = 0.0
+    write_error: str | None = None  # "file: [Errno 28] No space left on device", once failed
 
     def document(self) -> results.Document:
         """The run's document, made on first use (the benchmark session's machine info,
@@ -114,7 +118,13 @@ class State:
         doc = self.document()
         doc.set_status(status, spent=self.budget.spent,
                        wall=self.wall_before + time.perf_counter() - self.started)
-        doc.save(self.out)
+        try:
+            doc.save(self.out)
+        except OSError as exc:  # a full disk, say: no later case could be saved either
+            why = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc)
+            self.write_error = f"{self.out}: {why}"
+            pytest.exit(f"gradbench: cannot save the results to {self.write_error}; the "
+                        "run stops here", returncode=EXIT_UNWRITABLE)
         self.last_write = time.perf_counter()
 
 
@@ -205,6 +215,8 @@ def pytest_sessionfinish(session, exitstatus):
     state = getattr(session.config, "_gradbench", None)
     if state is None or state.out is None or state.doc is None:
         return  # nothing to hold: no file
+    if state.write_error is not None:
+        return  # the file keeps its last good write
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         status = "interrupted"
     elif exitstatus == pytest.ExitCode.OK:

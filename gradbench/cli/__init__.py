@@ -6,7 +6,8 @@ Exit status (every verb):
   2    bad usage or bad input: one line on stderr, nothing written
   3    the benchmark suite itself failed: a case raised an error (a bug in gradbench or a
        broken installation, not something you typed), or the report of a run could not be
-       built; the completed cases are saved
+       built, or its result file could not be written (a full disk: the run stops, the
+       file keeps its last good write); the completed cases are saved
   130  interrupted (Ctrl-C); what completed is saved
 """
 

@@ -13,8 +13,9 @@ EXIT_STATUSES = """exit status:
   0    success
   1    a finding (a failed check, a regression, a slowdown in history)
   2    bad usage or bad input: one line on stderr, nothing written
-  3    the suite itself failed (a case raised an error), or the report of a run could
-       not be built; completed cases are saved
+  3    the suite itself failed (a case raised an error), the report of a run could not
+       be built, or its result file could not be written (a full disk: the run stops,
+       the file keeps its last good write); completed cases are saved
   130  interrupted (Ctrl-C); what completed is saved"""
 
 #: Machine labels name result files and appear in reports: a plain, short name.

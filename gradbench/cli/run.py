@@ -83,6 +83,14 @@ def main(args) -> int:
     finally:
         shutil.rmtree(storage, ignore_errors=True)
     code = outcome.codes[methods.OURS]  # gradbench's part, run first
+    if outcome.write_error is not None:  # a full disk, say: the run stopped at once
+        kept = ("the cases completed up to its last good write are kept in it"
+                if final.is_file() else "nothing was saved")
+        if made is not None and not any(p.is_file() for p in made.rglob("*")):
+            shutil.rmtree(made, ignore_errors=True)
+        print(f"{PROG}: could not save the results ({outcome.write_error}); the run "
+              f"stopped there; {kept}", file=sys.stderr)
+        return EXIT_CRASH
     if not final.is_file():
         if made is not None and not any(p.is_file() for p in made.rglob("*")):
             shutil.rmtree(made, ignore_errors=True)  # nothing saved: no empty folder left
