@@ -91,3 +91,45 @@ def test_report_build_refuses_them_too(tmp_path):
     with pytest.raises(ValueError, match="nested more than"):
         report.build(deep(tmp_path / "d.json"), tmp_path / "page")
     assert not (tmp_path / "page").exists()
+
+
+def dangling(tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "gone")
+    return link
+
+
+@pytest.mark.parametrize("verb", ["run", "run --report", "train", "report", "history"])
+@pytest.mark.parametrize("below", [False, True])
+def test_an_output_folder_that_is_a_dangling_link_is_refused_before_any_work(
+        tmp_path, capsys, monkeypatch, verb, below):
+    from gradbench import train
+    from gradbench.bench import parts
+
+    monkeypatch.setattr(parts, "run", lambda *a: pytest.fail("the run started"))
+    monkeypatch.setattr(train, "gradient_method", lambda *a: pytest.fail("training started"))
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    good = write_result(runs / "a.json", GOOD)
+    link = dangling(tmp_path)
+    target = link / "sub" if below else link
+    args = {"run": ["run", "--out", target, "--no-report"],
+            "run --report": ["run", "--out", tmp_path / "res", "--report", target],
+            "train": ["train", "--out", target],
+            "report": ["report", good, "--out", target],
+            "history": ["history", runs, "--out", target]}[verb]
+    code, out, err = cli_main(capsys, *args)
+    assert code == 2, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and f"{link} is a symbolic link to" in lines[0], err
+    assert "does not exist" in lines[0] and "Traceback" not in err
+    assert link.is_symlink() and not (tmp_path / "gone").exists()
+    assert not (tmp_path / "res").exists()
+
+
+def test_train_never_writes_its_record_through_a_dangling_link(tmp_path):
+    from gradbench.cli import train as train_cli
+
+    link = tmp_path / "train-m1-backprop-1.json"
+    link.symlink_to(tmp_path / "gone.json")
+    assert train_cli._unique(link) == tmp_path / "train-m1-backprop-1-2.json"

@@ -88,10 +88,16 @@ def check_budget(budget: float | None, prog: str) -> float | None:
 
 def writable_folder(folder: str, prog: str) -> pathlib.Path:
     """The folder as a Path, if it is one that can be written or can be created; a
-    UsageError if not. Nothing is created: bad options leave no trace."""
+    UsageError if not (a dangling symbolic link on the way among the reasons: making the
+    folder would fail only after the work). Nothing is created: bad options leave no trace."""
     import os
 
     path = pathlib.Path(folder)
+    for p in [path, *path.parents]:
+        if p.is_symlink() and not p.exists():
+            raise UsageError(f"{prog}: cannot write to {path}: {p} is a symbolic link to "
+                             f"{shown(os.readlink(p), 80)}, which does not exist: remove the "
+                             "link or create what it points to")
     existing = next((p for p in [path, *path.parents] if p.exists()), pathlib.Path("."))
     if not existing.is_dir():
         raise UsageError(f"{prog}: cannot write to {path}: {existing} is a file, not a folder")

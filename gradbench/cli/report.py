@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import EXIT_OK, UsageError, add_verb
+from .common import EXIT_OK, UsageError, add_verb, writable_folder
 
 PROG = "gradbench report"
 
@@ -27,6 +27,7 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     from .. import report
 
+    writable_folder(args.out, PROG)
     try:
         index = report.build(args.results, args.out, args.reference)
     except ValueError as exc:

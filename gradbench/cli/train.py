@@ -169,7 +169,7 @@ def _warn_if_busy(load: list[float] | None) -> None:
 
 def _unique(path: Path) -> Path:
     stem, n = path.stem, 2
-    while path.exists():
+    while path.exists() or path.is_symlink():  # a dangling link too: never written through
         path = path.with_name(f"{stem}-{n}.json")
         n += 1
     return path
