@@ -157,3 +157,16 @@ def test_a_final_write_that_fails_is_a_write_error(tmp_path, monkeypatch):
     outcome = parts.run(sweep.profile("quick", 1.0), "m1", 1, out, str(tmp_path))
     assert outcome.status == "failed" and outcome.document is None
     assert outcome.write_error == f"{out}: [Errno 28] No space left on device"
+
+
+def test_cli_compare_on_a_full_disk_keeps_the_old_file_and_no_temporary(tmp_path, capsys,
+                                                                        monkeypatch):
+    a = write_result(tmp_path / "a.json", GOOD)
+    (tmp_path / "x.md").write_text("old")
+    monkeypatch.setattr(os, "replace", full_after(0, os.replace))
+    code, out, err = cli_main(capsys, "compare", a, a, "--out", tmp_path / "x.md")
+    assert code == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0], err
+    assert (tmp_path / "x.md").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "x.md"]

@@ -77,10 +77,16 @@ def main(args) -> int:
     if out is None:
         sys.stdout.write(text)
     else:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, out)
+        except OSError as exc:  # a full disk, say: no temporary left, the old file kept
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            raise UsageError(f"{PROG}: cannot write {out}: {exc.strerror or exc}") from None
         print(f"{PROG}: {'REGRESSION' if c.failed else 'no regression'}; written to {out}")
     return EXIT_FINDING if c.failed else EXIT_OK
