@@ -133,3 +133,15 @@ def test_train_never_writes_its_record_through_a_dangling_link(tmp_path):
     link = tmp_path / "train-m1-backprop-1.json"
     link.symlink_to(tmp_path / "gone.json")
     assert train_cli._unique(link) == tmp_path / "train-m1-backprop-1-2.json"
+
+
+def test_a_deep_file_as_a_process_is_one_line_and_no_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "gradbench.cli", "report",
+                          deep(tmp_path / "d.json"), "--out", tmp_path / "page"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 2 and res.stdout == "" and "Traceback" not in res.stderr
+    assert res.stderr.count("\n") == 1 and "nested more than" in res.stderr
+    assert not (tmp_path / "page").exists()
