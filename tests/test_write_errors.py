@@ -74,9 +74,9 @@ def test_cli_history_on_a_full_disk_is_one_line_exit_2(tmp_path, capsys, monkeyp
     assert [p.name for p in (tmp_path / "page").iterdir()] == []
 
 
-def quick_run(capsys, monkeypatch, out, good_writes):
+def quick_run(capsys, monkeypatch, out, good_writes, checkpoint=True):
     """``gradbench run`` in this process, every case skipped by the budget and saved as it is
-    (no wait between checkpoints), on a disk that fills after ``good_writes`` writes; no peer
+    (with ``checkpoint``: no wait between checkpoints), on a disk that fills after ``good_writes`` writes; no peer
     part may start. (exit status, stderr, the JSON of the last good write or None)."""
     import json
 
@@ -94,7 +94,8 @@ def quick_run(capsys, monkeypatch, out, good_writes):
         good.append(json.loads(json.dumps(data, default=str)))
         return path
     monkeypatch.setattr(document, "write", write)
-    monkeypatch.setattr(plugin, "CHECKPOINT_SECONDS", 0.0)
+    if checkpoint:
+        monkeypatch.setattr(plugin, "CHECKPOINT_SECONDS", 0.0)
     monkeypatch.setattr(parts, "_run_child", lambda argv: pytest.fail("a peer part started"))
     monkeypatch.setattr(run_cli, "_warn_if_busy", lambda: None)
     code, _, err = cli_main(capsys, "run", "--profile", "quick", "--budget", "1e-9",
@@ -116,6 +117,24 @@ def test_a_run_on_a_full_disk_stops_at_the_first_failed_write_and_keeps_the_last
     assert "the cases completed up to its last good write are kept in it" in lines[0]
     assert json.loads(f.read_text()) == last  # the second write, untouched after it
     assert last["gradbench"]["status"] == "running" and len(last["gradbench"]["skipped"]) == 2
+
+
+def test_a_run_whose_only_write_at_the_end_fails_says_so_in_one_line(tmp_path, capsys,
+                                                                   monkeypatch):
+    # no checkpoint during the session: its one write, at its end, fails
+    monkeypatch.setattr(plugin_module(), "CHECKPOINT_SECONDS", 1e12)
+    out = tmp_path / "out"
+    code, err, last = quick_run(capsys, monkeypatch, out, good_writes=0, checkpoint=False)
+    assert code == 3 and "Traceback" not in err and last is None, err[-3000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0], err
+    assert "nothing was saved" in lines[0] and not out.exists()
+
+
+def plugin_module():
+    from gradbench.bench import plugin
+
+    return plugin
 
 
 def test_a_run_whose_first_write_fails_saves_nothing_and_leaves_no_folder(

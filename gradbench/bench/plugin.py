@@ -18,6 +18,7 @@ to write the run's one final status.
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,19 +114,29 @@ class State:
         return [c for c in out if self.only is None or c.method in self.only]
 
     def save(self, status: str) -> None:
+        """Write the result file; a failed write (a full disk, say: no later case could be
+        saved either) ends the session with :data:`EXIT_UNWRITABLE`."""
+        if not self.write(status):
+            pytest.exit(self.unwritable(), returncode=EXIT_UNWRITABLE)
+
+    def write(self, status: str) -> bool:
+        """Write the result file; False (and :attr:`write_error` set) when it failed."""
         if self.out is None:
-            return
+            return True
         doc = self.document()
         doc.set_status(status, spent=self.budget.spent,
                        wall=self.wall_before + time.perf_counter() - self.started)
         try:
             doc.save(self.out)
-        except OSError as exc:  # a full disk, say: no later case could be saved either
+        except OSError as exc:
             why = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc)
             self.write_error = f"{self.out}: {why}"
-            pytest.exit(f"gradbench: cannot save the results to {self.write_error}; the "
-                        "run stops here", returncode=EXIT_UNWRITABLE)
+            return False
         self.last_write = time.perf_counter()
+        return True
+
+    def unwritable(self) -> str:
+        return f"gradbench: cannot save the results to {self.write_error}; the run stops here"
 
 
 def pytest_configure(config):
@@ -226,7 +237,10 @@ def pytest_sessionfinish(session, exitstatus):
     # the last write is not to be cut short by a second Ctrl-C: it takes a moment
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        state.save(status)
+        if not state.write(status):
+            session.exitstatus = EXIT_UNWRITABLE
+            if state.provider != methods.OURS:  # a part in a process of its own: say why
+                print(state.unwritable(), file=sys.stderr)
     finally:
         signal.signal(signal.SIGINT, previous)
 
