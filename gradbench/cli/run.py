@@ -42,8 +42,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="results",
                    help="folder for the result files (default results/)")
     p.add_argument("--label", default=None,
-                   help="machine label: letters, digits, . _ + -, at most 64 (default: the "
-                        "host name)")
+                   help="machine label: ASCII letters and digits, . _ + -, at most 64 "
+                        "(default: the host name)")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     p.add_argument("--report", default="reports", metavar="DIR",
                    help="folder for the report built from this run (default reports/)")
