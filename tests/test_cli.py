@@ -32,6 +32,18 @@ def test_check_options(capsys, extra):
     assert "PASSED" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("load, warned", [([64.0, 1.0, 1.0], True), ([0.0, 0.0, 0.0], False),
+                                          (None, False)])
+def test_check_warns_on_a_busy_machine_as_run_does(capsys, monkeypatch, load, warned):
+    from gradbench import machine
+
+    monkeypatch.setattr(machine, "load_average", lambda: load)
+    assert main(["check", "--sizes", "6,4,2", "--batch", "3"]) == 0
+    out, err = capsys.readouterr()
+    busy = "gradbench check: warning: this machine is busy (load average 64.0"
+    assert (busy in err) == warned and "PASSED" in out
+
+
 def test_relu_shows_kinks(capsys):
     assert main(["check", "--sizes", "6,4,2", "--batch", "3", "--activation", "relu"]) == 0
     assert "near_kink" in capsys.readouterr().out
