@@ -199,6 +199,20 @@ def test_cli_report_end_to_end(tmp_path):
     assert "W1" in html and "on alpha PASSED" in html  # each machine's own gradient check
 
 
+def test_the_check_sentence_names_the_worst_error_and_the_threshold_apart(tmp_path):
+    full_results(tmp_path / "a.json", label="alpha")
+    failed = accuracy(passed=False)
+    failed["check"]["rows"][1]["max_rel_err"] = 3e-2
+    failed["check"]["passed"] = False
+    timings = power("backprop", 1, 2.5e-9, WIDTHS)
+    write_result(tmp_path / "b.json", timings, label="beta", accuracy=failed)
+    rs = results.load_set(tmp_path)
+    _, note = report.check_tables(rs.checks.merge(rs.runs[["file", "threads"]], on="file"))
+    assert ("on alpha PASSED: worst relative error 1e-07, within the threshold 6.1e-06; "
+            "on beta FAILED: worst relative error 0.03, beyond the threshold 6.1e-06.") in note
+    assert "at relative error" not in note
+
+
 def test_report_computes_and_compiles_nothing(tmp_path):
     # every Numba dispatcher refuses to compile or load a kernel: the report must not need one
     full_results(tmp_path / "a.json")
