@@ -67,6 +67,13 @@ EVAL_CHUNK = 10_000
 MEASURE_BELOW = 1.0
 #: Statuses of a history (and of a training record: "running" and "interrupted" too).
 STATUSES = ("complete", "diverged")
+#: Training has diverged when an evaluated loss is not finite, or exceeds the initial loss
+#: (epoch 0's) this many times: a loss a million times its start is not going to come back,
+#: and a learning rate such as 1e300 gives losses like 1e300 that stay finite.
+EXPLODED = 1e6
+#: At most this many steps (whatever the method) run without ``--yes`` on the command line:
+#: beyond it a run takes hours even at backprop's microseconds a step.
+MAX_STEPS = 10_000_000
 
 
 # ----------------------------------------------------------------------------- checks
@@ -298,7 +305,7 @@ def time_stats(seconds) -> dict | None:
 class History:
     """What a training run did: the plan, an :class:`Epoch` per evaluation and every step's
     times. ``status`` is "complete", or "diverged" (``note`` says where) when a gradient held
-    NaN or inf or the loss stopped being finite."""
+    NaN or inf or the loss diverged (:func:`divergence`)."""
 
     plan: Plan
     epochs: list[Epoch] = field(default_factory=list)
@@ -319,6 +326,17 @@ class History:
 
 
 # ----------------------------------------------------------------------------- the loop
+
+
+def divergence(loss: float, initial: float) -> str | None:
+    """Why training has diverged at this evaluated loss, or None when it has not: a loss that
+    is not finite, or one above :data:`EXPLODED` times the initial loss."""
+    if not math.isfinite(loss):
+        return "the training loss is no longer finite"
+    if math.isfinite(initial) and loss > EXPLODED * max(initial, np.finfo(float).tiny):
+        return (f"the training loss {loss:.3g} exceeds {EXPLODED:g} times the initial loss "
+                f"{initial:.3g}")
+    return None
 
 
 def _checked(grads, net: MLP, name: str) -> list[np.ndarray] | None:
@@ -405,8 +423,8 @@ def _train(net: MLP, data: Dataset, p: Plan, on_step, on_epoch) -> History:
     start = time.perf_counter()
     train_seconds = 0.0
 
-    def record(epoch: int, epoch_steps: int, first: int) -> bool:
-        """Evaluate, append an Epoch, tell the caller; False when the loss is not finite."""
+    def record(epoch: int, epoch_steps: int, first: int) -> str | None:
+        """Evaluate, append an Epoch, tell the caller; why training diverged, or None."""
         loss, acc = evaluate(net, data.X_train, data.y_train)
         test_loss, test_acc = evaluate(net, data.X_test, data.y_test)
         g = time_stats(hist.gradient_seconds[first:])
@@ -417,7 +435,7 @@ def _train(net: MLP, data: Dataset, p: Plan, on_step, on_epoch) -> History:
             g and g["mean"], g and g["median"], s and s["mean"], s and s["median"]))
         if on_epoch is not None:
             on_epoch(hist)
-        return math.isfinite(loss)
+        return divergence(loss, hist.epochs[0].loss)
 
     record(0, 0, 0)
     step = 0
@@ -450,13 +468,13 @@ def _train(net: MLP, data: Dataset, p: Plan, on_step, on_epoch) -> History:
             step += 1
             if on_step is not None:
                 on_step(step, p.total_steps)
-        finite = record(epoch, step - first, first)
+        why = record(epoch, step - first, first)
         if hist.status == "diverged":
             break
-        if not finite:
+        if why is not None:
             hist.status = "diverged"
-            hist.note = (f"the training loss is no longer finite after epoch {epoch}: "
-                         "training diverged; lower the learning rate")
+            hist.note = (f"{why} after epoch {epoch}: training diverged; lower the learning "
+                         "rate")
             break
     return hist
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gradbench import compare
+from gradbench.bench import sweep
 from gradbench.compare import normalize, render, rule
 
 from .conftest import cli_main
@@ -255,3 +256,66 @@ def test_hostile_labels_are_escaped(tmp_path):
         assert len(cells) <= 1, table
     page = render.render(c, "html")
     assert "<script>" not in page and "a|b&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def _not_timed(path, why, method="torch:backprop", widths=(64, 128)):
+    """Adds cases of ``method`` that were not timed (``why``: budget or unavailable)."""
+    data = json.loads(path.read_text())
+    skipped = json.loads(json.dumps(data["gradbench"]["skipped"]))
+    for w in widths:
+        info = sweep.Case(method, (784, w, 10), 32, "float64", 2).info()
+        skipped.append({**info, "predicted_seconds": 1.0, "why": why,
+                        **({"reason": "pip install torch"} if why == "unavailable" else {})})
+    data["gradbench"]["skipped"] = skipped
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_cases_unavailable_on_both_sides_are_counted_not_listed(tmp_path):
+    # a file compared with itself: peers not installed there were timed on neither side
+    f = _not_timed(run_file(tmp_path / "a.json", 0), "unavailable")
+    c = compare.compare(f, f)
+    assert c.unmatched.empty and c.both_unavailable == 2 and c.both_skipped == 0
+    head = " ".join(render.headline(c))
+    assert "0 timed on one side only" in head
+    assert "2 unavailable on both sides" in head
+    assert json.loads(render.as_json(c))["both_unavailable"] == 2
+
+
+def test_cases_timed_on_neither_side_for_different_reasons_are_not_timed_on_one(tmp_path):
+    a = _not_timed(run_file(tmp_path / "a.json", 0), "budget")
+    b = _not_timed(run_file(tmp_path / "b.json", 0), "unavailable")
+    c = compare.compare(a, b)
+    assert set(c.unmatched["side"]) == {"neither"} and len(c.unmatched) == 2
+    assert c.unmatched["why"].iloc[0] == ("skipped by the budget in the baseline results, "
+                                          "unavailable in the current results")
+    head = " ".join(render.headline(c))
+    assert "0 timed on one side only; 2 timed on neither side" in head
+    assert "timed in" in render.text(c) and "neither" in render.text(c)
+
+
+def test_same_machine_is_decided_on_its_description_not_its_label(tmp_path):
+    a = run_file(tmp_path / "a.json", 0, label="box-morning")
+    b = run_file(tmp_path / "b.json", 1, label="box-evening")
+    c = compare.compare(a, b)
+    assert c.same_machine and not c.notes
+    other = run_file(tmp_path / "c.json", 1, label="box-morning", cpu="Another CPU")
+    c = compare.compare(a, other)
+    assert not c.same_machine and "different machines" in c.notes[0]
+    assert c.baseline["machines"] == ["Test CPU, 2 cores"]
+
+
+@pytest.mark.parametrize("change", [{"cpu": "Another CPU"}, {"cores": 8}])
+def test_runs_of_several_machines_on_one_side_are_refused(tmp_path, capsys, change):
+    a = run_file(tmp_path / "a.json", 0)
+    b = run_file(tmp_path / "b.json", 1, cpu=change.get("cpu", "Test CPU"))
+    if "cores" in change:
+        data = json.loads(b.read_text())
+        data["machine_info"]["cores"] = change["cores"]
+        b.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="the current pools runs from 2 machines") as e:
+        compare.compare(a, [a, b])
+    assert "Test CPU, 2 cores" in str(e.value)
+    code, out, err = cli_main(capsys, "compare", a, f"{a},{b}")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "2 machines" in err

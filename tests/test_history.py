@@ -90,6 +90,24 @@ def test_pure_noise_finds_nothing(tmp_path, seed):
     assert 0.05 < h.noise["m1"] < 0.12  # the 8 % put in, measured
 
 
+def test_noise_is_stated_only_where_it_was_measured(tmp_path, capsys):
+    folder = storage(tmp_path, n=3)
+    one = folder / "one"
+    one.mkdir()
+    timings = power("primal", 1, 1e-9, WIDTHS[:3])
+    write_result(one / "lonely.json", timings, label="lonely", cpu="Other CPU")
+    h = H.history(folder)
+    assert h.unmeasured == {"lonely": "one run"} and "m1" not in h.unmeasured
+    assert h.noise_text("lonely") == "noise not measured (one run)"
+    assert h.noise_text("m1").startswith("noise ") and "% per run" in h.noise_text("m1")
+    code, out, err = cli_main(capsys, "history", folder, "--out", tmp_path / "page")
+    assert code == 0, out + err
+    assert "lonely: noise not measured (one run)" in out
+    page = (tmp_path / "page" / "index.html").read_text()
+    assert "lonely (noise not measured (one run))" in page
+    assert "m1 (noise " in page and "lonely (noise 1.0 %" not in page
+
+
 def test_segments_on_exact_steps():
     y = [0.0] * 6 + [1.0] * 6 + [0.0] * 6
     assert cp.segments(y, cp.penalty(0.1, len(y))) == [6, 12]

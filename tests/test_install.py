@@ -73,3 +73,17 @@ def test_wheel_runs_the_main_job_from_an_unrelated_folder(wheel_env, tmp_path):
     assert not rs.checks.empty and not rs.step_curve.empty
     assert (tmp_path / "reports" / "index.html").is_file()
     assert (tmp_path / "reports" / "step.png").is_file()
+
+
+def test_the_quick_start_says_how_to_run_the_other_verbs():
+    """After the two commands of the Quick start, the other verbs are .venv/bin/gradbench:
+    the README says so, and scripts/env.sh makes that command (an editable install of this
+    project, whose console script is gradbench)."""
+    import tomllib
+
+    quick = (ROOT / "README.md").read_text().split("## Quick start")[1].split("\n## ")[0]
+    assert ".venv/bin/gradbench check" in quick and "source .venv/bin/activate" in quick
+    env = (ROOT / "scripts" / "env.sh").read_text()
+    assert "-m venv .venv" in env and '-m pip install --quiet -e ".[test]"' in env
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["gradbench"] == "gradbench.cli:main"

@@ -47,6 +47,35 @@ def test_time_figure_draws_every_method_with_its_fit(df, tmp_path):
     assert abs(k - 2) < 0.05  # the synthetic data are exactly N^2
 
 
+def test_every_method_has_its_own_colour():
+    from gradbench import methods
+
+    colours = {m: figures._style(m)["color"] for m in methods.REGISTRY}
+    assert len(set(colours.values())) == len(colours), colours
+    assert figures.OTHER_COLOR not in colours.values()
+    assert figures._style("numerical:central:incremental")["linestyle"] == "--"
+
+
+def test_naive_and_incremental_are_told_apart_by_colour_in_a_figure(tmp_path, monkeypatch):
+    incremental = "numerical:central:incremental"
+    timings = (power(CENTRAL, 2, 2e-9, WIDTHS[:6]) + power(incremental, 2, 1e-9, WIDTHS[:6])
+               + power("backprop", 1, 2.5e-9, WIDTHS))
+    data = results.load(write_result(tmp_path / "r.json", timings))
+    seen = {}
+    finish = figures._finish
+
+    def spy(fig, ax, path, *args, **kwargs):
+        for line in ax.get_lines():
+            if not line.get_label().startswith("_"):
+                seen[line.get_label().split(":")[0]] = line.get_color()
+        return finish(fig, ax, path, *args, **kwargs)
+
+    monkeypatch.setattr(figures, "_finish", spy)
+    figures.time_vs_n(data, tmp_path / "time.png")
+    assert {"central (naive)", "central (incremental)", "backprop"} <= set(seen)
+    assert len(set(seen.values())) == len(seen), seen
+
+
 def test_ratio_figures_draw_the_expected_series(df, tmp_path):
     assert set(figures.ratio_to_primal(df, tmp_path / "a.png")) == {"backprop",
                                                                    "central (naive)"}
@@ -197,6 +226,20 @@ def test_cli_report_end_to_end(tmp_path):
     assert "On alpha (float64)" in html and "On beta (float64)" in html
     assert is_png(out / "step.png")
     assert "W1" in html and "on alpha PASSED" in html  # each machine's own gradient check
+
+
+def test_the_check_sentence_names_the_worst_error_and_the_threshold_apart(tmp_path):
+    full_results(tmp_path / "a.json", label="alpha")
+    failed = accuracy(passed=False)
+    failed["check"]["rows"][1]["max_rel_err"] = 3e-2
+    failed["check"]["passed"] = False
+    timings = power("backprop", 1, 2.5e-9, WIDTHS)
+    write_result(tmp_path / "b.json", timings, label="beta", accuracy=failed)
+    rs = results.load_set(tmp_path)
+    _, note = report.check_tables(rs.checks.merge(rs.runs[["file", "threads"]], on="file"))
+    assert ("on alpha PASSED: worst relative error 1e-07, within the threshold 6.1e-06; "
+            "on beta FAILED: worst relative error 0.03, beyond the threshold 6.1e-06.") in note
+    assert "at relative error" not in note
 
 
 def test_report_computes_and_compiles_nothing(tmp_path):

@@ -2,6 +2,7 @@
 reference), loss going down, numerical methods training alike, the history, every bad option,
 and the prediction. No timing is asserted."""
 
+import re
 import sys
 
 import numba
@@ -271,6 +272,31 @@ def test_a_gradient_with_nan_stops_training_as_diverged(monkeypatch):
     assert all(np.array_equal(p, q) for p, q in zip(net.params, before, strict=True))
 
 
+def test_divergence_rule():
+    assert train.divergence(2.3, 2.3) is None
+    assert train.divergence(2.3 * train.EXPLODED, 2.3) is None  # at the bound: not yet
+    assert "exceeds 1e+06 times the initial loss 2.3" in train.divergence(1e300, 2.3)
+    assert "no longer finite" in train.divergence(float("nan"), 2.3)
+    assert "no longer finite" in train.divergence(float("inf"), 2.3)
+    assert train.divergence(1.0, 0.0) is not None  # any loss is infinitely many times zero
+
+
+def test_a_loss_that_explodes_but_stays_finite_is_diverged(monkeypatch):
+    losses = iter([1.0, 10.0, 1e7 + 1.0, 5.0])
+    real = train.evaluate
+
+    def evaluate(net, X, y, chunk=train.EVAL_CHUNK):
+        loss, acc = real(net, X, y, chunk)
+        return (next(losses), acc) if X is data.X_train else (loss, acc)
+
+    data = tiny()
+    monkeypatch.setattr(train, "evaluate", evaluate)
+    h = train.train(net_for(data), data, epochs=5, batch=8)
+    assert h.status == "diverged" and [e.epoch for e in h.epochs] == [0, 1, 2]
+    assert h.note.startswith("the training loss 1e+07 exceeds 1e+06 times the initial loss 1 "
+                             "after epoch 2: training diverged")
+
+
 def test_a_gradient_of_the_wrong_shape_is_a_type_error(monkeypatch):
     monkeypatch.setitem(methods.REGISTRY, "peer:bad", fake(
         "peer:bad", lambda net, threads: lambda X, T: [np.zeros(3)] * len(net.params)))
@@ -522,26 +548,31 @@ def damaged_mnist(tmp_path, what):
 
 
 BAD_CLI = [
-    (["--optimizer", "adam"], "unknown optimizer 'adam'"),
-    (["--method", "magic"], "unknown method 'magic'"),
+    (["--optimizer", "adam"], "--optimizer 'adam' is not known: choose one of sgd"),
+    (["--method", "magic"], "--method: unknown method 'magic'"),
     (["--method", "primal"], "computes the loss only"),
-    (["--lr", "0"], "learning rate must be positive"),
-    (["--lr", "-0.5"], "learning rate must be positive"),
-    (["--lr", "nan"], "learning rate must be positive and finite"),
-    (["--epochs", "0"], "epochs must be at least 1"),
-    (["--steps", "-3"], "steps must be at least 1"),
+    (["--lr", "0"], "--lr (the learning rate) must be positive"),
+    (["--lr", "-0.5"], "--lr (the learning rate) must be positive"),
+    (["--lr", "nan"], "--lr (the learning rate) must be positive and finite"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--steps", "-3"], "--steps must be at least 1"),
     (["--epochs", "2", "--steps", "3"], "not allowed with argument"),
-    (["--batch", "0"], "batch must be at least 1"),
+    (["--batch", "0"], "--batch must be at least 1"),
     (["--batch", "100000"], "larger than the training set"),
-    (["--optimizer", "momentum", "--momentum", "1"], r"momentum must lie in [0, 1)"),
-    (["--momentum", "0.5"], "momentum applies to the momentum optimizer only"),
-    (["--data", "cifar"], "unknown data set 'cifar'"),
+    (["--seed", "-1"], "--seed must be a whole number of at least 0, got -1"),
+    (["--optimizer", "momentum", "--momentum", "1"], r"--momentum must lie in [0, 1)"),
+    (["--momentum", "0.5"], "--momentum applies to --optimizer momentum only"),
+    (["--data", "cifar"], "--data 'cifar' is not known"),
     (["--data", "synthetic", "--sizes", "6,5,1"], "classes must be at least 2"),
-    (["--activation", "gelu"], "unknown activation 'gelu'"),
-    (["--dtype", "float16"], "unknown dtype"),
+    (["--activation", "gelu"], "--activation 'gelu' is not known"),
+    (["--dtype", "float16"], "--dtype 'float16' is not known"),
     (["--sizes", "6,x"], "comma-separated whole numbers"),
     (["--threads", "0"], "--threads must lie in 1.."),
-    (["--label", "a/b"], "label 'a/b' must be"),
+    (["--label", "a/b"], "--label 'a/b' must be 1 to 64 ASCII letters (A-Z, a-z)"),
+    (["--label", "caf\u00e9"], "--label 'caf\\xe9' must be 1 to 64 ASCII letters"),
+    (["--epochs", "1000000000000"], "--epochs 1,000,000,000,000 is 62,000,000,000,000 steps, "
+     "more than 10,000,000: pass --yes"),
+    (["--steps", "10000001"], "--steps 10,000,001 is 10,000,001 steps"),
     (["--method", "numerical:complex_step:naive", "--dtype", "float32"],
      "supports float64 networks, not float32"),
 ]
@@ -677,6 +708,41 @@ def test_cli_diverged_run_exits_1_with_its_record(tmp_path, capsys, monkeypatch)
     assert rc == 1 and "diverged" in err
     (doc,), _ = saved(tmp_path)
     assert doc["status"] == "diverged" and "lower the learning rate" in doc["note"]
+
+
+def test_cli_a_huge_learning_rate_is_diverged_exit_1(tmp_path, capsys):
+    rc, text, err = cli(capsys, "--data", "synthetic", "--sizes", "4,3,2", "--lr", "1e300",
+                        "--epochs", "3", "--out", str(tmp_path))
+    assert rc == 1 and "training diverged" in err, err
+    assert re.search(r"loss \d\.\d+e\+\d+ ", text) and not re.search(r"\d{20}", text)
+    (doc,), _ = saved(tmp_path)
+    assert doc["status"] == "diverged"
+
+
+def test_cli_more_steps_than_the_bound_run_with_yes(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train, "MAX_STEPS", 5)
+    args = ["--data", "synthetic", "--sizes", "4,3,2", "--steps", "6"]
+    assert_refused(capsys, tmp_path / "r", args, "--steps 6 is 6 steps, more than 5: pass "
+                   "--yes")
+    rc, _, err = cli(capsys, *args, "--yes", "--out", str(tmp_path / "r"))
+    assert rc == 0, err
+
+
+def test_cli_rewrites_the_record_at_most_every_few_seconds(tmp_path, capsys, monkeypatch):
+    from gradbench import train_results
+    from gradbench.cli import train as cli_train
+
+    writes = []
+    real = train_results.write
+    monkeypatch.setattr(train_results, "write", lambda path, doc: (writes.append(
+        doc["status"]), real(path, doc))[1])
+    monkeypatch.setattr(cli_train, "SAVE_EVERY", 3600.0)
+    rc, _, err = cli(capsys, "--data", "synthetic", "--sizes", "4,3,2", "--batch", "500",
+                     "--epochs", "6", "--out", str(tmp_path))
+    assert rc == 0, err
+    assert writes == ["running", "complete"]  # epoch 0's, then the end's; none between
+    (doc,), _ = saved(tmp_path)
+    assert [e["epoch"] for e in doc["epochs"]] == list(range(7))
 
 
 def test_cli_warns_on_a_busy_machine_and_records_the_load(tmp_path, capsys, monkeypatch):

@@ -51,9 +51,10 @@ def shown(text: str, limit: int = 40) -> str:
 
 def check_label(label: str, prog: str) -> str:
     if not LABEL.fullmatch(label):
-        raise UsageError(f"{prog}: label {shown(label)} must be 1 to 64 letters, digits, '.', "
-                         "'_', '+' or '-', starting with a letter or digit (no path "
-                         "separators, spaces or other characters)")
+        raise UsageError(f"{prog}: --label {shown(label)} must be 1 to 64 ASCII letters "
+                         "(A-Z, a-z), digits, '.', '_', '+' or '-', starting with a letter or "
+                         "digit (no path separators, spaces, accented letters or other "
+                         "characters)")
     return label
 
 

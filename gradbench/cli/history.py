@@ -44,6 +44,8 @@ def main(args) -> int:
     standing = H.standing_slowdowns(h)
     print(f"{PROG}: {n_runs} runs, {len(h.noise)} machine(s), {len(h.changes)} change(s), "
           f"{len(standing)} slowdown(s) still standing at the newest run")
+    for label in sorted(h.noise):
+        print(f"  {label}: {h.noise_text(label)}")
     for c in h.changes.to_dict("records"):
         print("  " + H.describe(c))
     print(f"page: {page}")
@@ -70,7 +72,8 @@ def _page(h, out):
         changes = [{"text": H.describe(c), "cls": ("slower" if c["ratio"] > 1 else "faster")
                     + " " + H.status(c)} for c in h.changes.to_dict("records")]
         html = pages.render("history.html.j2",
-            runs=h.series["file"].nunique(), machines=sorted(h.noise.items()),
+            runs=h.series["file"].nunique(),
+            machines=[(m, h.noise_text(m)) for m in sorted(h.noise)],
             changes=changes, figures=names, min_change=H.MIN_CHANGE)
         with open(os.path.join(tmp, "index.html"), "w", encoding="utf-8") as f:
             f.write(html)

@@ -42,8 +42,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="results",
                    help="folder for the result files (default results/)")
     p.add_argument("--label", default=None,
-                   help="machine label: letters, digits, . _ + -, at most 64 (default: the "
-                        "host name)")
+                   help="machine label: ASCII letters and digits, . _ + -, at most 64 "
+                        "(default: the host name)")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     p.add_argument("--report", default="reports", metavar="DIR",
                    help="folder for the report built from this run (default reports/)")
@@ -151,9 +151,10 @@ def _after(args, final: Path, outcome) -> int:
 BUSY_LOAD = 0.5
 
 
-def _warn_if_busy() -> None:
+def _warn_if_busy(prog: str = PROG) -> None:
     """Other processes' thread pools distort every timing (measured: a 55 us loss evaluation
-    took 16 ms, a whole scheduler quantum per call, while another benchmark ran): say so."""
+    took 16 ms, a whole scheduler quantum per call, while another benchmark ran): say so, as
+    ``prog`` (gradbench check warns too)."""
     from ..machine import load_average
 
     load = load_average()
@@ -161,7 +162,7 @@ def _warn_if_busy() -> None:
         return
     cores = os.cpu_count() or 1
     if load[0] > BUSY_LOAD * cores:
-        print(f"{PROG}: warning: this machine is busy (load average {load[0]:.1f} on {cores} "
+        print(f"{prog}: warning: this machine is busy (load average {load[0]:.1f} on {cores} "
               "cores); other processes distort the timings: run on a quiet machine",
               file=sys.stderr)
 

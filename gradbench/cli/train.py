@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from .common import (
@@ -20,6 +22,7 @@ from .common import (
     created_folders,
     default_label,
     int_list,
+    shown,
     writable_folder,
 )
 
@@ -27,6 +30,10 @@ PROG = "gradbench train"
 #: A numerical method predicted to take longer than this runs only with --yes.
 YES_SECONDS = 120.0
 HIDDEN = 50
+#: While training, the record is rewritten after an epoch at most once in this many seconds
+#: (and always at the end, on Ctrl-C and on an error): short epochs do not rewrite it
+#: thousands of times.
+SAVE_EVERY = 10.0
 
 
 def add_parser(sub) -> None:
@@ -41,7 +48,8 @@ def add_parser(sub) -> None:
         "keeps the finished epochs). Data: the handwritten digits of scikit-learn (default "
         "when it is installed), MNIST from IDX files you have (--mnist DIR), or synthetic "
         "class clusters. A numerical method's time is predicted first; one predicted to take "
-        f"more than {YES_SECONDS:.0f} s runs only with --yes.")
+        f"more than {YES_SECONDS:.0f} s runs only with --yes, as does any run of more than "
+        f"{train.MAX_STEPS:,} steps.")
     p.add_argument("--sizes", type=int_list, default=None,
                    help="layer widths, inputs first, e.g. 784,50,10 (default: the data's "
                         f"inputs, {HIDDEN}, the data's classes); with --data synthetic the "
@@ -79,12 +87,44 @@ def add_parser(sub) -> None:
                    help="folder for the training record (default results/, beside the "
                         "benchmark results)")
     p.add_argument("--label", default=None,
-                   help="machine label: letters, digits, . _ + -, at most 64 (default: the "
-                        "host name)")
+                   help="machine label: ASCII letters and digits, . _ + -, at most 64 "
+                        "(default: the host name)")
     p.add_argument("--yes", action="store_true",
                    help=f"run a numerical method predicted to take more than "
-                        f"{YES_SECONDS:.0f} s")
+                        f"{YES_SECONDS:.0f} s, or more than {train.MAX_STEPS:,} steps")
     p.set_defaults(func=main)
+
+
+def _check_options(args) -> None:
+    """The options' values on their own, each refusal naming its option (the library's
+    checks name its arguments, not the options)."""
+    from .. import model, train
+
+    def refuse(message):
+        raise UsageError(f"{PROG}: {message}")
+
+    choices = (("--activation", args.activation, model.ACTIVATIONS),
+               ("--dtype", args.dtype, model.DTYPES),
+               ("--optimizer", args.optimizer, train.OPTIMIZERS))
+    for flag, value, allowed in choices:
+        if value not in allowed:
+            refuse(f"{flag} {shown(value)} is not known: choose one of {', '.join(allowed)}")
+    if args.data is not None and args.data not in ("digits", "synthetic"):
+        refuse(f"--data {shown(args.data)} is not known: choose digits or synthetic, or give "
+               "--mnist DIR")
+    if args.seed < 0:
+        refuse(f"--seed must be a whole number of at least 0, got {args.seed}")
+    for flag, value in (("--batch", args.batch), ("--epochs", args.epochs),
+                        ("--steps", args.steps)):
+        if value is not None and value < 1:
+            refuse(f"{flag} must be at least 1, got {value}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        refuse(f"--lr (the learning rate) must be positive and finite, got {args.lr!r}")
+    if args.momentum is not None:
+        if args.optimizer != "momentum":
+            refuse("--momentum applies to --optimizer momentum only: leave it out for sgd")
+        if not 0 <= args.momentum < 1:
+            refuse(f"--momentum must lie in [0, 1), got {args.momentum!r}")
 
 
 def _data(args):
@@ -126,7 +166,7 @@ def duration(seconds: float) -> str:
 def epoch_line(e, per_epoch: int) -> str:
     """One line per evaluation: epoch, loss, accuracies, time per step, elapsed."""
     part = f" ({e.epoch_steps}/{per_epoch} steps)" if 0 < e.epoch_steps < per_epoch else ""
-    loss = f"{e.loss:.4f}" if e.loss == e.loss else "nan"
+    loss = f"{e.loss:.4f}" if abs(e.loss) < 1e4 else f"{e.loss:.4g}"  # nan, inf, 1e+300
     text = (f"epoch {e.epoch:3d}{part}  loss {loss}  train {100 * e.train_accuracy:5.1f} %  "
             f"test {100 * e.test_accuracy:5.1f} %")
     if e.step_median is not None:
@@ -185,14 +225,23 @@ def main(args) -> int:
     threads = check_threads(args.threads, PROG) or numba.get_num_threads()
     label = check_label(args.label, PROG) if args.label is not None else default_label()
     out = writable_folder(args.out, PROG)
+    _check_options(args)
     try:
         train.gradient_method(args.method)  # before loading any data
+    except ValueError as exc:
+        raise UsageError(f"{PROG}: --method: {exc}") from None
+    try:
         data, data_note = _data(args)
         sizes = args.sizes or [data.inputs, HIDDEN, data.classes]
         net = gb.MLP(sizes, activation=args.activation, dtype=args.dtype, seed=args.seed)
         plan = train.plan(net, data, args.method, optimizer=args.optimizer, lr=args.lr,
                           momentum=args.momentum, epochs=args.epochs, steps=args.steps,
                           batch=args.batch, threads=threads, seed=args.seed)
+        if plan.total_steps > train.MAX_STEPS and not args.yes:
+            flag = "--steps" if args.steps is not None else "--epochs"
+            raise UsageError(f"{PROG}: {flag} {args.steps or plan.epochs:,} is "
+                             f"{plan.total_steps:,} steps, more than {train.MAX_STEPS:,}: "
+                             "pass --yes to run them anyway (or train fewer)")
         prediction = None
         if plan.method.kind == "numerical":
             prediction = train.predict_seconds(net, data, plan)
@@ -228,7 +277,7 @@ def main(args) -> int:
     common = {"label": label, "machine": described, "code": machine.code_info(),
               "prediction": prediction, "started": started.isoformat(timespec="seconds"),
               "command": command(args, data, net, plan, label)}
-    state = {"history": None}
+    state = {"history": None, "saved": -math.inf}
 
     def save(history, status, note=None):
         train_results.write(path, train_results.document(history, net, data, status=status,
@@ -251,7 +300,10 @@ def main(args) -> int:
                        leave=False)
         else:
             bar.write(line, file=sys.stdout)
-        save(history, "running")
+        now = time.monotonic()
+        if now - state["saved"] >= SAVE_EVERY:
+            save(history, "running")
+            state["saved"] = now
 
     def close():
         if bar is not None:

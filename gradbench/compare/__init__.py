@@ -1,6 +1,7 @@
 """Comparing result sets: runs, commits or machines. Pure: frames in, findings out.
 
-Each side is one or more result files; several runs on a side are pooled as repeated runs: a
+Each side is one or more result files of one machine (a side pooling several machines is
+refused); several runs on a side are pooled as repeated runs: a
 case's time on that side is the geometric mean of its runs' medians, and the spread of those
 medians measures run-to-run drift directly (see :mod:`gradbench.compare.rule`). Cases are
 matched on their parameters (method, sizes, batch, dtype, threads), never on test names;
@@ -42,6 +43,7 @@ class Comparison:
     same_machine: bool
     notes: list = field(default_factory=list)
     both_skipped: int = 0  # cases the budget skipped on both sides
+    both_unavailable: int = 0  # cases of peers not installed on either side
 
     @property
     def regressions(self) -> pd.DataFrame:
@@ -66,6 +68,16 @@ class Comparison:
         return float(judged["detectable"].median()) if len(judged) else math.nan
 
 
+def machine(run) -> str:
+    """What a run's machine is, from its description: the CPU model and its cores; the
+    label only where the file recorded no CPU. Two labels on one host are one machine."""
+    cpu = run["cpu_model"]
+    if not isinstance(cpu, str) or not cpu:
+        return f"label {run['label']} (CPU not recorded)"
+    cores = run.get("cores")
+    return cpu if cores is None or pd.isna(cores) else f"{cpu}, {int(cores)} cores"
+
+
 def describe(rs: results.ResultSet) -> dict:
     r = rs.runs
     commits = sorted({f"{c[:10]}{'+dirty' if d is True else ''}"
@@ -73,7 +85,17 @@ def describe(rs: results.ResultSet) -> dict:
                       if isinstance(c, str) and c})
     return {"runs": len(r), "labels": sorted(r["label"].unique()),
             "cpus": sorted(str(c) for c in r["cpu_model"].dropna().unique()),
+            "machines": sorted({machine(run) for run in r.to_dict("records")}),
             "commits": commits, "files": list(r["file"])}
+
+
+def _one_machine(side: str, d: dict) -> None:
+    """Runs pooled on a side are repeats of one machine's timings; runs from several
+    machines are not, and are refused."""
+    if len(d["machines"]) > 1:
+        raise ValueError(f"the {side} pools runs from {len(d['machines'])} machines ("
+                         f"{'; '.join(d['machines'])}): repeats must come from one machine; "
+                         f"compare one machine's runs at a time")
 
 
 def _per_run(rs: results.ResultSet, resources: dict, mode: str) -> pd.DataFrame:
@@ -145,8 +167,10 @@ def _resources(base: results.ResultSet, mode: str) -> dict:
 
 
 def _unmatched(base: results.ResultSet, cur: results.ResultSet, matched: set):
-    """Cases timed on one side only, with what the other side did with them; and how many
-    the budget skipped on both sides."""
+    """Cases not matched: each with the side that timed it (``neither`` when no side did)
+    and what the other side did with it; and how many cases were skipped by the budget on
+    both sides, and how many were unavailable (a peer not installed) on both sides, which are
+    counted, not listed."""
     status = {}
     for side, rs in (("baseline", base), ("current", cur)):
         for r in rs.cases.to_dict("records"):
@@ -154,24 +178,30 @@ def _unmatched(base: results.ResultSet, cur: results.ResultSet, matched: set):
             st = status.setdefault(key, {"n_params": r["n_params"]})
             if st.get(side) != "ok":  # timed in any run of the side counts as timed
                 st[side] = r["status"]
-    rows, both_skipped = [], 0
+    rows, both = [], {"skipped": 0, "unavailable": 0}
     for key, st in status.items():
         if key in matched:
             continue
         b, c = st.get("baseline"), st.get("current")
-        if b == c == "skipped":
-            both_skipped += 1
+        if b == c and b in both:
+            both[b] += 1
             continue
-        side, other, there = ("baseline", "current", c) if b == "ok" else ("current",
-                                                                           "baseline", b)
-        if b != "ok" and c != "ok":  # skipped on one side, absent from the other
-            side, other, there = ("baseline", "current", c) if b else ("current", "baseline",
-                                                                      b)
-        why = {"skipped": "skipped by the budget", None: "absent"}.get(there, there)
+        if b == "ok":
+            side, why = "baseline", f"{_why(c)} in the current results"
+        elif c == "ok":
+            side, why = "current", f"{_why(b)} in the baseline results"
+        else:  # timed on neither side, for different reasons
+            side, why = "neither", (f"{_why(b)} in the baseline results, {_why(c)} in the "
+                                    "current results")
         rows.append({"side": side, **dict(zip(KEY, key, strict=True)),
-                     "n_params": st["n_params"], "why": f"{why} in the {other} results"})
+                     "n_params": st["n_params"], "why": why})
     df = pd.DataFrame(rows, columns=["side", *KEY, "n_params", "why"])
-    return df.sort_values(["side", "method", "n_params"]).reset_index(drop=True), both_skipped
+    return (df.sort_values(["side", "method", "n_params"]).reset_index(drop=True),
+            both["skipped"], both["unavailable"])
+
+
+def _why(status: str | None) -> str:
+    return {"skipped": "skipped by the budget", None: "absent"}.get(status, status)
 
 
 def _scaling(base: results.ResultSet, cur: results.ResultSet, block: float) -> pd.DataFrame:
@@ -236,6 +266,9 @@ def compare(baseline, current, threshold: float = 1.10, normalize: str = "none")
                          f"{', '.join(norm.MODES)}")
     base = baseline if isinstance(baseline, results.ResultSet) else results.load_set(baseline)
     cur = current if isinstance(current, results.ResultSet) else results.load_set(current)
+    db, dc = describe(base), describe(cur)
+    _one_machine("baseline", db)
+    _one_machine("current", dc)
     resources = _resources(base, normalize)
     rb, rc = _per_run(base, resources, normalize), _per_run(cur, resources, normalize)
     pb, pc = _pool(rb), _pool(rc)
@@ -272,16 +305,15 @@ def compare(baseline, current, threshold: float = 1.10, normalize: str = "none")
     cases = pd.DataFrame(rows).sort_values(["dtype", "method", "n_params"]).reset_index(
         drop=True)
     matched = set(map(tuple, cases[KEY].to_numpy().tolist()))
-    db, dc = describe(base), describe(cur)
-    same = db["cpus"] == dc["cpus"] and db["labels"] == dc["labels"]
+    same = db["machines"] == dc["machines"]
     notes = []
     if not same and normalize == "none":
         notes.append("the two sides ran on different machines and times are not normalised: "
                      "ratios include the hardware difference (use --normalize auto)")
-    unmatched, both_skipped = _unmatched(base, cur, matched)
+    unmatched, both_skipped, both_unavailable = _unmatched(base, cur, matched)
     return Comparison(cases, unmatched, _scaling(base, cur, block), _method_summary(cases),
                       db, dc, float(threshold), normalize, block, spread, source, same, notes,
-                      both_skipped)
+                      both_skipped, both_unavailable)
 
 
 def _nothing_in_common(pb: pd.DataFrame, pc: pd.DataFrame) -> str:

@@ -4,7 +4,7 @@ changed (see :mod:`gradbench.compare.changepoints`)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,15 @@ class History:
     changes: pd.DataFrame  # one row per change point (CHANGE_COLUMNS); ``standing``: still
     # in effect at the newest run, else ``until_*`` says from which run it was undone
     noise: dict  # label -> noise sd (log time) used for that machine
+    # label -> why the noise was not measured there ("one run", "no case timed twice"); a
+    # machine missing here had its noise measured (the sd above is then measured, or the floor)
+    unmeasured: dict = field(default_factory=dict)
+
+    def noise_text(self, label: str) -> str:
+        """'noise 8.0 % per run', or 'noise not measured (one run)' where it was not."""
+        if label in self.unmeasured:
+            return f"noise not measured ({self.unmeasured[label]})"
+        return f"noise {100 * self.noise[label]:.1f} % per run"
 
 
 def _order(runs: pd.DataFrame) -> pd.DataFrame:
@@ -52,10 +61,13 @@ def history(paths) -> History:
     series = ok.merge(runs[["file", "position", "when"]], on="file")
     series = series[["label", *KEY, "n_params", "position", "when", "commit", "file",
                      "median"]].sort_values(["label", *KEY, "position"])
-    rows, noise = [], {}
+    rows, noise, unmeasured = [], {}, {}
     for label, per_label in series.groupby("label", sort=True):
         groups = list(per_label.groupby(KEY, sort=False))
         sd = cp.noise_sd([np.log(g["median"].to_numpy()) for _, g in groups])
+        if not math.isfinite(sd):
+            unmeasured[label] = ("one run" if per_label["file"].nunique() == 1
+                                 else "no case timed twice")
         sd = max(NOISE_FLOOR, sd if math.isfinite(sd) else NOISE_FLOOR)
         noise[label] = sd
         for key, g in groups:
@@ -80,7 +92,7 @@ def history(paths) -> History:
                              "until_commit": None if end is None else end["commit"],
                              "until_when": None if end is None else end["when"]})
     changes = pd.DataFrame(rows, columns=CHANGE_COLUMNS)
-    return History(series.reset_index(drop=True), changes, noise)
+    return History(series.reset_index(drop=True), changes, noise, unmeasured)
 
 
 def _undone(segs: list, k: int, slower: bool, beta: float) -> int | None:

@@ -40,9 +40,14 @@ def headline(c: Comparison) -> list[str]:
                  f"(median over the {judged} cases with at least {rule.MIN_ROUNDS} rounds a "
                  "side; per case in the table)")
     n = c.cases["verdict"].value_counts()
+    one_side = int((c.unmatched["side"] != "neither").sum())
+    neither = len(c.unmatched) - one_side
     lines.append(f"{len(c.cases)} cases matched: " + ", ".join(
-        f"{int(n.get(v, 0))} {v}" for v in rule.VERDICTS) + f"; {len(c.unmatched)} timed on "
-        f"one side only; {c.both_skipped} skipped by the budget on both sides")
+        f"{int(n.get(v, 0))} {v}" for v in rule.VERDICTS) + f"; {one_side} timed on one side "
+        f"only" + (f"; {neither} timed on neither side" if neither else "")
+        + f"; {c.both_skipped} skipped by the budget on both sides"
+        + (f"; {c.both_unavailable} unavailable on both sides (peers not installed)"
+           if c.both_unavailable else ""))
     for r in c.scaling_regressions.itertuples():
         lines.append(f"scaling: {r.method} ({r.dtype}) went from N^{r.k_baseline:.2f} "
                      f"[{r.k_baseline_low:.2f}, {r.k_baseline_high:.2f}] to N^{r.k_current:.2f} "
@@ -148,6 +153,7 @@ def as_json(c: Comparison) -> str:
            "same_machine": c.same_machine, "notes": c.notes, "baseline": c.baseline,
            "current": c.current, "methods": frame(c.methods), "cases": frame(c.cases),
            "scaling": frame(c.scaling), "unmatched": frame(c.unmatched),
+           "both_skipped": c.both_skipped, "both_unavailable": c.both_unavailable,
            "regressions": frame(c.regressions)}
     return json.dumps(doc, indent=1, allow_nan=False) + "\n"
 

@@ -130,13 +130,15 @@ def check_tables(checks: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
                       "schema 1, or runs interrupted before the end); re-run the benchmarks "
                       "to get them")
     first = checks.iloc[0]
-    verdicts = checks.groupby("label", sort=True)["all_passed"].first()
+    per_label = checks.groupby("label", sort=True).agg(
+        ok=("all_passed", "first"), worst=("max_rel_err", "max"), threshold=("threshold",
+                                                                              "first"))
     note = (f"{first['network']}: central differences ({first['strategy'] or 'incremental'} "
             f"strategy, which agrees with naive to rounding), h = {first['h']:.3g}; "
-            + "; ".join(f"on {label} {'PASSED' if ok else 'FAILED'}"
-                        for label, ok in verdicts.items())
-            + f" at relative error {first['threshold']:.2g}. Computed by each run on its own "
-              "machine.")
+            + "; ".join(f"on {label} {'PASSED' if r.ok else 'FAILED'}: worst relative error "
+                        f"{r.worst:.2g}, {'within' if r.ok else 'beyond'} the threshold "
+                        f"{r.threshold:.2g}" for label, r in per_label.iterrows())
+            + ". Computed by each run on its own machine.")
     cols = ["label", "threads", "tensor", "shape", "max_rel_err", "median_rel_err",
             "max_abs_err", "n_over", "passed"]
     return checks[cols], note

@@ -20,7 +20,7 @@ from matplotlib.ticker import FormatStrFormatter, NullFormatter
 from .. import methods, results
 from . import pages
 
-#: Colour per scheme (naive and incremental share it; incremental is dashed).
+#: Colour per scheme (the step-error figure's lines are schemes).
 COLORS = {
     "primal": "#7f7f7f",
     "backprop": "#1f77b4",
@@ -29,6 +29,30 @@ COLORS = {
     "five_point": "#9467bd",
     "complex_step": "#8c564b",
 }
+#: Colour per method, each its own in every figure: a scheme's naive strategy takes the
+#: scheme's colour, its incremental strategy a darker shade of it (and a dashed line); the
+#: peers take colours no gradbench method has.
+METHOD_COLORS = {
+    "primal": COLORS["primal"],
+    "backprop": COLORS["backprop"],
+    "numerical:central:naive": COLORS["central"],
+    "numerical:central:incremental": "#7b1113",
+    "numerical:forward:naive": COLORS["forward"],
+    "numerical:forward:incremental": "#a34f00",
+    "numerical:five_point:naive": COLORS["five_point"],
+    "numerical:five_point:incremental": "#4b2a70",
+    "numerical:complex_step:naive": COLORS["complex_step"],
+    "numerical:complex_step:incremental": "#4a2b25",
+    "numpy:backprop": "#2ca02c",
+    "numpy:central": "#98df8a",
+    "torch:backprop": "#e377c2",
+    "torch:numerical": "#f7b6d2",
+    "jax:backprop": "#bcbd22",
+    "scipy:approx_fprime": "#17becf",
+    "numdifftools:gradient": "#e7ba52",
+}
+#: A method this table does not know (a newer file's): one colour for them all.
+OTHER_COLOR = "#aec7e8"
 MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
 SIZE = (7.0, 4.4)  # inches, at DPI: 700 x 440 pixels
 DPI = 100
@@ -50,11 +74,11 @@ def plain(text) -> str:
 
 
 def _style(method: str) -> dict:
-    """Colour by scheme (or by method, for those without one); incremental dashed."""
+    """The method's own colour (:data:`METHOD_COLORS`); incremental dashed."""
     m = methods.REGISTRY.get(method)
-    key = m.scheme if m is not None and m.scheme else method
     dashed = m is not None and m.strategy == "incremental"
-    return {"color": COLORS.get(key, "#17becf"), "linestyle": "--" if dashed else "-"}
+    return {"color": METHOD_COLORS.get(method, OTHER_COLOR), "linestyle": "--" if dashed
+            else "-"}
 
 
 #: What tells two series of one method apart, in the order a legend names it.
@@ -279,7 +303,7 @@ def step_curve(curve: pd.DataFrame, path) -> list[str]:
         # complex step shares central differences' truncation error (f''' h^2 / 6):
         # dash-dot keeps the two lines apart where they overlap
         style = "-." if scheme == "complex_step" else "-" if dtype == "float64" else "--"
-        color = COLORS.get(scheme, "#17becf")
+        color = COLORS.get(scheme, OTHER_COLOR)
         name = f"{scheme.replace('_', '-')} ({dtype})"
         ax.plot(g["h"], err, color=color, linestyle=style, lw=1.3, label=name)
         h0 = g["default_h"].iloc[0]
@@ -297,8 +321,7 @@ def step_curve(curve: pd.DataFrame, path) -> list[str]:
 
 
 #: Colour per peer provider, and a marker each (gradbench's own series: circles).
-PEER_STYLE = {"numpy": ("#2ca02c", "s"), "torch": ("#e377c2", "^"), "jax": ("#9467bd", "D"),
-              "scipy": ("#8c564b", "v"), "numdifftools": ("#17becf", "P")}
+PEER_MARKERS = {"numpy": "s", "torch": "^", "jax": "D", "scipy": "v", "numdifftools": "P"}
 
 
 def peers_time(df: pd.DataFrame, path) -> list[str]:
@@ -322,7 +345,7 @@ def peers_time(df: pd.DataFrame, path) -> list[str]:
     order = sorted(_groups(shown), key=lambda s: (methods.order(s[0]["method"]), s[2]))
     for key, g, name, _ in order:
         method = key["method"]
-        color, marker = PEER_STYLE.get(providers[method], (_style(method)["color"], "o"))
+        color, marker = _style(method)["color"], PEER_MARKERS.get(providers[method], "o")
         f = fits.get(tuple(key[k] for k in results.SERIES_KEY))
         if f is not None:
             name += f": k = {f.k:.2f}" + ("" if f.asymptotic else " (range)")
