@@ -15,7 +15,8 @@ EXIT_STATUSES = """exit status:
   2    bad usage or bad input: one line on stderr, nothing written
   3    the suite itself failed (a case raised an error), or the report of a run could
        not be built; completed cases are saved
-  130  interrupted (Ctrl-C); what completed is saved"""
+  130  interrupted (Ctrl-C); what completed is saved; 143 and 129: the same, by SIGTERM
+       and SIGHUP"""
 
 #: Machine labels name result files and appear in reports: a plain, short name.
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")

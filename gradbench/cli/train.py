@@ -9,9 +9,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from .. import interrupt
 from .common import (
     EXIT_FINDING,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     UsageError,
     add_verb,
@@ -176,6 +176,15 @@ def _unique(path: Path) -> Path:
 
 
 def main(args) -> int:
+    # SIGTERM and SIGHUP stop the training as Ctrl-C does: the finished epochs are kept
+    previous = interrupt.install()
+    try:
+        return _main(args)
+    finally:
+        interrupt.restore(previous)
+
+
+def _main(args) -> int:
     import numba
 
     import gradbench as gb
@@ -269,13 +278,16 @@ def main(args) -> int:
             path.unlink(missing_ok=True)
             if made is not None and not any(p.is_file() for p in made.rglob("*")):
                 shutil.rmtree(made, ignore_errors=True)
-            print(f"{PROG}: interrupted before the first epoch finished; nothing saved",
-                  file=sys.stderr)
-            return EXIT_INTERRUPTED
-        save(history, "interrupted", "interrupted by the user (Ctrl-C)")
-        print(f"{PROG}: interrupted; the {len(history.epochs) - 1} finished epoch(s) are in "
-              f"{path}; see them with: gradbench report {path}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+            print(f"{PROG}: interrupted{interrupt.by()} before the first epoch finished; "
+                  "nothing saved", file=sys.stderr)
+            return interrupt.exit_status()
+        with interrupt.deferred():  # the last write is not to be cut short
+            save(history, "interrupted",
+                 f"interrupted by {interrupt.received() or 'the user (Ctrl-C)'}")
+        print(f"{PROG}: interrupted{interrupt.by()}; the {len(history.epochs) - 1} finished "
+              f"epoch(s) are in {path}; see them with: gradbench report {path}",
+              file=sys.stderr)
+        return interrupt.exit_status()
     except BaseException:
         close()
         if state["history"] is not None:

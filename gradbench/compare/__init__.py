@@ -278,6 +278,13 @@ def compare(baseline, current, threshold: float = 1.10, normalize: str = "none")
     if not same and normalize == "none":
         notes.append("the two sides ran on different machines and times are not normalised: "
                      "ratios include the hardware difference (use --normalize auto)")
+    for side, rs in (("baseline", base), ("current", cur)):  # runs that did not finish
+        counts = rs.runs.loc[rs.runs["status"] != "complete", "status"].value_counts()
+        if len(counts):
+            notes.append(f"{side}: " + ", ".join(
+                f"{n} run{'s' if n != 1 else ''} {s}" for s, n in sorted(counts.items()))
+                + " (abandoned: still 'running' but its process is gone)" * (
+                    "abandoned" in counts))
     unmatched, both_skipped = _unmatched(base, cur, matched)
     return Comparison(cases, unmatched, _scaling(base, cur, block), _method_summary(cases),
                       db, dc, float(threshold), normalize, block, spread, source, same, notes,
