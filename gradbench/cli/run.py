@@ -79,27 +79,32 @@ def _main(args) -> int:
 
     from .. import methods
     from ..bench import parts
+    from ..results import names
 
     made = created_folders(out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    final = out / f"{label}-{prof.name}-{stamp}.json"
-    print(f"{PROG}: profile {prof.name}, budget {prof.budget:g} s, results to {final}")
-    _warn_if_busy()
-    storage = None
+    final = lock = storage = outcome = None
     try:
+        # claimed before anything is written: a run started in the same second with the
+        # same label and folder takes the next name (-2, -3, ...)
+        final, lock = names.claim(out, f"{label}-{prof.name}-{stamp}")
+        print(f"{PROG}: profile {prof.name}, budget {prof.budget:g} s, results to {final}")
+        _warn_if_busy()
         storage = tempfile.mkdtemp(prefix="gradbench-pytest-benchmark-")  # its unused storage
         outcome = parts.run(prof, label, threads, final, storage, PROG)
     except KeyboardInterrupt:  # before pytest took over (its start-up): nothing written
-        outcome = None
+        pass
     finally:
         if storage is not None:
             shutil.rmtree(storage, ignore_errors=True)
+        if lock is not None:
+            names.release(lock)  # the suite's writing is over
     code = outcome.codes[methods.OURS] if outcome else pytest.ExitCode.INTERRUPTED
     if outcome is None or not final.is_file():
         if made is not None and not any(p.is_file() for p in made.rglob("*")):
             shutil.rmtree(made, ignore_errors=True)  # nothing saved: no empty folder left
-        if final.is_file():  # written, then interrupted outside pytest: the file says so
+        if final is not None and final.is_file():  # written, then interrupted outside pytest
             print(f"{PROG}: interrupted{interrupt.by()}; what completed is in {final}",
                   file=sys.stderr)
             return interrupt.exit_status()

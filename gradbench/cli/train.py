@@ -167,29 +167,26 @@ def _warn_if_busy(load: list[float] | None) -> None:
               "to compare methods", file=sys.stderr)
 
 
-def _unique(path: Path) -> Path:
-    stem, n = path.stem, 2
-    while path.exists():
-        path = path.with_name(f"{stem}-{n}.json")
-        n += 1
-    return path
-
-
 def main(args) -> int:
+    from ..results import names
+
     # SIGTERM and SIGHUP stop the training as Ctrl-C does: the finished epochs are kept
     previous = interrupt.install()
+    held = []  # the lock that claims the record's name (gradbench.results.names)
     try:
-        return _main(args)
+        return _main(args, held)
     finally:
+        names.release(*held)
         interrupt.restore(previous)
 
 
-def _main(args) -> int:
+def _main(args, held: list) -> int:
     import numba
 
     import gradbench as gb
 
     from .. import machine, train, train_results
+    from ..results import names
 
     threads = check_threads(args.threads, PROG) or numba.get_num_threads()
     label = check_label(args.label, PROG) if args.label is not None else default_label()
@@ -232,7 +229,10 @@ def _main(args) -> int:
     started = datetime.datetime.now()
     stamp = started.strftime("%Y%m%d-%H%M%S")
     method = re.sub(r"[^A-Za-z0-9._+-]", "-", plan.method.name)  # numerical:a:b -> numerical-a-b
-    path = _unique(out / f"train-{label}-{method}-{stamp}.json")
+    # claimed before anything is written: a training started in the same second with the
+    # same label, method and folder takes the next name (-2, -3, ...)
+    path, lock = names.claim(out, f"train-{label}-{method}-{stamp}")
+    held.append(lock)
     described = {**machine.describe(label), "load_average": load}
     common = {"label": label, "machine": described, "code": machine.code_info(),
               "prediction": prediction, "started": started.isoformat(timespec="seconds"),
@@ -276,6 +276,7 @@ def _main(args) -> int:
         history = state["history"]
         if history is None or len(history.epochs) < 2:
             path.unlink(missing_ok=True)
+            names.release(lock)
             if made is not None and not any(p.is_file() for p in made.rglob("*")):
                 shutil.rmtree(made, ignore_errors=True)
             print(f"{PROG}: interrupted{interrupt.by()} before the first epoch finished; "
