@@ -281,3 +281,30 @@ def test_a_later_command_in_the_process_does_not_inherit_the_signal(monkeypatch,
     monkeypatch.setattr(cli_report, "main", ctrl_c)
     code, _, err = cli_main(capsys, "report", "x")
     assert code == 130 and err.strip() == "gradbench: interrupted"
+
+
+def test_a_part_process_saves_interrupted_on_sigterm(tmp_path):
+    # a part as gradbench run starts one for a peer provider: pytest with the plugin, whose
+    # own handler turns SIGTERM into pytest's interruption, saved as such
+    from gradbench import bench
+    from gradbench.bench import parts, sweep
+
+    out = tmp_path / "part.json"
+    argv = parts.pytest_args(Path(bench.__file__).parent, sweep.profile("quick", 60.0), "p",
+                             1, out, str(tmp_path / "storage"))
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "pytest", *argv, "--gb-provider",
+                             "gradbench", "--gb-methods", "primal,backprop"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=parts._child_env(), cwd=tmp_path)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and json.loads(out.read_text())["benchmarks"]:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    text, _ = proc.communicate(timeout=300)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, text[-2000:]
+    rs = results.load_set(out)
+    assert rs.runs["status"].tolist() == ["interrupted"]
+    assert rs.runs["signal"].tolist() == ["SIGTERM"]
+    assert (rs.cases["status"] == "ok").sum() >= 1
