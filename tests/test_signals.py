@@ -308,3 +308,22 @@ def test_a_part_process_saves_interrupted_on_sigterm(tmp_path):
     assert rs.runs["status"].tolist() == ["interrupted"]
     assert rs.runs["signal"].tolist() == ["SIGTERM"]
     assert (rs.cases["status"] == "ok").sum() >= 1
+
+
+@pytest.mark.parametrize("pid, status", [("dead", "abandoned"), ("me", "running")])
+def test_a_training_record_whose_writer_is_gone_is_abandoned(tmp_path, capsys, pid, status):
+    from gradbench import report, train_results
+
+    out = tmp_path / "r"
+    code, _, err = cli_main(capsys, "train", "--data", "synthetic", "--sizes", "4,3,2",
+                            "--steps", "3", "--out", out)
+    assert code == 0, err
+    (path,) = out.glob("train-*.json")
+    doc = json.loads(path.read_text())
+    assert doc["writer"] == {"host": socket.gethostname(), "pid": os.getpid()}
+    doc.update(status="running", writer={"host": socket.gethostname(),
+                                         "pid": _dead_pid() if pid == "dead" else os.getpid()})
+    path.write_text(json.dumps(doc))
+    assert train_results.load(out).runs["status"].tolist() == [status]
+    page = report.build(out, tmp_path / "rep").read_text()
+    assert f">{status}</td>" in page

@@ -125,8 +125,8 @@ def _run(f: Fields, data: dict) -> dict:
     return {
         "label": label,
         "run": f.text(data, "datetime", "", optional=True) or "",
-        "status": _status(f.choice(gb, "status", "gradbench", STATUSES, optional=True)
-                          or "complete", host, pid),
+        "status": shown_status(f.choice(gb, "status", "gradbench", STATUSES, optional=True)
+                               or "complete", host, pid),
         "signal": f.text(gb, "signal", "gradbench", optional=True, max_len=32),
         "writer_host": host,
         "writer_pid": pid,
@@ -155,12 +155,18 @@ def _run(f: Fields, data: dict) -> dict:
     }
 
 
-def _status(status: str, host: str | None, pid: int | None) -> str:
-    """A run's status as readers show it: the file's, or "abandoned" when the file says
-    "running" but its writer, on this host, is no longer alive (only a live run is running)."""
+def shown_status(status: str, host: str | None, pid: int | None) -> str:
+    """A run's (or training's) status as readers show it: the file's, or "abandoned" when the
+    file says "running" but its writer, on this host, is no longer alive (only a live run is
+    running)."""
     if status == "running" and host == socket.gethostname() and pid and not alive(pid):
         return "abandoned"
     return status
+
+
+def writer() -> dict:
+    """This process as a file's writer: host name and process id."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 def alive(pid: int) -> bool:
