@@ -128,11 +128,13 @@ def test_an_output_folder_that_is_a_dangling_link_is_refused_before_any_work(
 
 
 def test_train_never_writes_its_record_through_a_dangling_link(tmp_path):
-    from gradbench.cli import train as train_cli
+    from gradbench.results import names
 
     link = tmp_path / "train-m1-backprop-1.json"
     link.symlink_to(tmp_path / "gone.json")
-    assert train_cli._unique(link) == tmp_path / "train-m1-backprop-1-2.json"
+    path, lock = names.claim(tmp_path, "train-m1-backprop-1")
+    assert path == tmp_path / "train-m1-backprop-1-2.json"
+    names.release(lock)
 
 
 def test_a_deep_file_as_a_process_is_one_line_and_no_traceback(tmp_path):

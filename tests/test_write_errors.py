@@ -76,8 +76,9 @@ def test_cli_history_on_a_full_disk_is_one_line_exit_2(tmp_path, capsys, monkeyp
 
 def quick_run(capsys, monkeypatch, out, good_writes, checkpoint=True):
     """``gradbench run`` in this process, every case skipped by the budget and saved as it is
-    (with ``checkpoint``: no wait between checkpoints), on a disk that fills after ``good_writes`` writes; no peer
-    part may start. (exit status, stderr, the JSON of the last good write or None)."""
+    (with ``checkpoint``: no wait between checkpoints), on a disk that fills after
+    ``good_writes`` writes; no peer part may start. (exit status, stderr, the JSON of the
+    last good write or None)."""
     import json
 
     from gradbench.bench import parts, plugin

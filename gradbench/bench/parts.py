@@ -16,22 +16,21 @@ The budget is shared as in one process: every part knows every group's weight (t
 and what the earlier parts spent. A provider whose library is not installed is not started:
 its cases are recorded here, at the end, as unavailable, with the command that installs it.
 Ctrl-C reaches the part that is running (a child is in its own process group, so the
-terminal's Ctrl-C reaches this process, which passes it on once); that part saves its
-completed cases and no later part starts. At the end this process writes the run's one final
-status: complete, interrupted or failed.
+terminal's Ctrl-C reaches this process, which passes it on once; SIGTERM and SIGHUP alike,
+gradbench.interrupt); that part saves its completed cases and no later part starts. At the
+end this process writes the run's one final status: complete, interrupted or failed.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import methods, results
+from .. import interrupt, methods, results
 from . import plugin, sweep
 
 
@@ -153,7 +152,8 @@ def _child_env() -> dict:
 
 
 def _run_child(argv: list[str]) -> int:
-    """Run a part to its end; Ctrl-C here is passed on to it, once, and waited out."""
+    """Run a part to its end; Ctrl-C (or SIGTERM, SIGHUP) here is passed on to it, once, as
+    the same signal, and waited out."""
     posix = os.name == "posix"
     # in a process group of its own, the terminal's Ctrl-C reaches only this process, which
     # passes it on: the part sees exactly one (a second would cut its last save short)
@@ -162,7 +162,7 @@ def _run_child(argv: list[str]) -> int:
         return proc.wait()
     except KeyboardInterrupt:
         if posix and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(interrupt.signum())
         while True:
             try:
                 proc.wait()
@@ -179,11 +179,9 @@ def _finish(out: Path, status: str, wall: float,
     doc = results.Document.load(out)  # the last part's, checked
     for c in unavailable:
         doc.add_not_timed(c.info(), "unavailable", c.record.unavailable_reason())
-    doc.set_status(status, wall=wall)
-    # the last write is not to be cut short by Ctrl-C: it takes a moment
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    # the signal that interrupted this process (a part interrupted by its own keeps that)
+    doc.set_status(status, wall=wall,
+                   signal=interrupt.received() if status == "interrupted" else None)
+    with interrupt.deferred():  # the last write is not to be cut short: it takes a moment
         doc.save(out)
-    finally:
-        signal.signal(signal.SIGINT, previous)
     return doc

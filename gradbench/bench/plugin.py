@@ -3,9 +3,10 @@
 Loaded by ``gradbench run`` (``-p gradbench.bench.plugin``) and by ``benchmarks/conftest.py``
 for developers who run ``pytest benchmarks/``. It writes the result file itself (``--gb-out``),
 through :class:`gradbench.results.Document`: after a case completes (at most every
-``CHECKPOINT_SECONDS``) and once more when the session ends, with the run's status. Ctrl-C at
-any moment therefore leaves every completed case and the skipped list in the file, and a run in
-which every case was skipped still writes its file.
+``CHECKPOINT_SECONDS``) and once more when the session ends, with the run's status. Ctrl-C
+(or SIGTERM, SIGHUP: gradbench.interrupt) at any moment therefore leaves every completed case
+and the skipped list in the file, and a run in which every case was skipped still writes its
+file.
 
 A session runs the cases of one provider (``--gb-provider``, default gradbench's own): each
 peer provider's cases run in a process of their own (gradbench.bench.parts). Such a later part
@@ -17,7 +18,6 @@ to write the run's one final status.
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,7 +27,7 @@ import numba
 import pytest
 import pytest_benchmark
 
-from .. import __version__, methods, results
+from .. import __version__, interrupt, methods, results
 from ..blas import thread_limits
 from ..machine import calibrate, code_info, describe, load_average
 from . import sweep
@@ -113,19 +113,21 @@ class State:
         out = sweep.cases(self.profile, self.threads, self.provider)
         return [c for c in out if self.only is None or c.method in self.only]
 
-    def save(self, status: str) -> None:
+    def save(self, status: str, signal: str | None = None) -> None:
         """Write the result file; a failed write (a full disk, say: no later case could be
         saved either) ends the session with :data:`EXIT_UNWRITABLE`."""
-        if not self.write(status):
+        if not self.write(status, signal):
             pytest.exit(self.unwritable(), returncode=EXIT_UNWRITABLE)
 
-    def write(self, status: str) -> bool:
-        """Write the result file; False (and :attr:`write_error` set) when it failed."""
+    def write(self, status: str, signal: str | None = None) -> bool:
+        """Write the result file (``signal``: the one that interrupted the run); False (and
+        :attr:`write_error` set) when it failed."""
         if self.out is None:
             return True
         doc = self.document()
         doc.set_status(status, spent=self.budget.spent,
-                       wall=self.wall_before + time.perf_counter() - self.started)
+                       wall=self.wall_before + time.perf_counter() - self.started,
+                       signal=signal)
         try:
             doc.save(self.out)
         except OSError as exc:
@@ -142,6 +144,9 @@ class State:
 def pytest_configure(config):
     if not config.pluginmanager.hasplugin("benchmark"):
         return
+    # SIGTERM and SIGHUP stop the session as Ctrl-C does: its completed cases are saved
+    # (a peer's part gets the signal its driver got, passed on)
+    config._gradbench_signals = interrupt.install(forget=False)
     try:
         p = sweep.profile(config.getoption("--gb-profile"), config.getoption("--gb-budget"))
     except ValueError as exc:
@@ -235,14 +240,11 @@ def pytest_sessionfinish(session, exitstatus):
     else:
         status = "failed"
     # the last write is not to be cut short by a second Ctrl-C: it takes a moment
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        if not state.write(status):
+    with interrupt.deferred():
+        if not state.write(status, interrupt.received() if status == "interrupted" else None):
             session.exitstatus = EXIT_UNWRITABLE
             if state.provider != methods.OURS:  # a part in a process of its own: say why
                 print(state.unwritable(), file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def pytest_unconfigure(config):
@@ -250,3 +252,4 @@ def pytest_unconfigure(config):
     previous = getattr(config, "_gradbench_numba_threads", None)
     if previous is not None:
         numba.set_num_threads(previous)
+    interrupt.restore(getattr(config, "_gradbench_signals", {}))

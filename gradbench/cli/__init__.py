@@ -8,7 +8,8 @@ Exit status (every verb):
        broken installation, not something you typed), or the report of a run could not be
        built, or its result file could not be written (a full disk: the run stops, the
        file keeps its last good write); the completed cases are saved
-  130  interrupted (Ctrl-C); what completed is saved
+  130  interrupted (Ctrl-C); what completed is saved; 143 and 129: the same, by SIGTERM
+       and SIGHUP
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import __version__
+from .. import __version__, interrupt
 from . import check, compare, history, report, run, train
-from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, UsageError
+from .common import EXIT_OK, EXIT_USAGE, Parser, UsageError
 
 VERBS = (run, report, compare, history, check, train)
 DESCRIPTION = ("What a gradient costs, by finite differences and by backpropagation: run the "
@@ -44,6 +45,7 @@ def _raw():
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    interrupt.reset()  # a signal an earlier command in this process got is not this one's
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -53,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("gradbench: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"gradbench: interrupted{interrupt.by()}", file=sys.stderr)
+        return interrupt.exit_status()
     except BrokenPipeError:  # output piped into head, say: stop quietly
         # point stdout at devnull so the interpreter's final flush does not fail again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -16,7 +16,8 @@ EXIT_STATUSES = """exit status:
   3    the suite itself failed (a case raised an error), the report of a run could not
        be built, or its result file could not be written (a full disk: the run stops,
        the file keeps its last good write); completed cases are saved
-  130  interrupted (Ctrl-C); what completed is saved"""
+  130  interrupted (Ctrl-C); what completed is saved; 143 and 129: the same, by SIGTERM
+       and SIGHUP"""
 
 #: Machine labels name result files and appear in reports: a plain, short name.
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")

@@ -9,9 +9,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .. import interrupt
 from .common import (
     EXIT_CRASH,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
@@ -52,6 +52,15 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
+    # SIGTERM and SIGHUP stop the run as Ctrl-C does, during start-up too
+    previous = interrupt.install()
+    try:
+        return _main(args)
+    finally:
+        interrupt.restore(previous)
+
+
+def _main(args) -> int:
     from ..bench import sweep
 
     # everything the run will need is checked before the first case runs
@@ -70,20 +79,29 @@ def main(args) -> int:
 
     from .. import methods
     from ..bench import parts
+    from ..results import names
 
     made = created_folders(out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    final = out / f"{label}-{prof.name}-{stamp}.json"
-    print(f"{PROG}: profile {prof.name}, budget {prof.budget:g} s, results to {final}")
-    _warn_if_busy()
-    storage = tempfile.mkdtemp(prefix="gradbench-pytest-benchmark-")  # its unused storage
+    final = lock = storage = outcome = None
     try:
+        # claimed before anything is written: a run started in the same second with the
+        # same label and folder takes the next name (-2, -3, ...)
+        final, lock = names.claim(out, f"{label}-{prof.name}-{stamp}")
+        print(f"{PROG}: profile {prof.name}, budget {prof.budget:g} s, results to {final}")
+        _warn_if_busy()
+        storage = tempfile.mkdtemp(prefix="gradbench-pytest-benchmark-")  # its unused storage
         outcome = parts.run(prof, label, threads, final, storage, PROG)
+    except KeyboardInterrupt:  # before pytest took over (its start-up): nothing written
+        pass
     finally:
-        shutil.rmtree(storage, ignore_errors=True)
-    code = outcome.codes[methods.OURS]  # gradbench's part, run first
-    if outcome.write_error is not None:  # a full disk, say: the run stopped at once
+        if storage is not None:
+            shutil.rmtree(storage, ignore_errors=True)
+        if lock is not None:
+            names.release(lock)  # the suite's writing is over
+    code = outcome.codes[methods.OURS] if outcome else pytest.ExitCode.INTERRUPTED
+    if outcome is not None and outcome.write_error is not None:  # a full disk, say
         kept = ("the cases completed up to its last good write are kept in it"
                 if final.is_file() else "nothing was saved")
         if made is not None and not any(p.is_file() for p in made.rglob("*")):
@@ -91,13 +109,17 @@ def main(args) -> int:
         print(f"{PROG}: could not save the results ({outcome.write_error}); the run "
               f"stopped there; {kept}", file=sys.stderr)
         return EXIT_CRASH
-    if not final.is_file():
+    if outcome is None or not final.is_file():
         if made is not None and not any(p.is_file() for p in made.rglob("*")):
             shutil.rmtree(made, ignore_errors=True)  # nothing saved: no empty folder left
-        if code == pytest.ExitCode.INTERRUPTED:
-            print(f"{PROG}: interrupted before any case completed; nothing to save",
+        if final is not None and final.is_file():  # written, then interrupted outside pytest
+            print(f"{PROG}: interrupted{interrupt.by()}; what completed is in {final}",
                   file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return interrupt.exit_status()
+        if code == pytest.ExitCode.INTERRUPTED:
+            print(f"{PROG}: interrupted{interrupt.by()} before any case completed; nothing "
+                  "to save", file=sys.stderr)
+            return interrupt.exit_status()
         print(f"{PROG}: the suite failed before any case completed (pytest exit status "
               f"{int(code)}; its output is above)", file=sys.stderr)
         return EXIT_CRASH if code != pytest.ExitCode.USAGE_ERROR else EXIT_USAGE
@@ -105,9 +127,9 @@ def main(args) -> int:
     try:
         return _after(args, final, outcome)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; the results are complete in {final}; build the report "
-              f"from it with: gradbench report {final}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"{PROG}: interrupted{interrupt.by()}; the results are complete in {final}; "
+              f"build the report from it with: gradbench report {final}", file=sys.stderr)
+        return interrupt.exit_status()
 
 
 def _after(args, final: Path, outcome) -> int:
@@ -119,10 +141,10 @@ def _after(args, final: Path, outcome) -> int:
     print()
     print(summary(rs.cases))
     if interrupted:
-        print(f"\n{PROG}: interrupted; the {len(rs.cases)} cases that completed or were "
-              f"skipped are in {final}; build the report from it with: gradbench report "
-              f"{final}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"\n{PROG}: interrupted{interrupt.by()}; the {len(rs.cases)} cases that "
+              f"completed or were skipped are in {final}; build the report from it with: "
+              f"gradbench report {final}", file=sys.stderr)
+        return interrupt.exit_status()
     status = EXIT_OK
     if outcome.status != "complete":
         codes = ", ".join(f"{who} {int(c)}" for who, c in outcome.codes.items())

@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+from .. import interrupt
 from .common import (
     EXIT_FINDING,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     UsageError,
     add_verb,
@@ -207,20 +207,26 @@ def _warn_if_busy(load: list[float] | None) -> None:
               "to compare methods", file=sys.stderr)
 
 
-def _unique(path: Path) -> Path:
-    stem, n = path.stem, 2
-    while path.exists() or path.is_symlink():  # a dangling link too: never written through
-        path = path.with_name(f"{stem}-{n}.json")
-        n += 1
-    return path
-
-
 def main(args) -> int:
+    from ..results import names
+
+    # SIGTERM and SIGHUP stop the training as Ctrl-C does: the finished epochs are kept
+    previous = interrupt.install()
+    held = []  # the lock that claims the record's name (gradbench.results.names)
+    try:
+        return _main(args, held)
+    finally:
+        names.release(*held)
+        interrupt.restore(previous)
+
+
+def _main(args, held: list) -> int:
     import numba
 
     import gradbench as gb
 
     from .. import machine, train, train_results
+    from ..results import names
 
     threads = check_threads(args.threads, PROG) or numba.get_num_threads()
     label = check_label(args.label, PROG) if args.label is not None else default_label()
@@ -272,7 +278,10 @@ def main(args) -> int:
     started = datetime.datetime.now()
     stamp = started.strftime("%Y%m%d-%H%M%S")
     method = re.sub(r"[^A-Za-z0-9._+-]", "-", plan.method.name)  # numerical:a:b -> numerical-a-b
-    path = _unique(out / f"train-{label}-{method}-{stamp}.json")
+    # claimed before anything is written: a training started in the same second with the
+    # same label, method and folder takes the next name (-2, -3, ...)
+    path, lock = names.claim(out, f"train-{label}-{method}-{stamp}")
+    held.append(lock)
     described = {**machine.describe(label), "load_average": load}
     common = {"label": label, "machine": described, "code": machine.code_info(),
               "prediction": prediction, "started": started.isoformat(timespec="seconds"),
@@ -319,15 +328,19 @@ def main(args) -> int:
         history = state["history"]
         if history is None or len(history.epochs) < 2:
             path.unlink(missing_ok=True)
+            names.release(lock)
             if made is not None and not any(p.is_file() for p in made.rglob("*")):
                 shutil.rmtree(made, ignore_errors=True)
-            print(f"{PROG}: interrupted before the first epoch finished; nothing saved",
-                  file=sys.stderr)
-            return EXIT_INTERRUPTED
-        save(history, "interrupted", "interrupted by the user (Ctrl-C)")
-        print(f"{PROG}: interrupted; the {len(history.epochs) - 1} finished epoch(s) are in "
-              f"{path}; see them with: gradbench report {path}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+            print(f"{PROG}: interrupted{interrupt.by()} before the first epoch finished; "
+                  "nothing saved", file=sys.stderr)
+            return interrupt.exit_status()
+        with interrupt.deferred():  # the last write is not to be cut short
+            save(history, "interrupted",
+                 f"interrupted by {interrupt.received() or 'the user (Ctrl-C)'}")
+        print(f"{PROG}: interrupted{interrupt.by()}; the {len(history.epochs) - 1} finished "
+              f"epoch(s) are in {path}; see them with: gradbench report {path}",
+              file=sys.stderr)
+        return interrupt.exit_status()
     except BaseException:
         close()
         if state["history"] is not None:

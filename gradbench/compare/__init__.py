@@ -310,10 +310,23 @@ def compare(baseline, current, threshold: float = 1.10, normalize: str = "none")
     if not same and normalize == "none":
         notes.append("the two sides ran on different machines and times are not normalised: "
                      "ratios include the hardware difference (use --normalize auto)")
+    for side, rs in (("baseline", base), ("current", cur)):
+        notes += _unfinished(side, rs.runs)
     unmatched, both_skipped, both_unavailable = _unmatched(base, cur, matched)
     return Comparison(cases, unmatched, _scaling(base, cur, block), _method_summary(cases),
                       db, dc, float(threshold), normalize, block, spread, source, same, notes,
                       both_skipped, both_unavailable)
+
+
+def _unfinished(side: str, runs: pd.DataFrame) -> list[str]:
+    """A note on a side's runs that did not complete (interrupted, failed, abandoned)."""
+    counts = runs.loc[runs["status"] != "complete", "status"].value_counts()
+    if not len(counts):
+        return []
+    text = ", ".join(f"{n} run{'s' if n != 1 else ''} {s}" for s, n in sorted(counts.items()))
+    if "abandoned" in counts:
+        text += " (abandoned: the file still says running, but its process is gone)"
+    return [f"{side}: {text}"]
 
 
 def _nothing_in_common(pb: pd.DataFrame, pc: pd.DataFrame) -> str:

@@ -273,13 +273,17 @@ class Document:
     @classmethod
     def create(cls, *, machine_info: dict, code: dict, label: str | None, profile: str,
                budget: float, threads: int, version: str, pytest_benchmark: str) -> Document:
-        """A new run's document, status "running", no cases yet."""
+        """A new run's document, status "running", no cases yet; its writer (host name and
+        process id) recorded, so that readers tell a live run from an abandoned one."""
+        import socket
+
         commit_info = {"id": code.get("commit"), "time": code.get("commit_time"),
                        "dirty": code.get("dirty"), "project": "gradbench"}
         gb = {"schema_version": SCHEMA_VERSION, "gradbench_version": version, "code": code,
               "status": "running", "label": label, "profile": profile,
               "budget_seconds": float(budget), "spent_seconds": 0.0, "wall_seconds": 0.0,
-              "threads": int(threads), "skipped": []}
+              "threads": int(threads), "skipped": [],
+              "writer": {"host": socket.gethostname(), "pid": os.getpid()}}
         return cls({"machine_info": machine_info, "commit_info": commit_info,
                     "benchmarks": [],
                     "datetime": datetime.datetime.now(datetime.UTC).isoformat(),
@@ -347,9 +351,9 @@ class Document:
         self.not_timed.append(entry)
 
     def set_status(self, status: str, *, spent: float | None = None,
-                   wall: float | None = None) -> None:
-        """The run's status (running, complete, interrupted, failed), and the budget spent
-        and wall seconds so far when given."""
+                   wall: float | None = None, signal: str | None = None) -> None:
+        """The run's status (running, complete, interrupted, failed), and the budget spent,
+        wall seconds so far and the signal that interrupted it (``"SIGTERM"``) when given."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
         self.section["status"] = status
@@ -357,6 +361,8 @@ class Document:
             self.section["spent_seconds"] = float(spent)
         if wall is not None:
             self.section["wall_seconds"] = float(wall)
+        if signal is not None:
+            self.section["signal"] = signal
 
     def set_accuracy(self, accuracy: dict) -> None:
         """The accuracy figures of the run (:func:`accuracy_record`)."""

@@ -9,6 +9,8 @@ they carry no accuracy figures. Files before schema 3 ran every case on the CPU.
 from __future__ import annotations
 
 import math
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +109,9 @@ def _run(f: Fields, data: dict) -> dict:
     cal = f.obj(mi, "calibration", "machine_info", optional=True)
     ci = f.obj(data, "commit_info", "", optional=True) if version == 1 else {}
     code = f.obj(gb, "code", "gradbench", optional=True)
+    writer = f.obj(gb, "writer", "gradbench", optional=True)  # who created the file
+    host = f.text(writer, "host", "gradbench.writer", optional=True, max_len=255)
+    pid = f.integer(writer, "pid", "gradbench.writer", lo=1, optional=True)
     label = (f.text(mi, "label", "machine_info", optional=True)
              or f.text(mi, "node", "machine_info", optional=True) or "unknown")
     blas = f.get(mi, "blas", "machine_info", (list,), optional=True, default=[])
@@ -120,7 +125,11 @@ def _run(f: Fields, data: dict) -> dict:
     return {
         "label": label,
         "run": f.text(data, "datetime", "", optional=True) or "",
-        "status": f.choice(gb, "status", "gradbench", STATUSES, optional=True) or "complete",
+        "status": shown_status(f.choice(gb, "status", "gradbench", STATUSES, optional=True)
+                               or "complete", host, pid),
+        "signal": f.text(gb, "signal", "gradbench", optional=True, max_len=32),
+        "writer_host": host,
+        "writer_pid": pid,
         "schema": version,
         "gradbench_version": f.text(gb, "gradbench_version", "gradbench", optional=True),
         "commit": commit,
@@ -144,6 +153,33 @@ def _run(f: Fields, data: dict) -> dict:
         **{k: f.number(cal, k, "machine_info.calibration", positive=True, optional=True)
            for k in ("matmul_gflops_float64", "matmul_gflops_float32", "memory_gbs")},
     }
+
+
+def shown_status(status: str, host: str | None, pid: int | None) -> str:
+    """A run's (or training's) status as readers show it: the file's, or "abandoned" when the
+    file says "running" but its writer, on this host, is no longer alive (only a live run is
+    running)."""
+    if status == "running" and host == socket.gethostname() and pid and not alive(pid):
+        return "abandoned"
+    return status
+
+
+def writer() -> dict:
+    """This process as a file's writer: host name and process id."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (True where the system cannot say)."""
+    if os.name != "posix":  # os.kill would end it there, not probe it
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's: alive
+        return True
+    return True
 
 
 @dataclass

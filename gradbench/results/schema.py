@@ -21,6 +21,9 @@ READABLE = (1, 2, 3)
 
 DTYPES = ("float32", "float64")
 STATUSES = ("running", "complete", "interrupted", "failed")
+#: A run's status as readers show it (the runs frame): a file's, or "abandoned" for a file
+#: still "running" whose writer is gone (same host, its process no longer alive).
+RUN_STATUSES = (*STATUSES, "abandoned")
 #: Why a case was not timed (``gradbench.skipped[].why``), and its status in the cases frame:
 #: the budget ("skipped", with its predicted time), not installed here ("unavailable", with
 #: the command that installs it), or a peer whose gradient failed the check ("rejected").
@@ -74,12 +77,12 @@ def series_name(row, *, method: bool = True) -> str:
 
 
 #: Columns of the runs frame, one row per result file.
-RUN_COLUMNS = ["file", "label", "run", "status", "schema", "gradbench_version", "commit",
-               "commit_time", "dirty", "git_error", "profile", "budget_seconds",
-               "spent_seconds",
-               "wall_seconds", "threads", "cpu_model", "cores", "python", "numba", "llvmlite",
-               "numpy", "threading_layer", "svml", "blas", "matmul_gflops_float64",
-               "matmul_gflops_float32", "memory_gbs", "n_cases", "n_skipped"]
+RUN_COLUMNS = ["file", "label", "run", "status", "signal", "writer_host", "writer_pid", "schema",
+               "gradbench_version", "commit", "commit_time", "dirty", "git_error", "profile",
+               "budget_seconds", "spent_seconds", "wall_seconds", "threads", "cpu_model", "cores",
+               "python", "numba", "llvmlite", "numpy", "threading_layer", "svml", "blas",
+               "matmul_gflops_float64", "matmul_gflops_float32", "memory_gbs", "n_cases",
+               "n_skipped"]
 #: Columns of the cases frame, one row per case and run (timed or skipped).
 CASE_COLUMNS = ["file", "label", "run", "profile", "commit", "method", "provider", "kind",
                 "scheme", "strategy", "sizes", "width", "depth", "n_params", "batch", "dtype",

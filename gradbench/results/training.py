@@ -6,7 +6,9 @@ every epoch, so Ctrl-C keeps the epochs that finished. Its top level::
 
     format          "gradbench-train" (what tells it from a benchmark result file)
     schema_version  1
-    status          running | complete | interrupted | diverged | failed  (note: why)
+    status          running | complete | interrupted | diverged | failed  (note: why);
+                    read back as "abandoned" when "running" and its writer is gone
+    writer          host and pid of the process that wrote it
     label, datetime, gradbench_version, code (the code measured), machine (machine.describe,
                     with the load average when training started: others' work distorts times),
     command         the gradbench train command that reproduces the run (or null)
@@ -40,6 +42,7 @@ import pandas as pd
 from .. import __version__, costmodel
 from .document import gather, is_training, parse, result_files
 from .document import write as write_atomically
+from .frames import shown_status, writer
 from .schema import DTYPES, TRAINING_FORMAT, TRAINING_KEY, Fields, short
 
 SCHEMA_VERSION = 1
@@ -94,6 +97,7 @@ def document(history, net, data, *, label: str, status: str, machine: dict, code
             "basis": prediction.basis},
         "epochs": epochs,
         "timing": history.timing(),
+        "writer": writer(),  # a record still "running" whose writer is gone: abandoned
     }
 
 
@@ -170,7 +174,10 @@ def _check_top(path, data) -> None:
 def _parse(path: Path, data: dict, runs: list, epochs: list) -> None:
     f = _Fields(path)
     _check_top(path, data)
-    status = f.choice(data, "status", "", STATUSES)
+    who = f.obj(data, "writer", "", optional=True)
+    status = shown_status(f.choice(data, "status", "", STATUSES),
+                          f.text(who, "host", "writer", optional=True, max_len=255),
+                          f.integer(who, "pid", "writer", lo=1, optional=True))
     label = f.text(data, "label", "", max_len=64)
     when = f.text(data, "datetime", "", optional=True) or ""
     machine = f.obj(data, "machine", "", optional=True)

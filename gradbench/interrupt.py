@@ -1,0 +1,82 @@
+"""Signals that stop a run as Ctrl-C does.
+
+SIGTERM (``kill``, a batch system's end of job) and SIGHUP (the terminal closed) raise
+KeyboardInterrupt in the main thread, so every Ctrl-C path serves them too: completed cases
+and epochs saved, the status "interrupted", temporary files removed. The signal is remembered:
+the result file names it and the exit status is 128 + its number (143 for SIGTERM, 129 for
+SIGHUP; 130 for Ctrl-C, as before).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+#: The signals handled like Ctrl-C (those this system has).
+SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+_received: int | None = None  # the last signal handled here; None: Ctrl-C or nothing
+
+
+def _raise(signum, frame):
+    global _received
+    _received = signum
+    raise KeyboardInterrupt
+
+
+def reset() -> None:
+    """Forget a signal received earlier (a new command starts)."""
+    global _received
+    _received = None
+
+
+def install(forget: bool = True) -> dict:
+    """Handle :data:`SIGNALS` like Ctrl-C; the previous handlers, for :func:`restore`.
+    ``forget``: a signal received earlier is forgotten. Outside the main thread: nothing."""
+    if forget:
+        reset()
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, _raise) for s in SIGNALS}
+
+
+def restore(previous: dict) -> None:
+    """The handlers :func:`install` replaced, back."""
+    for s, handler in previous.items():
+        signal.signal(s, handler)
+
+
+def received() -> str | None:
+    """The name of the signal that interrupted (``"SIGTERM"``), None for Ctrl-C."""
+    return None if _received is None else signal.Signals(_received).name
+
+
+def signum() -> int:
+    """The number of the signal that interrupted (SIGINT for Ctrl-C)."""
+    return _received if _received is not None else int(signal.SIGINT)
+
+
+def exit_status() -> int:
+    """The exit status of an interrupted command: 128 + the signal's number."""
+    return 128 + signum()
+
+
+def by() -> str:
+    """" by SIGTERM" after a signal, "" after Ctrl-C: for a message."""
+    name = received()
+    return f" by {name}" if name else ""
+
+
+@contextlib.contextmanager
+def deferred():
+    """Ctrl-C and :data:`SIGNALS` ignored for a moment (a last write not to be cut short);
+    in the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, *SIGNALS)}
+    try:
+        yield
+    finally:
+        restore(previous)
