@@ -349,3 +349,39 @@ def test_a_git_that_fails_in_a_checkout_is_recorded_as_such(tmp_path, monkeypatc
     info = code_info()
     assert info["source"] == "unknown: git failed" and info["git_error"] == words
     assert info["commit"] is None and info["dirty"] is None
+
+
+def test_the_summary_counts_what_was_not_timed_by_why(tmp_path):
+    import pandas as pd
+
+    from gradbench.cli.run import summary
+
+    from .resultfiles import power, write_result
+
+    f = write_result(tmp_path / "a.json", power("backprop", 1, 2.5e-9, [1, 2, 4, 8]),
+                     skipped=[("backprop", 16, 9.0), ("backprop", 32, 9.0)])
+    df = results.load(f)
+    gone = df.iloc[[0]].assign(status="unavailable", method="torch:backprop",
+                               provider="torch", median=float("nan"))
+    text = summary(pd.concat([df, gone], ignore_index=True))
+    assert ("cases not timed: 2 skipped by the budget (predicted times kept); 1 of peers not "
+            "installed") in text
+
+
+def test_a_run_says_when_it_replaces_an_earlier_report(tmp_path, capsys):
+    import argparse
+
+    from gradbench.bench.parts import Outcome
+    from gradbench.cli import run as cli_run
+
+    from .resultfiles import power, write_result
+
+    final = write_result(tmp_path / "box-quick-1.json", power("backprop", 1, 2.5e-9, [1, 2, 4]))
+    (tmp_path / "rep").mkdir()
+    (tmp_path / "rep" / "index.html").write_text("an earlier run's report")
+    args = argparse.Namespace(no_report=False, report=str(tmp_path / "rep"))
+    code = cli_run._after(args, final, Outcome(status="complete", codes={"gradbench": 0},
+                                               document=results.Document.load(final)))
+    out = capsys.readouterr().out
+    assert code == 0 and "replacing the earlier report in" in out
+    assert f"gradbench report {tmp_path}" in out

@@ -343,3 +343,15 @@ def test_the_page_says_when_git_failed_to_name_the_commit(tmp_path):
     f.write_text(json.dumps(data))
     html = report.build(f, tmp_path / "rep").read_text()
     assert "no commit recorded: git failed (git is not installed (not found on PATH))" in html
+
+
+def test_the_peers_paragraph_names_only_the_peers_timed(tmp_path):
+    from gradbench import report
+
+    timings = power("backprop", 1, 2.5e-9, WIDTHS[:4]) + power("numpy:backprop", 1, 3e-9,
+                                                                 WIDTHS[:4])
+    f = write_result(tmp_path / "a.json", timings)
+    page = report.build(f, tmp_path / "rep").read_text()
+    assert "the NumPy textbook&#39;s backprop" in page
+    for absent in ("torch CPU autograd", "jax.jit", "approx_fprime", "numdifftools"):
+        assert absent not in page.split('id="peers"')[1].split("</p>")[0], absent

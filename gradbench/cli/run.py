@@ -156,6 +156,12 @@ def _after(args, final: Path, outcome) -> int:
     if not args.no_report:
         from .. import report
 
+        earlier = Path(args.report) / "index.html"
+        if earlier.is_file():  # said, not silent: the earlier runs' results stay
+            print(f"\nreport: replacing the earlier report in {args.report} with this run's "
+                  f"(every run's results stay in {final.parent}: gradbench report "
+                  f"{final.parent} builds one of them all; --report DIR puts a run's "
+                  "elsewhere)")
         try:
             print(f"\nreport: {report.build(outcome.document, args.report)}")
         except Exception as exc:  # the run succeeded: its results must not be lost to this
@@ -214,14 +220,24 @@ def summary(df) -> str:
         n = int(common.index.max())
         at = ok[ok["n_params"] == n].groupby("method")["median"].median()
         kinds = ok.drop_duplicates("method").set_index("method")["kind"]
-        lines.append(f"\nat N = {n:,} (largest size every gradbench method ran):")
+        lines.append(f"\nat N = {n:,} (largest size every gradbench method ran; the report's "
+                     "headline, below, is at the largest size central differences and "
+                     "backprop both ran):")
         for m, t in at.items():
             if kinds[m] == "numerical":
                 lines.append(f"  {m:34s} {t / at[methods.ANALYTIC]:12,.0f} x backprop")
+    from ..report import headlines
+
+    heads, _ = headlines(results.ladder(df[df["provider"] == methods.OURS]), found)
+    lines += ["", *heads] if heads else []
     lines += peers_summary(df)
-    skipped = df[df["status"] == "skipped"]
-    if len(skipped):
-        lines.append(f"\n{len(skipped)} cases skipped by the budget (predicted times kept)")
+    counts = df["status"].value_counts()
+    not_timed = [f"{int(counts[s])} {what}" for s, what in (
+        ("skipped", "skipped by the budget (predicted times kept)"),
+        ("unavailable", "of peers not installed"), ("rejected", "of peers rejected"))
+        if counts.get(s, 0)]
+    if not_timed:
+        lines.append(f"\ncases not timed: {'; '.join(not_timed)}")
     return "\n".join(lines)
 
 

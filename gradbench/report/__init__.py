@@ -232,6 +232,20 @@ class Peers:
     providers: pd.DataFrame
     unavailable: pd.DataFrame  # label, method, reason (with the install command)
     rejected: pd.DataFrame  # label, method, sizes, reason
+    timed: list[str] = field(default_factory=list)  # what each peer timed here is, in words
+
+
+#: What each peer is, for the sentence that names the peers a report's runs timed.
+PEER_WORDS = {
+    "numpy:backprop": "the NumPy textbook's backprop",
+    "numpy:central": "the NumPy textbook's central-difference loop",
+    "torch:backprop": "torch CPU autograd",
+    "torch:numerical": "the numerical Jacobian torch.autograd.gradcheck computes",
+    "jax:backprop": "jax.jit(jax.grad(loss))",
+    "scipy:approx_fprime": "scipy.optimize.approx_fprime (forward differences)",
+    "numdifftools:gradient": "numdifftools.Gradient (central differences at 15 steps, "
+                             "Richardson extrapolation)",
+}
 
 
 def classic_ratios(df: pd.DataFrame) -> pd.DataFrame:
@@ -306,7 +320,9 @@ def peers_section(df: pd.DataFrame, out: Path) -> Peers | None:
     unavailable = theirs[theirs["status"] == "unavailable"].drop_duplicates(
         ["label", "method"])[["label", "method", "reason"]]
     rejected = theirs[theirs["status"] == "rejected"][["label", "method", "sizes", "reason"]]
-    return Peers(entry, classic_ratios(df), _peer_providers(df), unavailable, rejected)
+    timed = sorted(theirs.loc[theirs["status"] == "ok", "method"].unique(), key=methods.order)
+    return Peers(entry, classic_ratios(df), _peer_providers(df), unavailable, rejected,
+                 [PEER_WORDS.get(m, methods.title(m)) for m in timed])
 
 
 def collect(paths, out: Path, reference: str | None = None) -> Report:
