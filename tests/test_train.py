@@ -856,3 +856,28 @@ def test_threads_are_blas_and_numba_threads_of_training(monkeypatch):
     train.train(net, data, steps=2, batch=8, threads=1)
     assert watch.names() == {"loss", "backprop"}
     assert watch.threads() == {(1, 1)}
+
+
+@pytest.mark.parametrize("good_writes", [0, 1])
+def test_a_full_disk_stops_training_in_one_line(tmp_path, capsys, monkeypatch, good_writes):
+    import errno
+
+    from gradbench.results import training
+
+    real, calls = training.write, []
+
+    def fill_up(path, data):
+        calls.append(path)
+        if len(calls) > good_writes:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(training, "write", fill_up)
+    monkeypatch.setattr("gradbench.cli.train.SAVE_EVERY", 0.0)  # a write every epoch
+    rc, _, err = cli(capsys, "--data", "synthetic", "--sizes", "4,3,2", "--epochs", "3",
+                     "--out", str(tmp_path))
+    said = [line for line in err.splitlines() if "could not save" in line]
+    assert rc == 3 and "Traceback" not in err, err
+    assert len(said) == 1 and "[Errno 28] No space left on device" in said[0], err
+    assert len(calls) == good_writes + 1  # stopped at the first failed write, no retry
+    assert len(list(tmp_path.glob("train-*.json"))) == good_writes

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import interrupt
 from .common import (
+    EXIT_CRASH,
     EXIT_FINDING,
     EXIT_OK,
     UsageError,
@@ -207,6 +208,10 @@ def _warn_if_busy(load: list[float] | None) -> None:
               "to compare methods", file=sys.stderr)
 
 
+class _Unwritable(Exception):
+    """The training record could not be written: the file and the system's reason."""
+
+
 def main(args) -> int:
     from ..results import names
 
@@ -215,6 +220,10 @@ def main(args) -> int:
     held = []  # the lock that claims the record's name (gradbench.results.names)
     try:
         return _main(args, held)
+    except _Unwritable as exc:  # a full disk, say: no later epoch could be saved either
+        print(f"{PROG}: could not save the training record ({exc}); training stopped there; "
+              "the record keeps its last good write, if any", file=sys.stderr)
+        return EXIT_CRASH
     finally:
         names.release(*held)
         interrupt.restore(previous)
@@ -289,8 +298,13 @@ def _main(args, held: list) -> int:
     state = {"history": None, "saved": -math.inf}
 
     def save(history, status, note=None):
-        train_results.write(path, train_results.document(history, net, data, status=status,
-                                                         note=note, **common))
+        try:
+            train_results.write(path, train_results.document(history, net, data,
+                                                             status=status, note=note,
+                                                             **common))
+        except OSError as exc:
+            why = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc)
+            raise _Unwritable(f"{path}: {why}") from None
 
     from tqdm import tqdm
 
@@ -341,6 +355,9 @@ def _main(args, held: list) -> int:
               f"epoch(s) are in {path}; see them with: gradbench report {path}",
               file=sys.stderr)
         return interrupt.exit_status()
+    except _Unwritable:
+        close()
+        raise  # no second try: the disk that refused the first refuses this one
     except BaseException:
         close()
         if state["history"] is not None:
