@@ -53,7 +53,6 @@ from .schema import (
     TRAINING_KEY,
     TrainingRecord,
     series,
-    series_name,
 )
 
 __all__ = [
@@ -63,6 +62,6 @@ __all__ = [
     "RUN_COLUMNS", "ResultSet", "SCHEMA_VERSION", "SERIES_KEY", "STATUSES", "STEP_COLUMNS",
     "TRAINING_FORMAT", "TRAINING_KEY", "TrainingRecord", "accuracy_record", "case_info", "check",
     "drift_tilt", "fit_power_law", "fits", "fits_frame", "ladder", "load", "load_all", "load_set",
-    "ratio_to", "read", "result_files", "rounds", "runs", "series", "series_name", "subset",
+    "ratio_to", "read", "result_files", "rounds", "runs", "series", "subset",
     "write",
 ]

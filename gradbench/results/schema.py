@@ -66,16 +66,6 @@ def series(df, key=SERIES_KEY, **kw):
     return df.groupby(list(key), sort=True, dropna=False, **kw)
 
 
-def series_name(row, *, method: bool = True) -> str:
-    """A series as a reader names it: method, then what tells it from its neighbours
-    (machine, dtype, threads, device, and batch when not the ladder's)."""
-    parts = [str(row["method"])] if method else []
-    parts += [str(row["label"]), str(row["dtype"]), f"{int(row['threads'])} threads"]
-    if row.get("device", DEFAULT_DEVICE) != DEFAULT_DEVICE:
-        parts.append(str(row["device"]))
-    return ", ".join(parts)
-
-
 #: Columns of the runs frame, one row per result file.
 RUN_COLUMNS = ["file", "label", "run", "status", "signal", "writer_host", "writer_pid", "schema",
                "gradbench_version", "commit", "commit_time", "dirty", "git_error", "profile",
