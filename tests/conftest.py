@@ -93,3 +93,26 @@ class ThreadWatch:
     def threads(self) -> set:
         """The (BLAS, Numba) thread counts seen."""
         return {(b, n) for _, b, n in self.seen}
+
+
+def run_until_cases(tmp_path, label: str, cases: int):
+    """``gradbench run --profile default`` started as a process in a session of its own,
+    returned once its result file holds ``cases`` completed cases (or it ended, or 10 min
+    passed): (the process, the output folder)."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "gradbench.cli", "run", "--profile",
+                             "default", "--label", label, "--out", str(out), "--no-report"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        files = list(out.glob(f"{label}-default-*.json")) if out.exists() else []
+        if files and len(json.loads(files[0].read_text())["benchmarks"]) >= cases:
+            break
+        time.sleep(0.2)
+    return proc, out

@@ -10,14 +10,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from gradbench import results
 
-from .conftest import cli_main
+from .conftest import cli_main, run_until_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -158,18 +157,8 @@ def test_code_measured_is_the_checkout_not_the_current_folder(tmp_path):
 
 
 def test_ctrl_c_keeps_completed_cases_in_a_visible_file(tmp_path):
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "gradbench.cli", "run", "--profile",
-                             "default", "--label", "intr", "--out", str(out), "--no-report"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path, start_new_session=True)
     # wait until the file shows some completed cases, then interrupt as a terminal would
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
-        files = list(out.glob("intr-default-*.json")) if out.exists() else []
-        if files and len(json.loads(files[0].read_text())["benchmarks"]) >= 3:
-            break
-        time.sleep(0.2)
+    proc, out = run_until_cases(tmp_path, "intr", 3)
     os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stdout[-2000:] + stderr[-2000:]

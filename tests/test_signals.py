@@ -19,7 +19,7 @@ import pytest
 
 from gradbench import interrupt, methods, results
 
-from .conftest import cli_main
+from .conftest import cli_main, run_until_cases
 from .resultfiles import document, power
 from .test_train import fake, saved
 
@@ -180,17 +180,7 @@ def test_a_peer_part_gets_the_signal_its_driver_got(tmp_path, sig):
 
 
 def test_run_sigterm_keeps_completed_cases_and_names_the_signal(tmp_path):
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "gradbench.cli", "run", "--profile",
-                             "default", "--label", "term", "--out", str(out), "--no-report"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path, start_new_session=True)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
-        files = list(out.glob("term-default-*.json")) if out.exists() else []
-        if files and len(json.loads(files[0].read_text())["benchmarks"]) >= 2:
-            break
-        time.sleep(0.2)
+    proc, out = run_until_cases(tmp_path, "term", 2)
     proc.send_signal(signal.SIGTERM)  # to the driver only, as kill does
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 143, stdout[-2000:] + stderr[-2000:]
