@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
+from . import interrupt
 from . import kernels as K
 from .blas import single_threaded_blas
 from .costmodel import naive_width
@@ -409,11 +410,12 @@ def warm_up(net: MLP, scheme: str | None = "central", strategy: str = "naive",
     T = np.zeros((1, 2), dtype=net.dtype)
     theta = flat_params(tiny)
     t0 = time.perf_counter()
-    backprop_flat(tiny, theta, X, T)
-    loss_flat(tiny, theta, X, T)
-    loss(tiny, X, T)
-    if net.loss == "softmax_ce":  # integer labels (int64, as make_batch gives) go one_hot's way
-        loss(tiny, X, np.zeros(1, dtype=np.int64))
-    if scheme is not None:
-        numerical_gradient_flat(tiny, theta, X, T, scheme, 1e-3, strategy, threads)
+    with interrupt.native():  # a Ctrl-C while LLVM compiles is a Ctrl-C, not a RuntimeError
+        backprop_flat(tiny, theta, X, T)
+        loss_flat(tiny, theta, X, T)
+        loss(tiny, X, T)
+        if net.loss == "softmax_ce":  # integer labels (int64, as make_batch gives): one_hot's
+            loss(tiny, X, np.zeros(1, dtype=np.int64))
+        if scheme is not None:
+            numerical_gradient_flat(tiny, theta, X, T, scheme, 1e-3, strategy, threads)
     return time.perf_counter() - t0

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 
 #: The signals handled like Ctrl-C (those this system has).
 SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 _received: int | None = None  # the last signal handled here; None: Ctrl-C or nothing
+_count = 0  # signals handled here so far (Ctrl-C too, inside native())
 
 
 def _raise(signum, frame):
-    global _received
-    _received = signum
+    global _received, _count
+    _count += 1
+    if signum != signal.SIGINT:
+        _received = signum
     raise KeyboardInterrupt
 
 
@@ -80,3 +84,42 @@ def deferred():
         yield
     finally:
         restore(previous)
+
+
+@contextlib.contextmanager
+def native(returns: bool = False):
+    """A stretch of native code that calls back into Python: Numba compiling, through LLVM's
+    callbacks. A KeyboardInterrupt raised inside such a callback is swallowed there (ctypes
+    prints "Exception ignored ...") and the compile goes on to fail with an unrelated error
+    ("no compiled object yet"), or to finish. Here Ctrl-C and :data:`SIGNALS` are counted and
+    the stretch ends in KeyboardInterrupt after one, whatever it raised; the swallowed one is
+    not printed. Only signals that raise KeyboardInterrupt already are counted (Ctrl-C as
+    Python's default handles it, :data:`SIGNALS` after :func:`install`); in the main thread
+    only (elsewhere: nothing changes).
+
+    ``returns``: a stretch that ends without an exception has handled what it got (a command
+    that caught the Ctrl-C and saved its work), and ends as it does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raising = (signal.default_int_handler, _raise)
+    previous = {s: signal.signal(s, _raise) for s in (signal.SIGINT, *SIGNALS)
+                if signal.getsignal(s) in raising}
+    hook, before = sys.unraisablehook, _count
+
+    def quiet(unraisable):
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet
+    try:
+        yield
+    except BaseException:
+        if _count != before:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        sys.unraisablehook = hook
+        restore(previous)
+    if _count != before and not returns:
+        raise KeyboardInterrupt

@@ -47,19 +47,17 @@ import numpy as np
 
 from . import costmodel, methods
 from .blas import single_threaded_blas, thread_limits
+from .config import (  # the command line's defaults and limits: its help needs no NumPy
+    DEFAULT_BATCH,
+    DEFAULT_EPOCHS,
+    DEFAULT_LR,
+    DEFAULT_MOMENTUM,
+    OPTIMIZERS,
+)
 from .datasets import Dataset
 from .model import MLP, _all_finite
 from .reference import act, forward, log_softmax
 
-OPTIMIZERS = ("sgd", "momentum")
-#: Defaults of `gradbench train`: on the digits, a 64-50-10 sigmoid network trained by
-#: backprop reaches about 96 % test accuracy with them (seed 0), in well under a second.
-DEFAULT_EPOCHS = 20
-DEFAULT_BATCH = 32
-#: The default learning rate of each optimizer: momentum 0.9 multiplies the step of a steady
-#: gradient by 1 / (1 - 0.9) = 10, so its lr is a tenth of plain SGD's.
-DEFAULT_LR = {"sgd": 1.0, "momentum": 0.1}
-DEFAULT_MOMENTUM = 0.9
 #: Samples per forward pass when evaluating (bounds the memory of the activations).
 EVAL_CHUNK = 10_000
 #: A numerical gradient predicted (from the cost model) to take less than this is measured
@@ -71,9 +69,6 @@ STATUSES = ("complete", "diverged")
 #: (epoch 0's) this many times: a loss a million times its start is not going to come back,
 #: and a learning rate such as 1e300 gives losses like 1e300 that stay finite.
 EXPLODED = 1e6
-#: At most this many steps (whatever the method) run without ``--yes`` on the command line:
-#: beyond it a run takes hours even at backprop's microseconds a step.
-MAX_STEPS = 10_000_000
 
 
 # ----------------------------------------------------------------------------- checks

@@ -72,6 +72,61 @@ def train(capsys, *args):
     return rc, out, err
 
 
+def _swallowed(sig):
+    """A signal that arrives inside a callback from native code, as LLVM's callbacks are
+    while Numba compiles: ctypes swallows the KeyboardInterrupt it raises there."""
+    import ctypes
+
+    def callback():
+        os.kill(os.getpid(), sig)
+        time.sleep(5)  # the handler runs before this ends
+
+    ctypes.CFUNCTYPE(None)(callback)()
+
+
+@pytest.mark.parametrize("then_raises", [True, False])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_swallowed_by_native_code_still_interrupts(capsys, sig, then_raises):
+    previous = interrupt.install()
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupt.native():
+            _swallowed(sig)
+            if then_raises:  # what Numba's compile then does
+                raise RuntimeError("no compiled object yet")
+        assert interrupt.exit_status() == 128 + sig
+    finally:
+        interrupt.restore(previous)
+    # the swallowed one is not printed ("Exception ignored on calling ctypes callback")
+    assert "Exception ignored" not in capsys.readouterr().err
+
+
+def test_a_stretch_that_returns_has_handled_its_signal():
+    # the command line's stretch: a verb that caught the Ctrl-C and saved its work returns
+    previous = interrupt.install()
+    try:
+        with interrupt.native(returns=True):
+            _swallowed(signal.SIGTERM)
+        with pytest.raises(KeyboardInterrupt), interrupt.native(returns=True):
+            _swallowed(signal.SIGTERM)
+            raise RuntimeError("no compiled object yet")
+    finally:
+        interrupt.restore(previous)
+
+
+def test_native_leaves_other_errors_and_ignored_signals_alone(capsys):
+    with pytest.raises(RuntimeError, match="not a signal"), interrupt.native():
+        raise RuntimeError("not a signal")
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a background job
+    try:
+        with interrupt.native():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 @pytest.mark.parametrize("sig, code", SIGNALS)
 def test_train_keeps_the_finished_epochs_on_a_signal(tmp_path, capsys, monkeypatch, sig, code):
     monkeypatch.setitem(methods.REGISTRY, "peer:signal", signalling(sig, after=25))

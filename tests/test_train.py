@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import gradbench as gb
-from gradbench import datasets, methods, reference, train
+from gradbench import config, datasets, methods, reference, train
 from gradbench.model import prepare_batch
 
 from .conftest import rounding_tol
@@ -720,7 +720,7 @@ def test_cli_a_huge_learning_rate_is_diverged_exit_1(tmp_path, capsys):
 
 
 def test_cli_more_steps_than_the_bound_run_with_yes(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(train, "MAX_STEPS", 5)
+    monkeypatch.setattr(config, "MAX_STEPS", 5)
     args = ["--data", "synthetic", "--sizes", "4,3,2", "--steps", "6"]
     assert_refused(capsys, tmp_path / "r", args, "--steps 6 is 6 steps, more than 5: pass "
                    "--yes")

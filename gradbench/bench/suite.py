@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import gradbench as gb
-from gradbench import methods, results
+from gradbench import interrupt, methods, results
 from gradbench.bench import sweep
 from gradbench.blas import current_blas_threads, single_threaded_blas, thread_limits
 from gradbench.data import make_batch
@@ -122,7 +122,9 @@ def test_case(benchmark, case, gb_state, request):
     # BLAS and Numba on the case's threads, gradbench's methods as every peer's library
     # (BLAS's default is every core); the naive strategy still pins BLAS to one thread inside
     # its parallel loop
-    with thread_limits(case.threads):
+    # (and a Ctrl-C that lands in a Numba compile's callback stops the run, see native(); it
+    # would fail the case and the run would go on)
+    with thread_limits(case.threads), interrupt.native():
         _run_case(benchmark, case, gb_state, request)
 
 

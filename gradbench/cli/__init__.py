@@ -44,13 +44,17 @@ def _raw():
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    interrupt.reset()  # a signal an earlier command in this process got is not this one's
+    # SIGTERM and SIGHUP stop every verb as Ctrl-C does (one line, exit 128 + the signal);
+    # a signal an earlier command in this process got is not this one's
+    previous = interrupt.install()
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
         if args.command is None:
             raise UsageError("gradbench: missing command (see gradbench --help)")
-        return args.func(args)
+        # a Ctrl-C that lands in a Numba compile's callback is swallowed there (see native());
+        # a verb that returns has handled the Ctrl-C it got
+        with interrupt.native(returns=True):
+            return args.func(args)
     except UsageError as exc:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return EXIT_USAGE
@@ -61,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         # point stdout at devnull so the interpreter's final flush does not fail again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    finally:
+        interrupt.restore(previous)
 
 
 __all__ = ["main", "build_parser"]

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import interrupt
+from .. import config, interrupt
 from .common import (
     EXIT_CRASH,
     EXIT_FINDING,
@@ -38,7 +38,6 @@ SAVE_EVERY = 10.0
 
 
 def add_parser(sub) -> None:
-    from .. import train
 
     p = add_verb(
         sub, "train", help="train an MLP by SGD or momentum with any gradient method",
@@ -50,7 +49,7 @@ def add_parser(sub) -> None:
         "when it is installed), MNIST from IDX files you have (--mnist DIR), or synthetic "
         "class clusters. A numerical method's time is predicted first; one predicted to take "
         f"more than {YES_SECONDS:.0f} s runs only with --yes, as does any run of more than "
-        f"{train.MAX_STEPS:,} steps.")
+        f"{config.MAX_STEPS:,} steps.")
     p.add_argument("--sizes", type=int_list, default=None,
                    help="layer widths, inputs first, e.g. 784,50,10 (default: the data's "
                         f"inputs, {HIDDEN}, the data's classes); with --data synthetic the "
@@ -64,18 +63,18 @@ def add_parser(sub) -> None:
                         "or an installed peer")
     p.add_argument("--optimizer", default="sgd", help="sgd (default) or momentum")
     p.add_argument("--lr", type=float, default=None,
-                   help=f"learning rate (default {train.DEFAULT_LR['sgd']:g} for sgd, "
-                        f"{train.DEFAULT_LR['momentum']:g} for momentum)")
+                   help=f"learning rate (default {config.DEFAULT_LR['sgd']:g} for sgd, "
+                        f"{config.DEFAULT_LR['momentum']:g} for momentum)")
     p.add_argument("--momentum", type=float, default=None,
-                   help=f"momentum mu in [0, 1) (default {train.DEFAULT_MOMENTUM:g}; "
+                   help=f"momentum mu in [0, 1) (default {config.DEFAULT_MOMENTUM:g}; "
                         "--optimizer momentum only)")
     how_long = p.add_mutually_exclusive_group()
     how_long.add_argument("--epochs", type=int, default=None,
-                          help=f"epochs (default {train.DEFAULT_EPOCHS})")
+                          help=f"epochs (default {config.DEFAULT_EPOCHS})")
     how_long.add_argument("--steps", type=int, default=None,
                           help="steps instead of epochs, e.g. 1000 (the last epoch partial)")
-    p.add_argument("--batch", type=int, default=train.DEFAULT_BATCH,
-                   help=f"samples per step (default {train.DEFAULT_BATCH})")
+    p.add_argument("--batch", type=int, default=config.DEFAULT_BATCH,
+                   help=f"samples per step (default {config.DEFAULT_BATCH})")
     p.add_argument("--data", default=None,
                    help="digits (default when scikit-learn is installed) or synthetic")
     p.add_argument("--mnist", default=None, metavar="DIR",
@@ -92,7 +91,7 @@ def add_parser(sub) -> None:
                         "(default: the host name)")
     p.add_argument("--yes", action="store_true",
                    help=f"run a numerical method predicted to take more than "
-                        f"{YES_SECONDS:.0f} s, or more than {train.MAX_STEPS:,} steps")
+                        f"{YES_SECONDS:.0f} s, or more than {config.MAX_STEPS:,} steps")
     p.set_defaults(func=main)
 
 
@@ -252,10 +251,10 @@ def _main(args, held: list) -> int:
         plan = train.plan(net, data, args.method, optimizer=args.optimizer, lr=args.lr,
                           momentum=args.momentum, epochs=args.epochs, steps=args.steps,
                           batch=args.batch, threads=threads, seed=args.seed)
-        if plan.total_steps > train.MAX_STEPS and not args.yes:
+        if plan.total_steps > config.MAX_STEPS and not args.yes:
             flag = "--steps" if args.steps is not None else "--epochs"
             raise UsageError(f"{PROG}: {flag} {args.steps or plan.epochs:,} is "
-                             f"{plan.total_steps:,} steps, more than {train.MAX_STEPS:,}: "
+                             f"{plan.total_steps:,} steps, more than {config.MAX_STEPS:,}: "
                              "pass --yes to run them anyway (or train fewer)")
         prediction = None
         if plan.method.kind == "numerical":
