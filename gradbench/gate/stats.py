@@ -1,0 +1,155 @@
+"""The gate's decision: paired statistics on interleaved blocks. Pure functions, no I/O.
+
+The coordinator times each case in *quads*: four blocks of calls, base and head alternating in
+a random order, ABBA or BAAB. A quad's difference ``d = mean(log t_head) - mean(log t_base)``
+(t: seconds per call of a block) cancels whatever the machine does linearly over the quad's
+second or so: drift that moves a whole run by 1.2x moves both sides alike here.
+
+Per case, the estimate is the 20 % trimmed mean of its quads' d (a burst of contention that
+hits one block makes one quad an outlier: trimming drops it), with Yuen's standard error (the
+winsorized variance over ``(1 - 2 trim)^2 n``) computed with a Newey-West long-run variance:
+quads next to each other in time share the machine's state, so they are not independent, and
+the interval widens by what their autocorrelation says.
+
+Per method, the ratio is the geometric mean of its cases' (equal weights: every size counts
+alike), with the standard error of that mean.
+
+A method (or case) is ``slower`` when the lower end of its ``Z``-interval lies above zero
+(the ratio above 1) *and* its ratio exceeds the threshold; ``faster`` symmetrically;
+``unchanged`` otherwise. The smallest slowdown it could have detected is the ratio that would
+be flagged in 9 runs out of 10 with this run's standard error:
+``max(exp((Z + Z_POWER) se), threshold exp(Z_POWER se))``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Two-sided 99 % interval (one side 0.5 %): with four methods a gate run, an A/A pair
+#: raises a false alarm on the interval alone once in 50 runs, and the threshold lowers that.
+Z = 2.576
+Z_LEVEL = "99 %"
+#: The power the detectable slowdown is stated at: flagged in 90 % of runs.
+Z_POWER = 1.2816
+#: Slower only beyond this ratio: two processes of the same code differ by a per cent or so
+#: (memory layout), which is not a change of code.
+THRESHOLD = 1.02
+#: Fraction of quads trimmed from each end.
+TRIM = 0.2
+#: Fewer quads than this: no verdict ("inconclusive").
+MIN_QUADS = 4
+ORDERS = ("ABBA", "BAAB")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A ratio head/base with its standard error in log time and the verdict."""
+
+    log_ratio: float
+    se: float
+    n: int  # quads (a case) or cases (a method)
+    verdict: str  # slower, faster, unchanged, inconclusive
+    threshold: float
+
+    @property
+    def ratio(self) -> float:
+        return math.exp(self.log_ratio)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return (math.exp(self.log_ratio - Z * self.se), math.exp(self.log_ratio + Z * self.se))
+
+    @property
+    def detectable(self) -> float:
+        """The smallest slowdown flagged in 9 runs of 10 like this one."""
+        if not math.isfinite(self.se):
+            return math.inf
+        return max(math.exp((Z + Z_POWER) * self.se),
+                   self.threshold * math.exp(Z_POWER * self.se))
+
+
+def quad_differences(log_base, log_head) -> np.ndarray:
+    """Per quad, mean log time of head's blocks minus base's: ``log_base`` and ``log_head``
+    hold each quad's two blocks per side (shape (n, 2))."""
+    b = np.asarray(log_base, dtype=float).reshape(-1, 2)
+    h = np.asarray(log_head, dtype=float).reshape(-1, 2)
+    if b.shape != h.shape:
+        raise ValueError(f"base and head have different numbers of blocks: {b.size} and "
+                         f"{h.size}")
+    return h.mean(axis=1) - b.mean(axis=1)
+
+
+def newey_west_lags(n: int) -> int:
+    """The usual bandwidth, floor(4 (n/100)^(2/9))."""
+    return int(math.floor(4 * (n / 100.0) ** (2.0 / 9.0))) if n > 0 else 0
+
+
+def long_run_variance(x) -> float:
+    """Newey-West (Bartlett kernel) estimate of the variance of the series' mean times n:
+    the variance plus twice the weighted autocovariances up to the bandwidth; never below
+    the plain variance's half (negative autocorrelation cannot make a series of a few quads
+    look exact)."""
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    if n < 2:
+        return math.inf
+    x = x - x.mean()
+    gamma0 = float(x @ x) / (n - 1)
+    lrv = gamma0
+    for lag in range(1, newey_west_lags(n) + 1):
+        w = 1.0 - lag / (newey_west_lags(n) + 1.0)
+        lrv += 2.0 * w * float(x[lag:] @ x[:-lag]) / (n - 1)
+    return max(lrv, gamma0 / 2.0)
+
+
+def trimmed(d) -> tuple[float, float]:
+    """The trimmed mean of a case's quad differences (in time order) and its standard error
+    (Yuen's, with the long-run variance of the winsorized series)."""
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    if n < 2:
+        return (float(d.mean()) if n else 0.0), math.inf
+    g = int(math.floor(TRIM * n))
+    order = np.sort(d)
+    mean = float(order[g:n - g].mean())
+    lo, hi = order[g], order[n - g - 1]
+    winsorized = np.clip(d, lo, hi)  # in time order: the autocorrelation is over time
+    se = math.sqrt(long_run_variance(winsorized) / n) / (1.0 - 2.0 * g / n)
+    return mean, se
+
+
+def decide(log_ratio: float, se: float, threshold: float) -> str:
+    """slower, faster or unchanged (see the module docstring)."""
+    if not math.isfinite(se):
+        return "inconclusive"
+    band = math.log(threshold)
+    if log_ratio - Z * se > 0 and log_ratio > band:
+        return "slower"
+    if log_ratio + Z * se < 0 and log_ratio < -band:
+        return "faster"
+    return "unchanged"
+
+
+def case_estimate(d, threshold: float = THRESHOLD) -> Estimate:
+    """A case's estimate from its quads' differences, in time order."""
+    d = np.asarray(d, dtype=float)
+    if len(d) < MIN_QUADS:
+        mean = float(d.mean()) if len(d) else 0.0
+        return Estimate(mean, math.inf, len(d), "inconclusive", threshold)
+    mean, se = trimmed(d)
+    return Estimate(mean, se, len(d), decide(mean, se, threshold), threshold)
+
+
+def method_estimate(cases: list[Estimate], threshold: float = THRESHOLD) -> Estimate:
+    """A method's estimate: the mean of its cases' log ratios (equal weights), the standard
+    error of that mean (cases are timed at different moments: independent)."""
+    usable = [c for c in cases if math.isfinite(c.se)]
+    if not usable:
+        return Estimate(0.0, math.inf, 0, "inconclusive", threshold)
+    k = len(usable)
+    mean = sum(c.log_ratio for c in usable) / k
+    se = math.sqrt(sum(c.se**2 for c in usable)) / k
+    return Estimate(mean, se, k, decide(mean, se, threshold), threshold)
