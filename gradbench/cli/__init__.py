@@ -2,12 +2,14 @@
 
 Exit status (every verb):
   0    success
-  1    a finding: a failed gradient check, a regression (compare), a slowdown (history)
+  1    a finding: a failed gradient check, a regression (compare), a slower method (ab),
+       a slowdown (history)
   2    bad usage or bad input: one line on stderr, nothing written
   3    the benchmark suite itself failed: a case raised an error (a bug in gradbench or a
        broken installation, not something you typed), or the report of a run could not be
        built, or its result file could not be written (a full disk: the run stops, the
-       file keeps its last good write); the completed cases are saved
+       file keeps its last good write); the completed cases are saved; ab: a worker
+       died or hung (which side and case is said; what completed is saved)
   130  interrupted (Ctrl-C); what completed is saved; 143 and 129: the same, by SIGTERM
        and SIGHUP
 """
@@ -18,13 +20,14 @@ import os
 import sys
 
 from .. import __version__, interrupt
-from . import check, compare, history, report, run, train
+from . import ab, check, compare, history, report, run, train
 from .common import EXIT_OK, EXIT_USAGE, Parser, UsageError
 
-VERBS = (run, report, compare, history, check, train)
+VERBS = (run, report, compare, ab, history, check, train)
 DESCRIPTION = ("What a gradient costs, by finite differences and by backpropagation: run the "
-               "benchmark suite, build its report, compare runs and machines, follow trends, "
-               "check one network's gradient, train a network with any gradient method.")
+               "benchmark suite, build its report, compare runs and machines, gate a change "
+               "(ab), follow trends, check one network's gradient, train a network with any "
+               "gradient method.")
 
 
 def build_parser() -> Parser:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from .common import EXIT_FINDING, EXIT_OK, UsageError, add_verb
@@ -77,16 +76,11 @@ def main(args) -> int:
     if out is None:
         sys.stdout.write(text)
     else:
-        tmp = None
+        from ..results import write_text
+
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, out)
+            write_text(out, text)
         except OSError as exc:  # a full disk, say: no temporary left, the old file kept
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
             raise UsageError(f"{PROG}: cannot write {out}: {exc.strerror or exc}") from None
         print(f"{PROG}: {'REGRESSION' if c.failed else 'no regression'}; written to {out}")
     return EXIT_FINDING if c.failed else EXIT_OK

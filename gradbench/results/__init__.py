@@ -15,7 +15,9 @@ from .document import (
     case_info,
     read,
     result_files,
+    timing_record,
     write,
+    write_text,
 )
 from .fits import (
     DRIFT,
@@ -63,5 +65,5 @@ __all__ = [
     "TRAINING_FORMAT", "TRAINING_KEY", "TrainingRecord", "accuracy_record", "case_info", "check",
     "drift_tilt", "fit_power_law", "fits", "fits_frame", "ladder", "load", "load_all", "load_set",
     "ratio_to", "read", "result_files", "rounds", "runs", "series", "subset",
-    "write",
+    "timing_record", "write", "write_text",
 ]

@@ -46,14 +46,17 @@ ROUND_DIGITS = 4
 
 
 def write(path, document: dict) -> Path:
-    """Write a result document to ``path`` atomically; returns the path.
-
-    The JSON is strict (no NaN or Infinity), written to a hidden temporary file in the same
-    folder and renamed over ``path``: an interruption leaves the previous file or the new one,
-    never a mixture.
-    """
-    path = Path(path)
+    """Write a result document to ``path`` atomically (:func:`write_text`); returns the path.
+    The JSON is strict (no NaN or Infinity)."""
     text = json.dumps(document, allow_nan=False, separators=(",", ":"), default=str)
+    return write_text(path, text)
+
+
+def write_text(path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically: to a hidden temporary file in the same folder,
+    renamed over ``path``, so that an interruption or a full disk leaves the previous file or
+    the new one, never a mixture (and no temporary file); returns the path."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -256,6 +259,25 @@ def case_info(method, sizes, batch: int, dtype: str, threads: int, cost, *,
     }
 
 
+def timing_record(seconds, info: dict, name: str) -> dict:
+    """A timed case from its rounds' seconds (in time order) and its :func:`case_info`, as
+    pytest-benchmark records one (for cases timed outside pytest-benchmark: the gate's
+    blocks, one round each)."""
+    import numpy as np
+
+    data = np.asarray(seconds, dtype=float)
+    if data.size == 0 or not np.all(np.isfinite(data) & (data > 0)):
+        raise ValueError("a timed case needs rounds of positive finite seconds")
+    q1, median, q3 = (float(x) for x in np.percentile(data, [25, 50, 75]))
+    stats = {"min": float(data.min()), "max": float(data.max()), "mean": float(data.mean()),
+             "stddev": float(data.std(ddof=1)) if data.size > 1 else 0.0,
+             "rounds": int(data.size), "median": median, "iqr": q3 - q1, "q1": q1, "q3": q3,
+             "iterations": 1, "total": float(data.sum()), "ops": 1.0 / float(data.mean()),
+             "data": [float(x) for x in data]}
+    return {"name": name, "fullname": name, "group": None, "params": {"case": name},
+            "options": {}, "stats": stats, "extra_info": dict(info)}
+
+
 class Document:
     """One run's result document, as it is built and saved.
 
@@ -363,6 +385,11 @@ class Document:
             self.section["wall_seconds"] = float(wall)
         if signal is not None:
             self.section["signal"] = signal
+
+    def set_gate(self, gate: dict) -> None:
+        """How ``gradbench ab`` timed this side against the other: the pair's other file,
+        the seed, the idle side's CPU while this one was timed, ..."""
+        self.section["gate"] = gate
 
     def set_accuracy(self, accuracy: dict) -> None:
         """The accuracy figures of the run (:func:`accuracy_record`)."""

@@ -1,0 +1,412 @@
+"""The gate's coordinator: two workers, one per side, timed against each other.
+
+Every case is prepared on both sides first (both compile at once, nothing timed). Then the
+timing goes in rounds: each round visits every case once, in a random order, and gives it one
+quad of blocks, base and head alternating as ABBA or BAAB at random; a block is the same
+number of calls on either side, about ``block_seconds`` long. Only one side computes at a
+time: the other waits for its next request, and the CPU it uses meanwhile is measured (from
+/proc) and saved. Rounds go on until the profile's seconds of timed blocks are spent, and at
+least :data:`stats.MIN_QUADS` of them.
+
+Both sides' blocks are saved as result documents (one per side, each case's rounds its blocks'
+seconds per call in time order, with each block's quad and order): :func:`analyze` computes
+the verdict from those documents alone, and ``gradbench compare`` and ``gradbench report``
+read them as any run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import selectors
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import interrupt, results
+from . import stats
+from .profile import GateCase
+from .worker import PROTOCOL
+
+SIDES = ("base", "head")
+#: Seconds a worker may take to greet (it imports NumPy, Numba, SciPy).
+HELLO_SECONDS = 120.0
+#: Seconds a case's preparation may take (compiling every kernel it needs, cold cache).
+PREPARE_SECONDS = 900.0
+#: A block may take this many times its expected seconds (and at least HANG_FLOOR) before its
+#: worker is declared hung.
+HANG_FACTOR, HANG_FLOOR = 50.0, 60.0
+#: Seconds between checkpoints of the result files.
+CHECKPOINT_SECONDS = 5.0
+
+
+class SideError(Exception):
+    """A side that cannot take part (not a Python, no gradbench, too old): bad input."""
+
+
+class WorkerError(Exception):
+    """A worker that died, hung or failed during the run."""
+
+
+def _tail(path: Path, lines: int = 1) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " / ".join(x.strip() for x in text[-lines:])
+
+
+class Side:
+    """One side's worker process and its conversation."""
+
+    def __init__(self, name: str, python: str, threads: int, label: str):
+        self.name, self.python, self.threads, self.label = name, python, threads, label
+        self.proc: subprocess.Popen | None = None
+        self.hello: dict = {}
+        self._buffer = b""
+        self._err = Path(tempfile.mkstemp(prefix=f"gradbench-gate-{name}-", suffix=".log")[1])
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # its own gradbench
+        argv = [self.python, "-P", "-m", "gradbench.gate.worker", "--threads",
+                str(self.threads), "--label", self.label]
+        try:
+            # a process group of its own: the terminal's Ctrl-C is the coordinator's
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=self._err.open("wb"), env=env,
+                                         **({"process_group": 0} if os.name == "posix" else {}))
+        except OSError as exc:
+            raise SideError(f"--{self.name} {self.python}: cannot run it ({exc.strerror}): "
+                            "give the python of an environment with gradbench") from None
+
+    def greet(self) -> dict:
+        line = self._readline(HELLO_SECONDS, "starting")
+        if line is None:
+            raise SideError(self._why_not_started())
+        try:
+            hello = json.loads(line)
+        except ValueError:
+            hello = None
+        if not isinstance(hello, dict) or "protocol" not in hello:
+            raise SideError(f"--{self.name} {self.python}: its gradbench.gate.worker did not "
+                            "greet as a gate worker does")
+        if hello["protocol"] != PROTOCOL:
+            raise SideError(f"--{self.name} {self.python}: its gradbench "
+                            f"{hello.get('gradbench', '?')} speaks gate protocol "
+                            f"{hello['protocol']}, this gradbench speaks {PROTOCOL}: run the "
+                            f"gate from the newer side's gradbench, or update the other")
+        self.hello = hello
+        return hello
+
+    def _why_not_started(self) -> str:
+        code = self.proc.wait(timeout=30)
+        err = self._err.read_text(errors="replace") if self._err.exists() else ""
+        who = f"--{self.name} {self.python}"
+        if "No module named 'gradbench.gate'" in err:
+            return (f"{who}: its gradbench has no gate worker (gradbench.gate): it is older "
+                    "than `gradbench ab`; install a gradbench that has it there")
+        if "No module named 'gradbench'" in err:
+            return (f"{who}: gradbench is not installed in that Python (install it there: "
+                    f"{self.python} -m pip install PATH-TO-CHECKOUT)")
+        last = _tail(self._err) or f"exit status {code}"
+        return f"{who}: its gate worker did not start: {last}"
+
+    def request(self, message: dict, timeout: float, what: str) -> dict:
+        """One request and its answer; WorkerError when the worker dies, hangs or fails."""
+        self.send(message)
+        return self.receive(timeout, what)
+
+    def send(self, message: dict) -> None:
+        try:
+            self.proc.stdin.write((json.dumps(message) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # it died: receiving says how
+
+    def receive(self, timeout: float, what: str) -> dict:
+        """The answer to the last request; WorkerError when the worker dies, hangs or
+        fails."""
+        line = self._readline(timeout, what)
+        if line is None:
+            code = self.proc.wait(timeout=30)
+            last = _tail(self._err)
+            raise WorkerError(f"the {self.name} worker died (exit status {code}) while "
+                              f"{what}" + (f": {last}" if last else ""))
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            reply = {"ok": False, "error": f"an answer that is not JSON: {line[:80]!r}"}
+        if not isinstance(reply, dict) or not reply.get("ok"):
+            why = reply.get("error") if isinstance(reply, dict) else None
+            raise WorkerError(f"the {self.name} worker failed while {what}: "
+                              f"{why or 'no reason given'}")
+        return reply
+
+    def _readline(self, timeout: float, what: str) -> str | None:
+        """The next line from the worker; None at its end; WorkerError (the worker killed)
+        after ``timeout`` seconds without one."""
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    self.kill()
+                    raise WorkerError(f"the {self.name} worker gave no answer in "
+                                      f"{timeout:.0f} s while {what}; it was stopped")
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return None
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode()
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds the worker (all its threads) has used; None where /proc has none."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        """Ask the worker to quit; kill it when it does not in a few seconds."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(b'{"op": "quit"}\n')
+                self.proc.stdin.close()
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.kill()
+        self._err.unlink(missing_ok=True)
+
+
+@dataclass
+class Prepared:
+    """A case prepared on both sides."""
+
+    case: GateCase
+    index: int  # the worker's number for it (its place among the prepare requests)
+    infos: dict  # side -> case_info
+    calls: int  # per block
+    call_seconds: float
+    blocks: dict = field(default_factory=lambda: {s: [] for s in SIDES})  # side -> rows
+
+
+@dataclass
+class Outcome:
+    status: str  # complete, interrupted, failed
+    paths: dict  # side -> Path of its document
+    documents: dict  # side -> results.Document
+    error: str | None = None
+    idle_cpu_share: float | None = None
+
+
+def _document(side: Side, budget: float, threads: int) -> results.Document:
+    import pytest_benchmark
+
+    h = side.hello
+    doc = results.Document.create(machine_info=dict(h["machine"]), code=dict(h["code"]),
+                                  label=side.label, profile="gate", budget=budget,
+                                  threads=threads, version=h["gradbench"],
+                                  pytest_benchmark=pytest_benchmark.__version__)
+    return doc
+
+
+def _record(p: Prepared, side: str) -> dict:
+    """A side's case as a result record: its blocks' seconds per call as the rounds."""
+    rows = p.blocks[side]
+    data = [r["seconds"] / p.calls for r in rows]
+    record = results.timing_record(data, p.infos[side], name=f"gate[{p.case.id}]")
+    record["extra_info"]["gate"] = {
+        "calls": p.calls,
+        "quad": [r["quad"] for r in rows],  # the quad each block belongs to
+        "order": [r["order"] for r in rows],  # that quad's order, ABBA or BAAB
+        "seq": [r["seq"] for r in rows],  # the block's place in the whole run (both sides)
+    }
+    return record
+
+
+def _save(docs: dict, paths: dict, prepared: list[Prepared], status: str, spent: float,
+          wall: float, gate: dict, signal: str | None = None) -> None:
+    for side in SIDES:
+        doc = docs[side]
+        doc.data["benchmarks"] = [_record(p, side) for p in prepared if p.blocks[side]]
+        doc.set_status(status, spent=spent, wall=wall, signal=signal)
+        doc.set_gate({**gate, "side": side,
+                      "pair": paths[SIDES[1 - SIDES.index(side)]].name})
+        doc.save(paths[side])
+
+
+def run(base: str, head: str, cases: list[GateCase], seconds: float, block_seconds: float,
+        threads: int, paths: dict, seed: int | None = None, say=print) -> Outcome:
+    """The whole gate: start both workers, prepare, time, save. ``paths``: side -> the file
+    its document goes to. SideError for a side that cannot take part (nothing written)."""
+    rng = random.Random(seed)
+    sides = {"base": Side("base", base, threads, "base"),
+             "head": Side("head", head, threads, "head")}
+    started = time.perf_counter()
+    docs: dict = {}
+    prepared: list[Prepared] = []
+    gate = {"base_python": base, "head_python": head, "seed": seed,
+            "block_seconds": block_seconds}
+    status, error, spent = "running", None, 0.0
+    idle = {"cpu": 0.0, "wall": 0.0}
+    try:
+        for s in sides.values():
+            s.start()
+        for s in sides.values():
+            h = s.greet()
+            say(f"gradbench ab: {s.name}: gradbench {h['gradbench']} ({_source(h)}), "
+                f"{h['executable']}")
+        # the same code: both import the same gradbench (the same folder)
+        gate["same_environment"] = same = (sides["base"].hello.get("package")
+                                           == sides["head"].hello.get("package"))
+        if same:
+            say(f"gradbench ab: base and head import the same gradbench "
+                f"({sides['base'].hello.get('package')}): an A/A run; any method flagged "
+                "slower is a false alarm")
+        docs = {n: _document(s, seconds, threads) for n, s in sides.items()}
+        prepared = _prepare(sides, cases, docs, block_seconds, say)
+        last_save = time.perf_counter()
+        quads = 0
+        say(f"gradbench ab: timing {len(prepared)} cases, quads of blocks of about "
+            f"{block_seconds:g} s, for {seconds:g} s")
+        while prepared and (spent < seconds or quads < stats.MIN_QUADS):
+            order_of_cases = list(prepared)
+            rng.shuffle(order_of_cases)
+            for p in order_of_cases:
+                order = rng.choice(stats.ORDERS)
+                for letter in order:
+                    side = "base" if letter == "A" else "head"
+                    other = sides["head" if side == "base" else "base"]
+                    cpu0 = other.cpu_seconds()
+                    t0 = time.perf_counter()
+                    reply = sides[side].request(
+                        {"op": "time", "case": p.index, "calls": p.calls},
+                        max(HANG_FLOOR, HANG_FACTOR * p.calls * p.call_seconds),
+                        f"timing {p.case.id}")
+                    wall = time.perf_counter() - t0
+                    cpu1 = other.cpu_seconds()
+                    if cpu0 is not None and cpu1 is not None:
+                        idle["cpu"] += cpu1 - cpu0
+                        idle["wall"] += wall
+                    seq = sum(len(q.blocks["base"]) + len(q.blocks["head"]) for q in prepared)
+                    p.blocks[side].append({"seconds": float(reply["seconds"]), "quad": quads,
+                                           "order": order, "seq": seq})
+                    spent += wall
+            quads += 1
+            if time.perf_counter() - last_save >= CHECKPOINT_SECONDS:
+                _save(docs, paths, prepared, "running", spent,
+                      time.perf_counter() - started, {**gate, **_idle(idle)})
+                last_save = time.perf_counter()
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+    except WorkerError as exc:
+        status, error = "failed", str(exc)
+    finally:
+        for s in sides.values():
+            s.stop()
+    if docs:
+        with interrupt.deferred():
+            _save(docs, paths, prepared, status, spent, time.perf_counter() - started,
+                  {**gate, **_idle(idle)},
+                  signal=interrupt.received() if status == "interrupted" else None)
+    share = idle["cpu"] / idle["wall"] if idle["wall"] > 0 else None
+    return Outcome(status, paths if docs else {}, docs, error, share)
+
+
+def _idle(idle: dict) -> dict:
+    return {"idle_cpu_seconds": idle["cpu"], "timed_seconds": idle["wall"]}
+
+
+def _source(hello: dict) -> str:
+    code = hello.get("code") or {}
+    if code.get("commit"):
+        return f"commit {code['commit'][:10]}" + (" with changes" if code.get("dirty") else "")
+    return code.get("source", "?")
+
+
+def _prepare(sides: dict, cases: list[GateCase], docs: dict, block_seconds: float,
+             say) -> list[Prepared]:
+    """Every case compiled and warmed on both sides (both at once); cases a side cannot run
+    recorded as unavailable on that side."""
+    out = []
+    for i, case in enumerate(cases):
+        what = f"preparing {case.id}"
+        for s in sides.values():  # both compile at once
+            s.send({"op": "prepare", "case": case.request()})
+        replies = {name: s.receive(PREPARE_SECONDS, what) for name, s in sides.items()}
+        missing = {n: r["unavailable"] for n, r in replies.items() if "unavailable" in r}
+        if missing:
+            for n, why in missing.items():
+                other = [r for r in replies.values() if "case_info" in r]
+                if other:
+                    docs[n].add_not_timed(other[0]["case_info"], "unavailable", why)
+                say(f"gradbench ab: {case.id}: not on {n} ({why}); not timed")
+            continue
+        call = math.sqrt(replies["base"]["call_seconds"] * replies["head"]["call_seconds"])
+        calls = max(1, round(block_seconds / call))
+        out.append(Prepared(case, i, {n: r["case_info"] for n, r in replies.items()}, calls,
+                            call))
+    return out
+
+
+def analyze(base: results.Document, head: results.Document,
+            threshold: float = stats.THRESHOLD) -> tuple[list[dict], list[dict]]:
+    """The verdict from the two documents: one row per case and one per method, each with
+    its :class:`stats.Estimate`."""
+    def blocks(doc):
+        out = {}
+        for b in doc.data["benchmarks"]:
+            info = b["extra_info"]
+            gate = info.get("gate")
+            if not gate:
+                continue
+            key = (info["method"], tuple(info["sizes"]), info["batch"], info["dtype"])
+            out[key] = (info, gate, b["stats"]["data"])
+        return out
+
+    a, b = blocks(base), blocks(head)
+    case_rows = []
+    for key in [k for k in a if k in b]:
+        (info, ga, da), (_, gb, db) = a[key], b[key]
+        d = _quad_differences(ga, da, gb, db)
+        est = stats.case_estimate(d, threshold)
+        case_rows.append({"method": key[0], "sizes": key[1], "batch": key[2],
+                          "dtype": key[3], "n_params": info.get("n_params"), "estimate": est})
+    method_rows = []
+    for m in dict.fromkeys(r["method"] for r in case_rows):
+        mine = [r["estimate"] for r in case_rows if r["method"] == m]
+        method_rows.append({"method": m, "estimate": stats.method_estimate(mine, threshold)})
+    return case_rows, method_rows
+
+
+def _quad_differences(ga: dict, da: list, gb: dict, db: list) -> list[float]:
+    """Per quad complete on both sides (two blocks each), in time order, head's mean log
+    time minus base's."""
+    def by_quad(g, data):
+        out: dict = {}
+        for q, t in zip(g["quad"], data, strict=False):
+            out.setdefault(q, []).append(math.log(t))
+        return out
+
+    qa, qb = by_quad(ga, da), by_quad(gb, db)
+    quads = sorted(q for q in qa if q in qb and len(qa[q]) == 2 and len(qb[q]) == 2)
+    return [sum(qb[q]) / 2 - sum(qa[q]) / 2 for q in quads]
+
+
+__all__ = ["run", "analyze", "Side", "SideError", "WorkerError", "Outcome"]

@@ -1,0 +1,69 @@
+"""What the gate times: the cases that matter in review, at sizes where a call takes from
+tens of microseconds to a fraction of a second, so that a block of calls lasts about
+:data:`BLOCK_SECONDS` and a case gets dozens of quads within the budget.
+
+Measured on a 2-core AMD EPYC (2 threads; one thread takes up to twice as long): loss and
+backprop at 256-4-10 take 40-60 us, at 256-256-10 0.3-0.5 ms; naive central differences
+19 ms at 256-4-10, 91 ms at 256-16-10; incremental 3 ms at 256-4-10, 69 ms at 256-128-10.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Seconds a block of calls aims at (at least one call).
+BLOCK_SECONDS = 0.1
+#: The classic network, 784-50-10, batch 100.
+CLASSIC = ((784, 50, 10), 100)
+
+
+@dataclass(frozen=True)
+class GateCase:
+    method: str
+    sizes: tuple[int, ...]
+    batch: int
+    dtype: str = "float64"
+
+    @property
+    def id(self) -> str:
+        return f"{self.method}-{'x'.join(map(str, self.sizes))}-b{self.batch}-{self.dtype}"
+
+    def request(self) -> dict:
+        return {"method": self.method, "sizes": list(self.sizes), "batch": self.batch,
+                "dtype": self.dtype}
+
+
+def _ladder(method: str, widths) -> list[GateCase]:
+    return [GateCase(method, (256, w, 10), 32) for w in widths]
+
+
+@dataclass(frozen=True)
+class GateProfile:
+    name: str
+    cases: tuple[GateCase, ...]
+    seconds: float  # of timed blocks
+    block_seconds: float = BLOCK_SECONDS
+
+
+PROFILES = {
+    # CI's gate: the four methods of the headline, the classic network for loss and backprop
+    "gate": GateProfile(
+        "gate", tuple(_ladder("primal", (4, 32, 256)) + [GateCase("primal", *CLASSIC)]
+                      + _ladder("backprop", (4, 32, 256)) + [GateCase("backprop", *CLASSIC)]
+                      + _ladder("numerical:central:naive", (2, 4, 8))
+                      + _ladder("numerical:central:incremental", (8, 32, 128))), 240.0),
+    # the tests' and a first look's: seconds, not minutes
+    "tiny": GateProfile(
+        "tiny", tuple(_ladder("primal", (2, 4)) + _ladder("backprop", (2, 4))
+                      + _ladder("numerical:central:incremental", (2,))), 2.0, 0.005),
+}
+
+
+def profile(name: str, seconds: float | None = None) -> GateProfile:
+    """A gate profile by name (``seconds`` replaces its seconds of timed blocks)."""
+    import dataclasses
+
+    if name not in PROFILES:
+        raise ValueError(f"unknown gate profile {name!r}: choose one of {', '.join(PROFILES)}")
+    p = PROFILES[name]
+    return p if seconds is None else dataclasses.replace(p, seconds=float(seconds))

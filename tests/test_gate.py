@@ -1,0 +1,242 @@
+"""`gradbench ab` end to end: the worker's protocol, the coordinator with two sides (this
+environment twice: an A/A run), the result files, bad sides, a worker that dies or hangs, and
+Ctrl-C. Never a verdict that depends on timing: the exit status of a completed gate is 0 or 1.
+"""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from gradbench import results
+from gradbench.gate import coordinator, stats
+from gradbench.gate.worker import PROTOCOL
+
+from .conftest import cli_main
+
+PY = sys.executable
+TINY = ["--profile", "tiny", "--seconds", "0.3", "--seed", "1"]
+
+
+def gate(capsys, tmp_path, *args, base=PY, head=PY):
+    return cli_main(capsys, "ab", "--base", base, "--head", head, "--out", tmp_path / "r",
+                    *args)
+
+
+def documents(tmp_path) -> dict:
+    files = sorted((tmp_path / "r").glob("ab-*.json"))
+    return {f.stem.rsplit("-", 1)[1]: results.Document.load(f) for f in files}
+
+
+def wrapper(tmp_path, name: str, code: str) -> str:
+    """A side's "python": the coordinator's arguments (-P -m gradbench.gate.worker) replaced
+    by a program of the test's, which gets the worker's own options."""
+    program = tmp_path / f"{name}.py"
+    program.write_text(code)
+    path = tmp_path / name
+    path.write_text(f"#!/bin/sh\nshift 3\nexec {PY} -P {program} \"$@\"\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def patched_worker(patch: str) -> str:
+    """The real worker with Worker.time preceded by ``patch`` (statements that see
+    ``calls``, the number of time requests so far, this one included)."""
+    body = textwrap.indent(textwrap.dedent(patch).strip(), " " * 4)
+    return ("import os, sys, time\n"
+            "import gradbench.gate.worker as w\n"
+            "orig = w.Worker.time\n"
+            "calls = 0\n"
+            "def patched(self, case, n):\n"
+            "    global calls\n"
+            "    calls += 1\n"
+            f"{body}\n"
+            "    return orig(self, case, n)\n"
+            "w.Worker.time = patched\n"
+            "sys.exit(w.main(sys.argv[1:]))\n")
+
+
+def test_the_worker_speaks_its_protocol():
+    proc = subprocess.Popen([PY, "-P", "-m", "gradbench.gate.worker", "--threads", "1",
+                             "--label", "x"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    hello = json.loads(proc.stdout.readline())
+    assert hello["protocol"] == PROTOCOL and hello["pid"] == proc.pid
+    assert {"gradbench", "code", "machine", "executable", "package"} <= set(hello)
+    assert hello["machine"]["label"] == "x"
+
+    def ask(message):
+        proc.stdin.write(json.dumps(message) + "\n")
+        proc.stdin.flush()
+        return json.loads(proc.stdout.readline())
+
+    ready = ask({"op": "prepare", "case": {"method": "backprop", "sizes": [5, 3, 2],
+                                           "batch": 4, "dtype": "float64"}})
+    assert ready["ok"] and ready["call_seconds"] > 0 and ready["compile_seconds"] >= 0
+    assert ready["case_info"]["method"] == "backprop" and ready["case_info"]["threads"] == 1
+    missing = ask({"op": "prepare", "case": {"method": "no-such", "sizes": [5, 3, 2],
+                                             "batch": 4, "dtype": "float64"}})
+    assert missing["ok"] and "not a method" in missing["unavailable"]
+    timed = ask({"op": "time", "case": 0, "calls": 7})
+    assert timed["ok"] and timed["seconds"] > 0
+    bad = ask({"op": "time", "case": 5, "calls": 1})
+    assert not bad["ok"] and "IndexError" in bad["error"]
+    assert not ask({"op": "fly"})["ok"]
+    proc.stdin.write('{"op": "quit"}\n')
+    proc.stdin.flush()
+    assert proc.wait(timeout=30) == 0
+
+
+def test_an_a_a_gate_times_both_sides_and_saves_both(tmp_path, capsys):
+    code, out, err = gate(capsys, tmp_path, *TINY, "--summary", tmp_path / "summary.md")
+    assert code in (0, 1), err  # the verdict depends on the machine: not asserted
+    assert "import the same gradbench" in err and "an A/A run" in err
+    docs = documents(tmp_path)
+    assert set(docs) == {"base", "head"}
+    for side, doc in docs.items():
+        assert doc.status == "complete" and doc.section["profile"] == "gate"
+        g = doc.section["gate"]
+        assert g["side"] == side and g["seed"] == 1 and g["same_environment"]
+        assert g["pair"] == docs["head" if side == "base" else "base"].path.name
+        assert g["timed_seconds"] > 0 and g["idle_cpu_seconds"] >= 0
+        assert doc.n_cases == 5
+    # the same quads on both sides, two blocks each, the same calls per block
+    for b, h in zip(docs["base"].data["benchmarks"], docs["head"].data["benchmarks"],
+                    strict=True):
+        gb, gh = b["extra_info"]["gate"], h["extra_info"]["gate"]
+        assert gb["calls"] == gh["calls"] >= 1
+        quads = sorted(set(gb["quad"]))
+        assert len(quads) >= stats.MIN_QUADS and sorted(set(gh["quad"])) == quads
+        assert all(gb["quad"].count(q) == 2 == gh["quad"].count(q) for q in quads)
+        assert set(gb["order"]) <= set(stats.ORDERS)
+        assert not set(gb["seq"]) & set(gh["seq"])  # one side at a time
+    # the verdict table: every method and case, and the file readers take the files
+    for method in ("primal", "backprop", "numerical:central:incremental"):
+        assert method in out
+    assert "detectable" in out and "idle side used" in out
+    md = (tmp_path / "summary.md").read_text()
+    assert md.startswith("## gradbench ab: ") and "| method |" in md
+    rs = results.load_set([docs["base"], docs["head"]])
+    assert set(rs.cases["label"]) == {"base", "head"}
+    code, out, err = cli_main(capsys, "compare", docs["base"].path, docs["head"].path)
+    assert code in (0, 1) and "5 cases matched" in out
+
+    # the verdict is computed from the files alone: head's blocks made base's times 1.5
+    for b, h in zip(docs["base"].data["benchmarks"], docs["head"].data["benchmarks"],
+                    strict=True):
+        h["stats"]["data"] = [1.5 * t for t in b["stats"]["data"]]
+    cases, methods = coordinator.analyze(docs["base"], docs["head"])
+    assert len(cases) == 5 and {m["method"] for m in methods} == {
+        "primal", "backprop", "numerical:central:incremental"}
+    for m in cases + methods:
+        assert m["estimate"].verdict == "slower"
+        assert m["estimate"].ratio == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("side, words", [
+    ("/no/such/python", "no such file"),
+    (".", "is a folder"),
+])
+def test_a_side_that_is_not_a_python_is_refused(tmp_path, capsys, side, words):
+    code, out, err = gate(capsys, tmp_path, *TINY, base=side)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def bare_python() -> str:
+    """The Python this environment was made from, which has no gradbench (skip if it has)."""
+    bare = Path(sys.base_prefix) / "bin" / "python3"
+    if not bare.exists() or subprocess.run([bare, "-P", "-c", "import gradbench"],
+                                           capture_output=True).returncode == 0:
+        pytest.skip("no Python without gradbench here")
+    return str(bare)
+
+
+def test_a_python_without_gradbench_is_refused(tmp_path, capsys):
+    code, out, err = gate(capsys, tmp_path, *TINY, base=bare_python())
+    assert code == 2 and "gradbench is not installed in that Python" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def fake_gradbench(tmp_path, worker: str | None) -> str:
+    """A "python" whose gradbench is a stub: without gradbench.gate (too old), or with a
+    worker of the test's."""
+    bare = bare_python()
+    pkg = tmp_path / "fake" / "gradbench"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("__version__ = '0.0.1'\n")
+    if worker is not None:
+        (pkg / "gate").mkdir()
+        (pkg / "gate" / "__init__.py").write_text("")
+        (pkg / "gate" / "worker.py").write_text(worker)
+    path = tmp_path / "old-python"
+    path.write_text(f"#!/bin/sh\nPYTHONPATH={tmp_path / 'fake'} exec {bare} \"$@\"\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def test_a_gradbench_too_old_for_the_gate_is_refused(tmp_path, capsys):
+    code, out, err = gate(capsys, tmp_path, *TINY, base=fake_gradbench(tmp_path, None))
+    assert code == 2 and "older than `gradbench ab`" in err and "--base" in err
+
+
+def test_a_worker_of_another_protocol_is_refused(tmp_path, capsys):
+    other = 'import json; print(json.dumps({"protocol": 99, "gradbench": "9.0"}), flush=True)\n'
+    code, out, err = gate(capsys, tmp_path, *TINY, head=fake_gradbench(tmp_path, other))
+    assert code == 2 and "speaks gate protocol 99" in err and "--head" in err
+
+
+def test_a_worker_that_dies_mid_run(tmp_path, capsys):
+    dies = wrapper(tmp_path, "dies", patched_worker("""
+        if calls > 6:
+            print("simulated crash", file=sys.stderr, flush=True)
+            os._exit(7)
+    """))
+    code, out, err = gate(capsys, tmp_path, *TINY, head=dies)
+    assert code == 3
+    assert "the head worker died (exit status 7) while timing" in err and "simulated" in err
+    docs = documents(tmp_path)
+    assert docs["base"].status == docs["head"].status == "failed"
+    assert sum(len(b["stats"]["data"]) for b in docs["head"].data["benchmarks"]) == 6
+
+
+def test_a_worker_that_hangs_is_stopped(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(coordinator, "HANG_FLOOR", 1.0)
+    monkeypatch.setattr(coordinator, "HANG_FACTOR", 1.0)
+    hangs = wrapper(tmp_path, "hangs", patched_worker("""
+        if calls > 4:
+            time.sleep(600)
+    """))
+    t0 = time.monotonic()
+    code, out, err = gate(capsys, tmp_path, *TINY, base=hangs)
+    assert code == 3 and "the base worker gave no answer in 1 s while timing" in err
+    assert time.monotonic() - t0 < 120
+    assert documents(tmp_path)["base"].status == "failed"
+
+
+def test_ctrl_c_keeps_the_quads_timed(tmp_path):
+    proc = subprocess.Popen([PY, "-m", "gradbench.cli", "ab", "--base", PY, "--profile",
+                             "tiny", "--seconds", "600", "--out", str(tmp_path / "r")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    err = ""
+    while "timing" not in err:  # the cases are prepared; the timing has begun
+        line = proc.stderr.readline()
+        assert line, err
+        err += line
+    time.sleep(2)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
+    out, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 130, rest
+    assert "interrupted; the quads timed until then are kept" in rest
+    assert "Traceback" not in rest
+    docs = documents(tmp_path)
+    assert docs["head"].status == "interrupted" and docs["head"].n_cases >= 1
+    assert not list(Path(tmp_path / "r").glob(".*.lock")), "the name claims are released"
