@@ -43,9 +43,12 @@ def test_shape():
     assert matrix["python"] == ["3.11", "3.12", "3.13"]
     assert jobs["report"]["needs"] == "quick"
     steps = "\n".join(s.get("run", "") for s in jobs["gate"]["steps"])
-    # interleaved: base then head, twice, on the same runner; compare decides the job
+    # interleaved case by case on the same runner: gradbench ab with both environments
+    assert ("venv-head/bin/gradbench ab --base venv-base/bin/python --head "
+            "venv-head/bin/python") in steps
+    assert '--summary gate.md || status=$?' in steps and 'exit "$status"' in steps
+    # a base older than the gate: whole runs interleaved, compare decides
     assert steps.index("venv-base/bin/gradbench run") < steps.index("venv-head/bin/gradbench run")
-    assert "for round in 1 2" in steps and "gradbench compare results/base results/head" in steps
     assert jobs["gate"]["if"] == "github.event_name == 'pull_request'"
     for job in jobs.values():
         for s in job["steps"]:
