@@ -9,6 +9,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -240,3 +241,15 @@ def test_ctrl_c_keeps_the_quads_timed(tmp_path):
     docs = documents(tmp_path)
     assert docs["head"].status == "interrupted" and docs["head"].n_cases >= 1
     assert not list(Path(tmp_path / "r").glob(".*.lock")), "the name claims are released"
+
+
+def test_ctrl_c_while_the_workers_start_saves_nothing(tmp_path, capsys, monkeypatch):
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(coordinator.Side, "greet", interrupted)
+    logs = set(Path(tempfile.gettempdir()).glob("gradbench-gate-*.log"))
+    code, out, err = gate(capsys, tmp_path, *TINY)
+    assert code == 130 and "before the workers were ready; nothing to save" in err
+    assert not (tmp_path / "r").exists()  # the folder it made is removed
+    assert set(Path(tempfile.gettempdir()).glob("gradbench-gate-*.log")) == logs

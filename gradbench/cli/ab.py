@@ -151,6 +151,13 @@ def _report(outcome, threshold: float, summary: Path | None) -> int:
     from ..gate import coordinator, render
 
     docs = outcome.documents
+    if not docs:  # stopped while the workers started: nothing was written
+        if outcome.status == "interrupted":
+            print(f"{PROG}: interrupted{interrupt.by()} before the workers were ready; "
+                  "nothing to save", file=sys.stderr)
+            return interrupt.exit_status()
+        print(f"{PROG}: {outcome.error}; nothing was saved", file=sys.stderr)
+        return EXIT_CRASH
     case_rows, method_rows = coordinator.analyze(docs["base"], docs["head"], threshold)
     share = outcome.idle_cpu_share
     text = render.text(case_rows, method_rows, threshold, share)

@@ -68,7 +68,9 @@ class Side:
         self.proc: subprocess.Popen | None = None
         self.hello: dict = {}
         self._buffer = b""
-        self._err = Path(tempfile.mkstemp(prefix=f"gradbench-gate-{name}-", suffix=".log")[1])
+        fd, err = tempfile.mkstemp(prefix=f"gradbench-gate-{name}-", suffix=".log")
+        os.close(fd)
+        self._err = Path(err)  # the worker's standard error, for the reason it stopped
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # its own gradbench
@@ -76,9 +78,10 @@ class Side:
                 str(self.threads), "--label", self.label]
         try:
             # a process group of its own: the terminal's Ctrl-C is the coordinator's
-            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=self._err.open("wb"), env=env,
-                                         **({"process_group": 0} if os.name == "posix" else {}))
+            with self._err.open("wb") as err:
+                self.proc = subprocess.Popen(
+                    argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
+                    **({"process_group": 0} if os.name == "posix" else {}))
         except OSError as exc:
             raise SideError(f"--{self.name} {self.python}: cannot run it ({exc.strerror}): "
                             "give the python of an environment with gradbench") from None
@@ -180,16 +183,21 @@ class Side:
             self.proc.wait()
 
     def stop(self) -> None:
-        """Ask the worker to quit; kill it when it does not in a few seconds."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write(b'{"op": "quit"}\n')
-                self.proc.stdin.close()
-                self.proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.kill()
+        """Ask the worker to quit; kill it when it does not in a few seconds. Its pipes and
+        its standard error's file go."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                try:
+                    self.proc.stdin.write(b'{"op": "quit"}\n')
+                    self.proc.stdin.flush()
+                    self.proc.wait(timeout=5)
+                except (OSError, subprocess.TimeoutExpired):
+                    self.kill()
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
         self._err.unlink(missing_ok=True)
 
 
