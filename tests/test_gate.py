@@ -96,9 +96,11 @@ def test_the_worker_speaks_its_protocol():
 
 
 def test_an_a_a_gate_times_both_sides_and_saves_both(tmp_path, capsys):
-    code, out, err = gate(capsys, tmp_path, *TINY, "--summary", tmp_path / "summary.md")
+    code, out, err = gate(capsys, tmp_path, *TINY, "--generations", "3", "--summary",
+                          tmp_path / "summary.md")
     assert code in (0, 1), err  # the verdict depends on the machine: not asserted
     assert "import the same gradbench" in err and "an A/A run" in err
+    assert "in 3 generations of workers" in err
     docs = documents(tmp_path)
     assert set(docs) == {"base", "head"}
     for side, doc in docs.items():
@@ -118,6 +120,10 @@ def test_an_a_a_gate_times_both_sides_and_saves_both(tmp_path, capsys):
         assert all(gb["quad"].count(q) == 2 == gh["quad"].count(q) for q in quads)
         assert set(gb["order"]) <= set(stats.ORDERS)
         assert not set(gb["seq"]) & set(gh["seq"])  # one side at a time
+        # three generations of workers, each timing whole quads
+        assert set(gb["generation"]) == {0, 1, 2} and gb["generation"] == sorted(gb["generation"])
+        assert all(len({g for g, x in zip(gb["generation"], gb["quad"], strict=True) if x == q})
+                   == 1 for q in quads)
     # the verdict table: every method and case, and the file readers take the files
     for method in ("primal", "backprop", "numerical:central:incremental"):
         assert method in out

@@ -116,3 +116,49 @@ def test_a_method_pools_its_cases():
 def test_mismatched_sides_are_refused():
     with pytest.raises(ValueError, match="different numbers of blocks"):
         stats.quad_differences([1, 2, 3, 4], [1, 2])
+
+
+def generations(seed, effect, n_gen=8, quads_per_gen=3, process_sd=0.015):
+    """Quad differences from ``n_gen`` generations of worker pairs, each pair with its own
+    offset (a process's memory layout: normal, ``process_sd`` in log time, per side)."""
+    rng = np.random.default_rng(seed)
+    d, gens = [], []
+    for g in range(n_gen):
+        offset = rng.normal(0, process_sd) - rng.normal(0, process_sd)
+        b, h = stream(rng, quads_per_gen, effect)
+        d += list(stats.quad_differences(b, h) + offset)
+        gens += [g] * quads_per_gen
+    return np.array(d), gens
+
+
+def by_generations(seed, effect, **kw):
+    d, g = generations(seed, effect, **kw)
+    return stats.case_estimate(d, generations=g)
+
+
+def test_process_offsets_fool_one_pair_of_workers_but_not_generations():
+    # the quads of one pair of processes share its offset: their interval ignores it
+    one = [stats.case_estimate(generations(s, 1.0, n_gen=1, quads_per_gen=24)[0]).verdict
+           for s in range(100)]
+    many = [by_generations(s, 1.0).verdict for s in range(200)]
+    assert one.count("slower") + one.count("faster") > 20
+    assert many.count("slower") + many.count("faster") <= 4  # 1 %, two-sided: 2
+
+
+def test_generations_cover_the_true_ratio_and_find_a_slowdown():
+    covered = 0
+    for s in range(300):
+        lo, hi = by_generations(2000 + s, 1.03).interval
+        covered += lo <= 1.03 <= hi
+    assert covered >= 0.96 * 300
+    found = [by_generations(s, 1.15).verdict for s in range(50)]
+    assert found.count("slower") >= 45
+
+
+def test_a_method_over_generations_uses_students_t():
+    e = stats.method_estimate([], per_generation=[0.01, 0.03, 0.02, 0.04])
+    assert e.df == 3 and e.log_ratio == pytest.approx(0.025)
+    lo, hi = e.interval
+    half = math.log(hi / lo) / 2
+    assert half == pytest.approx(5.841 * np.std([0.01, 0.03, 0.02, 0.04], ddof=1) / 2, rel=1e-3)
+    assert stats.method_estimate([], per_generation=[0.1, 0.1]).verdict == "inconclusive"

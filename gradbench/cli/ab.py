@@ -43,10 +43,15 @@ def add_parser(sub) -> None:
                         f"{shown_python()})")
     p.add_argument("--profile", default="gate",
                    help="gate (default: loss, backprop, naive and incremental central "
-                        "differences at 14 sizes, 240 s of timing) or tiny (seconds)")
+                        "differences at 14 sizes, 96 s of timing in 8 generations of "
+                        "workers) or tiny (seconds)")
     p.add_argument("--seconds", type=float, default=None,
                    help="seconds of timed blocks (default: the profile's); more seconds, "
                         "smaller detectable slowdowns")
+    p.add_argument("--generations", type=int, default=None,
+                   help="pairs of worker processes, one after the other, sharing the seconds "
+                        "(default: the profile's, 8 for gate): the verdict rests on their "
+                        "spread, since a process's memory layout shifts its speed")
     p.add_argument("--threads", type=int, default=1,
                    help="threads of every case (default 1: the other cores absorb the "
                         "machine's own noise)")
@@ -97,8 +102,10 @@ def _check(args):
                          f"machine's cores), got {args.threads}")
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"{PROG}: --seed must be a non-negative integer, got {args.seed}")
+    if args.generations is not None and not 1 <= args.generations <= 100:
+        raise UsageError(f"{PROG}: --generations must lie in 1..100, got {args.generations}")
     try:
-        prof = profile.profile(args.profile, args.seconds)
+        prof = profile.profile(args.profile, args.seconds, args.generations)
     except ValueError as exc:
         raise UsageError(f"{PROG}: --profile: {exc}") from None
     return prof, threshold
@@ -133,7 +140,7 @@ def main(args) -> int:
         try:
             outcome = coordinator.run(base, head, list(prof.cases), prof.seconds,
                                       prof.block_seconds, args.threads, paths, seed=seed,
-                                      say=say)
+                                      say=say, generations=prof.generations)
         except coordinator.SideError as exc:
             raise UsageError(f"{PROG}: {exc}") from None
         except OSError as exc:  # a full disk, say, at a checkpoint

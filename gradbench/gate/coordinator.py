@@ -1,17 +1,21 @@
 """The gate's coordinator: two workers, one per side, timed against each other.
 
-Every case is prepared on both sides first (both compile at once, nothing timed). Then the
-timing goes in rounds: each round visits every case once, in a random order, and gives it one
-quad of blocks, base and head alternating as ABBA or BAAB at random; a block is the same
-number of calls on either side, about ``block_seconds`` long. Only one side computes at a
-time: the other waits for its next request, and the CPU it uses meanwhile is measured (from
-/proc) and saved. Rounds go on until the profile's seconds of timed blocks are spent, and at
-least :data:`stats.MIN_QUADS` of them.
+The gate runs in *generations*: a pair of worker processes is started, prepares every case
+(both compile or load at once, nothing timed), times its share of the seconds, and stops; then
+the next pair. A process's memory layout makes it a per cent or two faster or slower for as
+long as it lives, the same for every quad it times, so the verdict rests on the spread between
+generations, not on one pair's quads alone.
+
+Within a generation the timing goes in rounds: each round visits every case once, in a random
+order, and gives it one quad of blocks, base and head alternating as ABBA or BAAB at random; a
+block is the same number of calls on either side (fixed by the first generation), about
+``block_seconds`` long. Only one side computes at a time: the other waits for its next
+request, and the CPU it uses meanwhile is measured (from /proc) and saved.
 
 Both sides' blocks are saved as result documents (one per side, each case's rounds its blocks'
-seconds per call in time order, with each block's quad and order): :func:`analyze` computes
-the verdict from those documents alone, and ``gradbench compare`` and ``gradbench report``
-read them as any run.
+seconds per call in time order, with each block's quad, order and generation):
+:func:`analyze` computes the verdict from those documents alone, and ``gradbench compare``
+and ``gradbench report`` read them as any run.
 """
 
 from __future__ import annotations
@@ -243,6 +247,7 @@ def _record(p: Prepared, side: str) -> dict:
         "quad": [r["quad"] for r in rows],  # the quad each block belongs to
         "order": [r["order"] for r in rows],  # that quad's order, ABBA or BAAB
         "seq": [r["seq"] for r in rows],  # the block's place in the whole run (both sides)
+        "generation": [r["generation"] for r in rows],  # which pair of worker processes
     }
     return record
 
@@ -259,67 +264,54 @@ def _save(docs: dict, paths: dict, prepared: list[Prepared], status: str, spent:
 
 
 def run(base: str, head: str, cases: list[GateCase], seconds: float, block_seconds: float,
-        threads: int, paths: dict, seed: int | None = None, say=print) -> Outcome:
-    """The whole gate: start both workers, prepare, time, save. ``paths``: side -> the file
-    its document goes to. SideError for a side that cannot take part (nothing written)."""
+        threads: int, paths: dict, seed: int | None = None, say=print,
+        generations: int = 1) -> Outcome:
+    """The whole gate: ``generations`` times, start both workers, prepare, time a share of
+    ``seconds``, stop them; save. ``paths``: side -> the file its document goes to.
+    SideError for a side that cannot take part (nothing written)."""
     rng = random.Random(seed)
-    sides = {"base": Side("base", base, threads, "base"),
-             "head": Side("head", head, threads, "head")}
     started = time.perf_counter()
     docs: dict = {}
     prepared: list[Prepared] = []
     gate = {"base_python": base, "head_python": head, "seed": seed,
-            "block_seconds": block_seconds}
-    status, error, spent = "running", None, 0.0
-    idle = {"cpu": 0.0, "wall": 0.0}
+            "block_seconds": block_seconds, "generations": generations}
+    status, error = "running", None
+    clock = {"spent": 0.0, "quads": 0, "last_save": time.perf_counter(), "cpu": 0.0,
+             "wall": 0.0}
+
+    def save(status, signal=None):
+        _save(docs, paths, prepared, status, clock["spent"], time.perf_counter() - started,
+              {**gate, "idle_cpu_seconds": clock["cpu"], "timed_seconds": clock["wall"]},
+              signal)
+
+    sides: dict = {}
     try:
-        for s in sides.values():
-            s.start()
-        for s in sides.values():
-            h = s.greet()
-            say(f"gradbench ab: {s.name}: gradbench {h['gradbench']} ({_source(h)}), "
-                f"{h['executable']}")
-        # the same code: both import the same gradbench (the same folder)
-        gate["same_environment"] = same = (sides["base"].hello.get("package")
-                                           == sides["head"].hello.get("package"))
-        if same:
-            say(f"gradbench ab: base and head import the same gradbench "
-                f"({sides['base'].hello.get('package')}): an A/A run; any method flagged "
-                "slower is a false alarm")
-        docs = {n: _document(s, seconds, threads) for n, s in sides.items()}
-        prepared = _prepare(sides, cases, docs, block_seconds, say)
-        last_save = time.perf_counter()
-        quads = 0
-        say(f"gradbench ab: timing {len(prepared)} cases, quads of blocks of about "
-            f"{block_seconds:g} s, for {seconds:g} s")
-        while prepared and (spent < seconds or quads < stats.MIN_QUADS):
-            order_of_cases = list(prepared)
-            rng.shuffle(order_of_cases)
-            for p in order_of_cases:
-                order = rng.choice(stats.ORDERS)
-                for letter in order:
-                    side = "base" if letter == "A" else "head"
-                    other = sides["head" if side == "base" else "base"]
-                    cpu0 = other.cpu_seconds()
-                    t0 = time.perf_counter()
-                    reply = sides[side].request(
-                        {"op": "time", "case": p.index, "calls": p.calls},
-                        max(HANG_FLOOR, HANG_FACTOR * p.calls * p.call_seconds),
-                        f"timing {p.case.id}")
-                    wall = time.perf_counter() - t0
-                    cpu1 = other.cpu_seconds()
-                    if cpu0 is not None and cpu1 is not None:
-                        idle["cpu"] += cpu1 - cpu0
-                        idle["wall"] += wall
-                    seq = sum(len(q.blocks["base"]) + len(q.blocks["head"]) for q in prepared)
-                    p.blocks[side].append({"seconds": float(reply["seconds"]), "quad": quads,
-                                           "order": order, "seq": seq})
-                    spent += wall
-            quads += 1
-            if time.perf_counter() - last_save >= CHECKPOINT_SECONDS:
-                _save(docs, paths, prepared, "running", spent,
-                      time.perf_counter() - started, {**gate, **_idle(idle)})
-                last_save = time.perf_counter()
+        for gen in range(generations):
+            sides = {"base": Side("base", base, threads, "base"),
+                     "head": Side("head", head, threads, "head")}
+            for s in sides.values():
+                s.start()
+            for s in sides.values():
+                s.greet()
+            if gen == 0:
+                _first_greeting(sides, gate, say)
+                docs = {n: _document(s, seconds, threads) for n, s in sides.items()}
+                prepared = _prepare(sides, cases, docs, block_seconds, say)
+                say(f"gradbench ab: timing {len(prepared)} cases, quads of blocks of about "
+                    f"{block_seconds:g} s, for {seconds:g} s in {generations} generation"
+                    f"{'s' if generations > 1 else ''} of workers")
+            else:
+                _prepare_again(sides, prepared)
+            until = seconds * (gen + 1) / generations
+            first = clock["quads"]
+            while prepared and (clock["spent"] < until or clock["quads"] - first
+                                < _least_rounds(generations)):
+                _round(sides, prepared, rng, gen, clock)
+                if time.perf_counter() - clock["last_save"] >= CHECKPOINT_SECONDS:
+                    save("running")
+                    clock["last_save"] = time.perf_counter()
+            for s in sides.values():
+                s.stop()
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -330,15 +322,56 @@ def run(base: str, head: str, cases: list[GateCase], seconds: float, block_secon
             s.stop()
     if docs:
         with interrupt.deferred():
-            _save(docs, paths, prepared, status, spent, time.perf_counter() - started,
-                  {**gate, **_idle(idle)},
-                  signal=interrupt.received() if status == "interrupted" else None)
-    share = idle["cpu"] / idle["wall"] if idle["wall"] > 0 else None
+            save(status, interrupt.received() if status == "interrupted" else None)
+    share = clock["cpu"] / clock["wall"] if clock["wall"] > 0 else None
     return Outcome(status, paths if docs else {}, docs, error, share)
 
 
-def _idle(idle: dict) -> dict:
-    return {"idle_cpu_seconds": idle["cpu"], "timed_seconds": idle["wall"]}
+def _least_rounds(generations: int) -> int:
+    """Rounds each generation times at least: MIN_QUADS in all."""
+    return max(1, math.ceil(stats.MIN_QUADS / generations))
+
+
+def _first_greeting(sides: dict, gate: dict, say) -> None:
+    for s in sides.values():
+        h = s.hello
+        say(f"gradbench ab: {s.name}: gradbench {h['gradbench']} ({_source(h)}), "
+            f"{h['executable']}")
+    # the same code: both import the same gradbench (the same folder)
+    gate["same_environment"] = same = (sides["base"].hello.get("package")
+                                       == sides["head"].hello.get("package"))
+    if same:
+        say(f"gradbench ab: base and head import the same gradbench "
+            f"({sides['base'].hello.get('package')}): an A/A run; any method flagged "
+            "slower is a false alarm")
+
+
+def _round(sides: dict, prepared: list, rng, gen: int, clock: dict) -> None:
+    """One round: every case once, in a random order, one quad each (ABBA or BAAB)."""
+    order_of_cases = list(prepared)
+    rng.shuffle(order_of_cases)
+    for p in order_of_cases:
+        order = rng.choice(stats.ORDERS)
+        for letter in order:
+            side = "base" if letter == "A" else "head"
+            other = sides["head" if side == "base" else "base"]
+            cpu0 = other.cpu_seconds()
+            t0 = time.perf_counter()
+            reply = sides[side].request(
+                {"op": "time", "case": p.index, "calls": p.calls},
+                max(HANG_FLOOR, HANG_FACTOR * p.calls * p.call_seconds),
+                f"timing {p.case.id}")
+            wall = time.perf_counter() - t0
+            cpu1 = other.cpu_seconds()
+            if cpu0 is not None and cpu1 is not None:
+                clock["cpu"] += cpu1 - cpu0
+                clock["wall"] += wall
+            seq = sum(len(q.blocks["base"]) + len(q.blocks["head"]) for q in prepared)
+            p.blocks[side].append({"seconds": float(reply["seconds"]),
+                                   "quad": clock["quads"], "order": order, "seq": seq,
+                                   "generation": gen})
+            clock["spent"] += wall
+    clock["quads"] += 1
 
 
 def _source(hello: dict) -> str:
@@ -373,6 +406,21 @@ def _prepare(sides: dict, cases: list[GateCase], docs: dict, block_seconds: floa
     return out
 
 
+def _prepare_again(sides: dict, prepared: list[Prepared]) -> None:
+    """A new generation of workers: the cases the first one timed, in the same order (the
+    workers number them so), with the same calls per block."""
+    for i, p in enumerate(prepared):
+        what = f"preparing {p.case.id}"
+        for s in sides.values():
+            s.send({"op": "prepare", "case": p.case.request()})
+        for s in sides.values():
+            reply = s.receive(PREPARE_SECONDS, what)
+            if "unavailable" in reply:
+                raise WorkerError(f"the {s.name} worker could not prepare {p.case.id} again: "
+                                  f"{reply['unavailable']}")
+        p.index = i
+
+
 def analyze(base: results.Document, head: results.Document,
             threshold: float = stats.THRESHOLD) -> tuple[list[dict], list[dict]]:
     """The verdict from the two documents: one row per case and one per method, each with
@@ -389,32 +437,39 @@ def analyze(base: results.Document, head: results.Document,
         return out
 
     a, b = blocks(base), blocks(head)
-    case_rows = []
+    case_rows, per_gen = [], {}
     for key in [k for k in a if k in b]:
         (info, ga, da), (_, gb, db) = a[key], b[key]
-        d = _quad_differences(ga, da, gb, db)
-        est = stats.case_estimate(d, threshold)
+        gens, d = _quad_differences(ga, da, gb, db)
+        est = stats.case_estimate(d, threshold, generations=gens)
         case_rows.append({"method": key[0], "sizes": key[1], "batch": key[2],
                           "dtype": key[3], "n_params": info.get("n_params"), "estimate": est})
+        for g, x in stats.by_generation(d, gens).items():  # the case's mean per generation
+            per_gen.setdefault(key[0], {}).setdefault(g, []).append(sum(x) / len(x))
     method_rows = []
     for m in dict.fromkeys(r["method"] for r in case_rows):
         mine = [r["estimate"] for r in case_rows if r["method"] == m]
-        method_rows.append({"method": m, "estimate": stats.method_estimate(mine, threshold)})
+        n_cases = len(mine)
+        # generations in which every case of the method was timed: the method's mean there
+        means = [sum(v) / len(v) for v in per_gen.get(m, {}).values() if len(v) == n_cases]
+        method_rows.append({"method": m, "estimate": stats.method_estimate(
+            mine, threshold, per_generation=means)})
     return case_rows, method_rows
 
 
-def _quad_differences(ga: dict, da: list, gb: dict, db: list) -> list[float]:
-    """Per quad complete on both sides (two blocks each), in time order, head's mean log
-    time minus base's."""
+def _quad_differences(ga: dict, da: list, gb: dict, db: list) -> tuple[list, list[float]]:
+    """Per quad complete on both sides (two blocks each), in time order: its generation of
+    workers, and head's mean log time minus base's."""
     def by_quad(g, data):
         out: dict = {}
         for q, t in zip(g["quad"], data, strict=False):
             out.setdefault(q, []).append(math.log(t))
         return out
 
+    gen = dict(zip(ga["quad"], ga.get("generation") or [0] * len(ga["quad"]), strict=False))
     qa, qb = by_quad(ga, da), by_quad(gb, db)
     quads = sorted(q for q in qa if q in qb and len(qa[q]) == 2 and len(qb[q]) == 2)
-    return [sum(qb[q]) / 2 - sum(qa[q]) / 2 for q in quads]
+    return [gen[q] for q in quads], [sum(qb[q]) / 2 - sum(qa[q]) / 2 for q in quads]
 
 
 __all__ = ["run", "analyze", "Side", "SideError", "WorkerError", "Outcome"]

@@ -5,20 +5,25 @@ a random order, ABBA or BAAB. A quad's difference ``d = mean(log t_head) - mean(
 (t: seconds per call of a block) cancels whatever the machine does linearly over the quad's
 second or so: drift that moves a whole run by 1.2x moves both sides alike here.
 
-Per case, the estimate is the 20 % trimmed mean of its quads' d (a burst of contention that
-hits one block makes one quad an outlier: trimming drops it), with Yuen's standard error (the
-winsorized variance over ``(1 - 2 trim)^2 n``) computed with a Newey-West long-run variance:
-quads next to each other in time share the machine's state, so they are not independent, and
-the interval widens by what their autocorrelation says.
+The quads come from several *generations* of worker processes (a fresh pair each). A process
+keeps its memory layout for life, and that can make one side a per cent or two faster or
+slower in every quad it times (measured: 1.02-1.03x between two processes of the same code),
+which no number of quads from one pair averages away. So, with 3 generations or more, a
+case's estimate is the mean over generations of its quads' mean d there, with the standard
+error of a mean of independent values and Student's t with generations - 1 degrees of
+freedom; a method's is the same over the means of its cases per generation.
 
-Per method, the ratio is the geometric mean of its cases' (equal weights: every size counts
-alike), with the standard error of that mean.
+With a single pair (``--generations 1``) a case's estimate is the 20 % trimmed mean of its
+quads' d (a burst of contention that hits one block makes one quad an outlier: trimming drops
+it), with Yuen's standard error computed with a Newey-West long-run variance (quads close in
+time share the machine's state); a method's is the mean of its cases'. This interval ignores
+the process's own offset: it is for a first look, not for a gate.
 
-A method (or case) is ``slower`` when the lower end of its ``Z``-interval lies above zero
-(the ratio above 1) *and* its ratio exceeds the threshold; ``faster`` symmetrically;
-``unchanged`` otherwise. The smallest slowdown it could have detected is the ratio that would
-be flagged in 9 runs out of 10 with this run's standard error:
-``max(exp((Z + Z_POWER) se), threshold exp(Z_POWER se))``.
+A method (or case) is ``slower`` when the lower end of its 99 % interval lies above zero (the
+ratio above 1) *and* its ratio exceeds the threshold; ``faster`` symmetrically; ``unchanged``
+otherwise. The smallest slowdown it could have detected is the ratio that would be flagged
+in 9 runs out of 10 with this run's standard error:
+``max(exp((t_99.5 + t_90) se), threshold exp(t_90 se))``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ import numpy as np
 #: raises a false alarm on the interval alone once in 50 runs, and the threshold lowers that.
 Z = 2.576
 Z_LEVEL = "99 %"
+LEVEL = 0.995  # one-sided
+POWER = 0.9
 #: The power the detectable slowdown is stated at: flagged in 90 % of runs.
 Z_POWER = 1.2816
 #: Slower only beyond this ratio: two processes of the same code differ by a per cent or so
@@ -41,6 +48,8 @@ THRESHOLD = 1.02
 TRIM = 0.2
 #: Fewer quads than this: no verdict ("inconclusive").
 MIN_QUADS = 4
+#: Fewer generations of workers than this: the quads' own statistics (one pair of processes).
+MIN_GENERATIONS = 3
 ORDERS = ("ABBA", "BAAB")
 
 
@@ -53,6 +62,7 @@ class Estimate:
     n: int  # quads (a case) or cases (a method)
     verdict: str  # slower, faster, unchanged, inconclusive
     threshold: float
+    df: float = math.inf  # degrees of freedom of se (generations - 1; inf: normal)
 
     @property
     def ratio(self) -> float:
@@ -60,15 +70,28 @@ class Estimate:
 
     @property
     def interval(self) -> tuple[float, float]:
-        return (math.exp(self.log_ratio - Z * self.se), math.exp(self.log_ratio + Z * self.se))
+        z = critical(self.df)
+        return (math.exp(self.log_ratio - z * self.se), math.exp(self.log_ratio + z * self.se))
 
     @property
     def detectable(self) -> float:
         """The smallest slowdown flagged in 9 runs of 10 like this one."""
         if not math.isfinite(self.se):
             return math.inf
-        return max(math.exp((Z + Z_POWER) * self.se),
-                   self.threshold * math.exp(Z_POWER * self.se))
+        z, power = critical(self.df), critical(self.df, POWER)
+        return max(math.exp((z + power) * self.se), self.threshold * math.exp(power * self.se))
+
+
+def critical(df: float, level: float | None = None) -> float:
+    """The one-sided quantile of Student's t with ``df`` degrees of freedom (the normal's for
+    an infinite df): at the interval's level by default, at ``level`` when given."""
+    if level is None:
+        level = LEVEL
+    if not math.isfinite(df):
+        return Z if level == LEVEL else Z_POWER
+    from scipy.stats import t
+
+    return float(t.ppf(level, df))
 
 
 def quad_differences(log_base, log_head) -> np.ndarray:
@@ -121,21 +144,25 @@ def trimmed(d) -> tuple[float, float]:
     return mean, se
 
 
-def decide(log_ratio: float, se: float, threshold: float) -> str:
+def decide(log_ratio: float, se: float, threshold: float, df: float = math.inf) -> str:
     """slower, faster or unchanged (see the module docstring)."""
     if not math.isfinite(se):
         return "inconclusive"
-    band = math.log(threshold)
-    if log_ratio - Z * se > 0 and log_ratio > band:
+    band, z = math.log(threshold), critical(df)
+    if log_ratio - z * se > 0 and log_ratio > band:
         return "slower"
-    if log_ratio + Z * se < 0 and log_ratio < -band:
+    if log_ratio + z * se < 0 and log_ratio < -band:
         return "faster"
     return "unchanged"
 
 
-def case_estimate(d, threshold: float = THRESHOLD) -> Estimate:
-    """A case's estimate from its quads' differences, in time order."""
+def case_estimate(d, threshold: float = THRESHOLD, generations=None) -> Estimate:
+    """A case's estimate from its quads' differences, in time order; ``generations``: the
+    generation of workers that timed each quad (see :func:`by_generation`)."""
     d = np.asarray(d, dtype=float)
+    if generations is not None and len(set(generations)) >= MIN_GENERATIONS:
+        means = [float(np.mean(x)) for x in by_generation(d, generations).values()]
+        return from_generations(means, threshold, n=len(d))
     if len(d) < MIN_QUADS:
         mean = float(d.mean()) if len(d) else 0.0
         return Estimate(mean, math.inf, len(d), "inconclusive", threshold)
@@ -143,10 +170,38 @@ def case_estimate(d, threshold: float = THRESHOLD) -> Estimate:
     return Estimate(mean, se, len(d), decide(mean, se, threshold), threshold)
 
 
-def method_estimate(cases: list[Estimate], threshold: float = THRESHOLD) -> Estimate:
-    """A method's estimate: the mean of its cases' log ratios (equal weights), the standard
+def by_generation(values, generations) -> dict:
+    """generation -> its values, in order."""
+    out: dict = {}
+    for v, g in zip(values, generations, strict=True):
+        out.setdefault(g, []).append(v)
+    return out
+
+
+def from_generations(means, threshold: float = THRESHOLD, n: int | None = None) -> Estimate:
+    """The estimate from one mean log ratio per generation of workers: their mean, with the
+    standard error of a mean of independent values (each generation is a fresh pair of
+    processes: its memory layout, and the few per cent it can cost or give a side, is its
+    own), and Student's t with generations - 1 degrees of freedom."""
+    m = np.asarray(means, dtype=float)
+    g = len(m)
+    if g < MIN_GENERATIONS:
+        return Estimate(float(m.mean()) if g else 0.0, math.inf, n or g, "inconclusive",
+                        threshold)
+    mean, se, df = float(m.mean()), float(m.std(ddof=1)) / math.sqrt(g), g - 1
+    return Estimate(mean, se, n or g, decide(mean, se, threshold, df), threshold, df)
+
+
+def method_estimate(cases: list[Estimate], threshold: float = THRESHOLD,
+                    per_generation=None) -> Estimate:
+    """A method's estimate. With ``per_generation`` (the method's mean log ratio over its
+    cases, one per generation of workers): as :func:`from_generations`, the cases counted in
+    ``n``. Otherwise the mean of its cases' log ratios (equal weights), with the standard
     error of that mean (cases are timed at different moments: independent)."""
     usable = [c for c in cases if math.isfinite(c.se)]
+    if per_generation is not None and len(per_generation) >= MIN_GENERATIONS:
+        e = from_generations(per_generation, threshold)
+        return Estimate(e.log_ratio, e.se, len(cases), e.verdict, threshold, e.df)
     if not usable:
         return Estimate(0.0, math.inf, 0, "inconclusive", threshold)
     k = len(usable)
