@@ -156,9 +156,12 @@ def test_generations_cover_the_true_ratio_and_find_a_slowdown():
 
 
 def test_a_method_over_generations_uses_students_t():
-    e = stats.method_estimate([], per_generation=[0.01, 0.03, 0.02, 0.04])
-    assert e.df == 3 and e.log_ratio == pytest.approx(0.025)
+    cases = [stats.Estimate(0.02, 0.01, 8, "unchanged", 1.02),
+             stats.Estimate(0.03, 0.01, 8, "unchanged", 1.02)]
+    means = [0.01, 0.03, 0.02, 0.04]
+    e = stats.method_estimate(cases, per_generation=means, factor=0.6)
+    assert e.df == 3 and e.log_ratio == pytest.approx(0.025) and e.n == 2
     lo, hi = e.interval
     half = math.log(hi / lo) / 2
-    assert half == pytest.approx(5.841 * np.std([0.01, 0.03, 0.02, 0.04], ddof=1) / 2, rel=1e-3)
-    assert stats.method_estimate([], per_generation=[0.1, 0.1]).verdict == "inconclusive"
+    assert half == pytest.approx(5.841 * np.std(means, ddof=1) / 2 / 0.6, rel=1e-3)
+    assert stats.method_estimate(cases, per_generation=[0.1, 0.1]).verdict == "inconclusive"

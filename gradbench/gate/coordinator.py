@@ -437,23 +437,27 @@ def analyze(base: results.Document, head: results.Document,
         return out
 
     a, b = blocks(base), blocks(head)
-    case_rows, per_gen = [], {}
+    case_rows, per_gen, factors = [], {}, {}
     for key in [k for k in a if k in b]:
         (info, ga, da), (_, gb, db) = a[key], b[key]
         gens, d = _quad_differences(ga, da, gb, db)
         est = stats.case_estimate(d, threshold, generations=gens)
         case_rows.append({"method": key[0], "sizes": key[1], "batch": key[2],
                           "dtype": key[3], "n_params": info.get("n_params"), "estimate": est})
-        for g, x in stats.by_generation(d, gens).items():  # the case's mean per generation
-            per_gen.setdefault(key[0], {}).setdefault(g, []).append(sum(x) / len(x))
+        if len(set(gens)) >= stats.MIN_GENERATIONS:  # the case's winsorized mean per generation
+            w, _, factor = stats.winsorized(d)
+            factors.setdefault(key[0], []).append(factor)
+            for g, x in stats.by_generation(w, gens).items():
+                per_gen.setdefault(key[0], {}).setdefault(g, []).append(float(sum(x) / len(x)))
     method_rows = []
     for m in dict.fromkeys(r["method"] for r in case_rows):
         mine = [r["estimate"] for r in case_rows if r["method"] == m]
-        n_cases = len(mine)
-        # generations in which every case of the method was timed: the method's mean there
-        means = [sum(v) / len(v) for v in per_gen.get(m, {}).values() if len(v) == n_cases]
+        means = None
+        if m in per_gen:  # generations in which every case of the method was timed
+            means = [sum(v) / len(v) for v in per_gen[m].values() if len(v) == len(mine)]
+        factor = sum(factors.get(m, [1.0])) / len(factors.get(m, [1.0]))
         method_rows.append({"method": m, "estimate": stats.method_estimate(
-            mine, threshold, per_generation=means)})
+            mine, threshold, per_generation=means, factor=factor)})
     return case_rows, method_rows
 
 

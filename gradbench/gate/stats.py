@@ -9,15 +9,17 @@ The quads come from several *generations* of worker processes (a fresh pair each
 keeps its memory layout for life, and that can make one side a per cent or two faster or
 slower in every quad it times (measured: 1.02-1.03x between two processes of the same code),
 which no number of quads from one pair averages away. So, with 3 generations or more, a
-case's estimate is the mean over generations of its quads' mean d there, with the standard
-error of a mean of independent values and Student's t with generations - 1 degrees of
-freedom; a method's is the same over the means of its cases per generation.
+case's estimate is the 20 % trimmed mean of its quads' d (a burst of contention that hits one
+block makes one quad an outlier: on this machine a quad's d has a spread of 5-15 %, heavy
+tailed), and its standard error is Yuen's computed over generations: the spread of the
+generations' means of the winsorized d, over sqrt(generations) and over 1 - 2 x 0.2, with
+Student's t at generations - 1 degrees of freedom. A method's estimate is the mean of its
+cases', its error the same over the generations' means across its cases.
 
-With a single pair (``--generations 1``) a case's estimate is the 20 % trimmed mean of its
-quads' d (a burst of contention that hits one block makes one quad an outlier: trimming drops
-it), with Yuen's standard error computed with a Newey-West long-run variance (quads close in
-time share the machine's state); a method's is the mean of its cases'. This interval ignores
-the process's own offset: it is for a first look, not for a gate.
+With a single pair (``--generations 1``) a case's standard error is Yuen's over its quads,
+with a Newey-West long-run variance (quads close in time share the machine's state); a
+method's is that of the mean of its cases'. This interval ignores the process's own offset:
+it is for a first look, not for a gate.
 
 A method (or case) is ``slower`` when the lower end of its 99 % interval lies above zero (the
 ratio above 1) *and* its ratio exceeds the threshold; ``faster`` symmetrically; ``unchanged``
@@ -158,16 +160,27 @@ def decide(log_ratio: float, se: float, threshold: float, df: float = math.inf) 
 
 def case_estimate(d, threshold: float = THRESHOLD, generations=None) -> Estimate:
     """A case's estimate from its quads' differences, in time order; ``generations``: the
-    generation of workers that timed each quad (see :func:`by_generation`)."""
+    generation of workers that timed each quad."""
     d = np.asarray(d, dtype=float)
     if generations is not None and len(set(generations)) >= MIN_GENERATIONS:
-        means = [float(np.mean(x)) for x in by_generation(d, generations).values()]
-        return from_generations(means, threshold, n=len(d))
+        w, center, factor = winsorized(d)
+        means = [float(np.mean(x)) for x in by_generation(w, generations).values()]
+        return clustered(means, center, factor, threshold, n=len(d))
     if len(d) < MIN_QUADS:
         mean = float(d.mean()) if len(d) else 0.0
         return Estimate(mean, math.inf, len(d), "inconclusive", threshold)
     mean, se = trimmed(d)
     return Estimate(mean, se, len(d), decide(mean, se, threshold), threshold)
+
+
+def winsorized(d) -> tuple[np.ndarray, float, float]:
+    """The quads' differences winsorized at :data:`TRIM` (in their order), their trimmed
+    mean, and ``1 - 2 trim`` as trimmed (Yuen's factor)."""
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    g = int(math.floor(TRIM * n))
+    order = np.sort(d)
+    return np.clip(d, order[g], order[n - g - 1]), float(order[g:n - g].mean()), 1 - 2 * g / n
 
 
 def by_generation(values, generations) -> dict:
@@ -178,33 +191,34 @@ def by_generation(values, generations) -> dict:
     return out
 
 
-def from_generations(means, threshold: float = THRESHOLD, n: int | None = None) -> Estimate:
-    """The estimate from one mean log ratio per generation of workers: their mean, with the
-    standard error of a mean of independent values (each generation is a fresh pair of
-    processes: its memory layout, and the few per cent it can cost or give a side, is its
-    own), and Student's t with generations - 1 degrees of freedom."""
+def clustered(means, center: float, factor: float = 1.0, threshold: float = THRESHOLD,
+              n: int | None = None) -> Estimate:
+    """The estimate ``center`` (a trimmed mean) with the error that the generations of
+    workers give it: ``means`` holds, per generation, the mean of its winsorized quad
+    differences; the standard error is theirs (a mean of independent values: each generation
+    is a fresh pair of processes, with its own memory layout) over Yuen's ``factor``, with
+    Student's t at generations - 1 degrees of freedom."""
     m = np.asarray(means, dtype=float)
     g = len(m)
     if g < MIN_GENERATIONS:
-        return Estimate(float(m.mean()) if g else 0.0, math.inf, n or g, "inconclusive",
-                        threshold)
-    mean, se, df = float(m.mean()), float(m.std(ddof=1)) / math.sqrt(g), g - 1
-    return Estimate(mean, se, n or g, decide(mean, se, threshold, df), threshold, df)
+        return Estimate(center, math.inf, n or g, "inconclusive", threshold)
+    se, df = float(m.std(ddof=1)) / math.sqrt(g) / factor, g - 1
+    return Estimate(center, se, n or g, decide(center, se, threshold, df), threshold, df)
 
 
 def method_estimate(cases: list[Estimate], threshold: float = THRESHOLD,
-                    per_generation=None) -> Estimate:
-    """A method's estimate. With ``per_generation`` (the method's mean log ratio over its
-    cases, one per generation of workers): as :func:`from_generations`, the cases counted in
-    ``n``. Otherwise the mean of its cases' log ratios (equal weights), with the standard
-    error of that mean (cases are timed at different moments: independent)."""
+                    per_generation=None, factor: float = 1.0) -> Estimate:
+    """A method's estimate, the mean of its cases' log ratios (equal weights). With
+    ``per_generation`` (per generation of workers, the mean over the method's cases of their
+    winsorized quads there) its error is :func:`clustered`'s; otherwise the standard error of
+    a mean of independent cases."""
     usable = [c for c in cases if math.isfinite(c.se)]
-    if per_generation is not None and len(per_generation) >= MIN_GENERATIONS:
-        e = from_generations(per_generation, threshold)
-        return Estimate(e.log_ratio, e.se, len(cases), e.verdict, threshold, e.df)
     if not usable:
         return Estimate(0.0, math.inf, 0, "inconclusive", threshold)
     k = len(usable)
     mean = sum(c.log_ratio for c in usable) / k
+    if per_generation is not None:
+        e = clustered(per_generation, mean, factor, threshold)
+        return Estimate(mean, e.se, len(cases), e.verdict, threshold, e.df)
     se = math.sqrt(sum(c.se**2 for c in usable)) / k
     return Estimate(mean, se, k, decide(mean, se, threshold), threshold)
