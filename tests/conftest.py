@@ -1,3 +1,5 @@
+import signal
+
 import numpy as np
 import pytest
 from hypothesis import settings
@@ -5,6 +7,13 @@ from hypothesis import settings
 import gradbench as gb
 from gradbench.data import make_batch
 from gradbench.model import prepare_batch
+
+# A shell starts a background job (`bash scripts/test &`, a CI step run in the background)
+# with Ctrl-C ignored, and every process inherits that through exec: the tests that send
+# Ctrl-C to a command would wait for ever. Python's own handler here is reset to the default
+# in every child at exec, so they get Ctrl-C as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def make_net(sizes, activation="tanh", loss="softmax_ce", dtype="float64", seed=0,
