@@ -16,6 +16,7 @@ from .common import (
     EXIT_OK,
     UsageError,
     add_verb,
+    check_threads,
     created_folders,
     writable_folder,
 )
@@ -97,9 +98,7 @@ def _check(args):
     if not (math.isfinite(threshold) and threshold >= 1):
         raise UsageError(f"{PROG}: --threshold must be a factor of at least 1 such as 1.02, "
                          f"got {args.threshold!r}")
-    if not 1 <= args.threads <= (os.cpu_count() or 1):
-        raise UsageError(f"{PROG}: --threads must lie in 1..{os.cpu_count()} (this "
-                         f"machine's cores), got {args.threads}")
+    check_threads(args.threads, PROG)
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"{PROG}: --seed must be a non-negative integer, got {args.seed}")
     if args.generations is not None and not 1 <= args.generations <= 100:

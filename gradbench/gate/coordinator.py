@@ -276,8 +276,8 @@ def run(base: str, head: str, cases: list[GateCase], seconds: float, block_secon
     gate = {"base_python": base, "head_python": head, "seed": seed,
             "block_seconds": block_seconds, "generations": generations}
     status, error = "running", None
-    clock = {"spent": 0.0, "quads": 0, "last_save": time.perf_counter(), "cpu": 0.0,
-             "wall": 0.0}
+    clock = {"spent": 0.0, "quads": 0, "blocks": 0, "last_save": time.perf_counter(),
+             "cpu": 0.0, "wall": 0.0}
 
     def save(status, signal=None):
         _save(docs, paths, prepared, status, clock["spent"], time.perf_counter() - started,
@@ -366,10 +366,10 @@ def _round(sides: dict, prepared: list, rng, gen: int, clock: dict) -> None:
             if cpu0 is not None and cpu1 is not None:
                 clock["cpu"] += cpu1 - cpu0
                 clock["wall"] += wall
-            seq = sum(len(q.blocks["base"]) + len(q.blocks["head"]) for q in prepared)
             p.blocks[side].append({"seconds": float(reply["seconds"]),
-                                   "quad": clock["quads"], "order": order, "seq": seq,
-                                   "generation": gen})
+                                   "quad": clock["quads"], "order": order,
+                                   "seq": clock["blocks"], "generation": gen})
+            clock["blocks"] += 1
             clock["spent"] += wall
     clock["quads"] += 1
 
