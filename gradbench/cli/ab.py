@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
                         f"{shown_python()})")
     p.add_argument("--profile", default="gate",
                    help="gate (default: loss, backprop, naive and incremental central "
-                        "differences at 14 sizes, 96 s of timing in 8 generations of "
+                        "differences at 14 sizes, 144 s of timing in 16 generations of "
                         "workers) or tiny (seconds)")
     p.add_argument("--seconds", type=float, default=None,
                    help="seconds of timed blocks (default: the profile's); more seconds, "

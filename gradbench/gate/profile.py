@@ -47,7 +47,7 @@ class GateProfile:
     #: a process's memory layout makes it a per cent or two faster or slower for as long as
     #: it lives (measured: 1.02-1.03x between two processes of the same code, a false alarm
     #: with one pair), so the verdict rests on the spread between generations.
-    generations: int = 8
+    generations: int = 16
 
 
 PROFILES = {
@@ -56,7 +56,7 @@ PROFILES = {
         "gate", tuple(_ladder("primal", (4, 32, 256)) + [GateCase("primal", *CLASSIC)]
                       + _ladder("backprop", (4, 32, 256)) + [GateCase("backprop", *CLASSIC)]
                       + _ladder("numerical:central:naive", (2, 4, 8))
-                      + _ladder("numerical:central:incremental", (8, 32, 128))), 96.0),
+                      + _ladder("numerical:central:incremental", (8, 32, 128))), 144.0),
     # the tests' and a first look's: seconds, not minutes
     "tiny": GateProfile(
         "tiny", tuple(_ladder("primal", (2, 4)) + _ladder("backprop", (2, 4))

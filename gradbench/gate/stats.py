@@ -43,9 +43,10 @@ LEVEL = 0.995  # one-sided
 POWER = 0.9
 #: The power the detectable slowdown is stated at: flagged in 90 % of runs.
 Z_POWER = 1.2816
-#: Slower only beyond this ratio: two processes of the same code differ by a per cent or so
-#: (memory layout), which is not a change of code.
-THRESHOLD = 1.02
+#: Slower only beyond this ratio: two installs of the same code differ by a per cent or two
+#: (measured on backprop, A/A: 1.006-1.020x over six gate runs, always above 1), which is not
+#: a change of code.
+THRESHOLD = 1.025
 #: Fraction of quads trimmed from each end.
 TRIM = 0.2
 #: Fewer quads than this: no verdict ("inconclusive").
