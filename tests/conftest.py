@@ -1,4 +1,10 @@
+import os
 import signal
+
+# numba.cuda runs on Numba's simulator in the tests (tests/test_gpu.py), unless a GPU machine's
+# check (scripts/gpu-check) says otherwise: set before anything imports numba.cuda. Commands
+# the tests start inherit it, so a benchmark run records the GPU's methods as unavailable.
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 import numpy as np
 import pytest
