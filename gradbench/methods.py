@@ -46,6 +46,9 @@ NUMERICAL = "numerical:central:naive"
 LOSS = "primal"
 #: The provider of gradbench's own methods; every other provider is a peer.
 OURS = "gradbench"
+#: Where a method computes unless it says otherwise (results.DEFAULT_DEVICE), and the GPU.
+DEFAULT_DEVICE = "cpu"
+GPU = "cuda"
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,15 @@ class Method:
     #: Loss evaluations of one gradient as a function of N, for methods whose count is not
     #: their scheme's (numdifftools evaluates many steps per parameter); None: the scheme's.
     loss_evals: Callable[[int], int] | None = None
+    #: Where it computes: "cpu", or "cuda" (an NVIDIA GPU, through numba.cuda). Part of each
+    #: case's identity and series: a GPU's times never merge with a CPU's.
+    device: str = DEFAULT_DEVICE
+
+    @property
+    def part(self) -> str:
+        """The part of a run that times it (each part a process of its own): its provider's
+        on the CPU, ``provider@device`` on another device."""
+        return self.provider if self.device == DEFAULT_DEVICE else f"{self.provider}@{self.device}"
 
     def cost(self, sizes, batch: int, dtype: str) -> costmodel.Cost:
         """Predicted flops, bytes and loss evaluations of one call."""
@@ -90,15 +102,23 @@ class Method:
         return costmodel.predict("numerical", sizes, batch, dtype, self.scheme, self.strategy)
 
     def available(self) -> bool:
-        """Whether every module the method requires can be imported here."""
-        return all(importlib.util.find_spec(m) is not None for m in self.requires)
+        """Whether every module the method requires can be imported here (and, for a GPU
+        method, a GPU is there)."""
+        return self.unavailable_reason() is None
 
     def unavailable_reason(self) -> str | None:
         """None when available; else what is missing and the command that installs it."""
         missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
-        if not missing:
-            return None
-        return f"{', '.join(missing)} not installed: {self.install or 'install ' + missing[0]}"
+        if missing:
+            return (f"{', '.join(missing)} not installed: "
+                    f"{self.install or 'install ' + missing[0]}")
+        if self.device == GPU:
+            from . import gpu
+
+            if self.provider == OURS:
+                return gpu.unavailable_reason(timing=True)
+            return gpu.driver_reason()
+        return None
 
 
 # ----------------------------------------------------------------------------- gradbench's own
@@ -175,6 +195,79 @@ def _ours() -> list[Method]:
     return out
 
 
+# ----------------------------------------------------------------------------- on a GPU
+
+
+def on_device(name: str, device: str) -> str:
+    """The name of gradbench's method ``name`` (primal, backprop, numerical:...) on
+    ``device``: itself on the CPU, ``cuda:name`` on the GPU."""
+    return name if device == DEFAULT_DEVICE else f"{device}:{name}"
+
+
+def base_name(name: str) -> str:
+    """The inverse of :func:`on_device`: ``cuda:backprop`` -> ``backprop``."""
+    m = REGISTRY.get(name)
+    if m is None or m.device == DEFAULT_DEVICE:
+        return name
+    return name[len(m.device) + 1:]
+
+
+def _gpu_build(what: str, scheme: str | None = None, strategy: str | None = None):
+    def build(net, X, T, threads):
+        from .gpu import Resident
+
+        on = Resident(net, X, T)  # parameters and batch on the GPU before any timing
+        if what == "loss":
+            return on.loss
+        if what == "backprop":
+            return on.backprop
+        return lambda: on.numerical(scheme, None, strategy)
+
+    return build
+
+
+def _gpu_warm(scheme: str | None = None, strategy: str = "naive"):
+    def warm(net, threads, batch=None):
+        from .gpu.gradients import warm_up
+
+        return warm_up(net, scheme, strategy)
+
+    return warm
+
+
+def _gpu_gradient(scheme: str | None = None, strategy: str | None = None):
+    def gradient(net, threads):
+        from . import gpu
+
+        if scheme is None:
+            return lambda X, T: gpu.backprop(net, X, T)
+        return lambda X, T: gpu.numerical_gradient(net, X, T, scheme, strategy=strategy)
+
+    return gradient
+
+
+def _gpus() -> list[Method]:
+    """gradbench's kernels on an NVIDIA GPU (numba.cuda): the same math, another device."""
+    kw = dict(requires=("numba_cuda",), install='pip install "gradbench-fd[cuda]"',
+              device=GPU)
+    out = [
+        Method(on_device(LOSS, GPU), OURS, "loss", "primal (GPU)", _gpu_build("loss"),
+               _gpu_warm(), **kw),
+        Method(on_device(ANALYTIC, GPU), OURS, "analytic", "backprop (GPU)",
+               _gpu_build("backprop"), _gpu_warm(), gradient=_gpu_gradient(), **kw),
+    ]
+    for scheme in SCHEMES:
+        for strategy in STRATEGIES:
+            out.append(Method(
+                on_device(f"numerical:{scheme}:{strategy}", GPU), OURS, "numerical",
+                f"{scheme.replace('_', '-')} ({strategy}, GPU)",
+                _gpu_build("numerical", scheme, strategy), _gpu_warm(scheme, strategy),
+                scheme=scheme, strategy=strategy,
+                dtypes=("float64",) if scheme == "complex_step" else ("float32", "float64"),
+                gradient=_gpu_gradient(scheme, strategy), **kw))
+    return out
+
+
 # ----------------------------------------------------------------------------- peers
 
 
@@ -190,11 +283,13 @@ def _peer(module: str, attr: str) -> Callable:
 
 
 def _peer_method(name, provider, kind, title, module, what, *, scheme=None, strategy=None,
-                 requires=(), install=None, dtypes=("float32", "float64"), loss_evals=None):
+                 requires=(), install=None, dtypes=("float32", "float64"), loss_evals=None,
+                 device=DEFAULT_DEVICE):
     return Method(name, provider, kind, title, _peer(module, f"build_{what}"),
                   _peer(module, "warm"), scheme=scheme, strategy=strategy, requires=requires,
                   install=install, dtypes=dtypes, gradient=_peer(module, f"gradient_{what}"),
-                  tolerance=_peer(module, f"tolerance_{what}"), loss_evals=loss_evals)
+                  tolerance=_peer(module, f"tolerance_{what}"), loss_evals=loss_evals,
+                  device=device)
 
 
 #: numdifftools.Gradient's defaults: central differences at 15 steps (MaxStepGenerator's
@@ -205,6 +300,8 @@ NUMDIFFTOOLS_STEPS = 15
 
 def _peers() -> list[Method]:
     torch = dict(requires=("torch",), install='pip install "gradbench-fd[torch]"')
+    torch_gpu = dict(requires=("torch",), install='pip install "gradbench-fd[torch]" (a CUDA '
+                                                  'build, on a machine with an NVIDIA GPU)')
     numpy = dict(requires=("numpy",), install="pip install numpy")  # always, with gradbench
     return [
         _peer_method("numpy:backprop", "numpy", "analytic", "backprop (NumPy textbook)",
@@ -216,6 +313,12 @@ def _peers() -> list[Method]:
         _peer_method("torch:numerical", "torch", "numerical", "central (torch gradcheck)",
                      "torch_peer", "numerical", scheme="central", strategy="naive",
                      dtypes=("float64",), loss_evals=lambda n: 2 * n + 1, **torch),
+        _peer_method(on_device("torch:backprop", GPU), "torch", "analytic",
+                     "backprop (torch CUDA autograd)", "torch_cuda_peer", "backprop",
+                     device=GPU, **torch_gpu),
+        _peer_method(on_device("torch:central", GPU), "torch", "numerical",
+                     "central (torch CUDA, batched)", "torch_cuda_peer", "central",
+                     scheme="central", strategy="naive", device=GPU, **torch_gpu),
         _peer_method("jax:backprop", "jax", "analytic", "backprop (jax.jit(jax.grad))",
                      "jax_peer", "backprop", requires=("jax", "jaxlib"),
                      install='pip install "gradbench-fd[jax]"'),
@@ -233,7 +336,7 @@ def _peers() -> list[Method]:
 
 #: Every method, by name, in the order figures and tables list them: gradbench's, then the
 #: peers'.
-REGISTRY: dict[str, Method] = {m.name: m for m in _ours() + _peers()}
+REGISTRY: dict[str, Method] = {m.name: m for m in _ours() + _gpus() + _peers()}
 
 
 def get(name: str) -> Method:
@@ -257,25 +360,27 @@ def order(name: str) -> int:
 
 
 def providers(names) -> list[str]:
-    """The providers of the methods named, in registry order, each once."""
+    """The parts of a run that time the methods named (their providers', ``provider@device``
+    off the CPU), in registry order, each once."""
     seen = []
     for name in sorted(names, key=order):
-        p = get(name).provider
+        p = get(name).part
         if p not in seen:
             seen.append(p)
     return seen
 
 
 def counterpart(name: str) -> str | None:
-    """gradbench's method that computes what a peer computes: backprop for analytic peers,
-    naive differences of the peer's scheme for numerical ones (central when gradbench has no
-    such scheme); None for gradbench's own methods and methods not registered here."""
+    """gradbench's method that computes what a peer computes, on the peer's device: backprop
+    for analytic peers, naive differences of the peer's scheme for numerical ones (central
+    when gradbench has no such scheme); None for gradbench's own methods and methods not
+    registered here."""
     m = REGISTRY.get(name)
     if m is None or m.provider == OURS:
         return None
     if m.kind == "analytic":
-        return ANALYTIC
+        return on_device(ANALYTIC, m.device)
     if m.kind == "numerical":
-        same = f"numerical:{m.scheme}:naive"
-        return same if same in REGISTRY else NUMERICAL
-    return LOSS
+        same = on_device(f"numerical:{m.scheme}:naive", m.device)
+        return same if same in REGISTRY else on_device(NUMERICAL, m.device)
+    return on_device(LOSS, m.device)

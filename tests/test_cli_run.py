@@ -101,10 +101,15 @@ def test_run_where_every_case_is_skipped_still_writes_its_file(tmp_path):
     # library is missing (as in CI: torch, jax) recorded as unavailable instead
     from gradbench import methods
 
-    installed = rs.cases["method"].map(lambda m: methods.get(m).available())
+    installed = rs.cases.apply(
+        lambda c: methods.get(methods.on_device(c["method"], c["device"])).available(), axis=1)
     assert (rs.cases.loc[installed, "status"] == "skipped").all()
     assert (rs.cases.loc[installed, "predicted_seconds"] > 0).all()
     assert (rs.cases.loc[~installed, "status"] == "unavailable").all()
+    # no GPU here (the tests' numba.cuda is the simulator): the GPU's cases say why
+    on_gpu = rs.cases[rs.cases["device"] == "cuda"]
+    assert len(on_gpu) and (on_gpu["status"] == "unavailable").all()
+    assert "gradbench on the cuda device: not run here" in res.stdout
     assert rs.runs["status"].tolist() == ["complete"]
     assert not rs.step_curve.empty and not rs.checks.empty  # measured on this machine
     assert "ci-box" in (rep / "index.html").read_text()
@@ -200,7 +205,8 @@ def test_a_crashing_case_is_exit_3_and_the_file_says_failed(tmp_path):
     (f,) = out.glob("crash-quick-*.json")
     rs = results.load_set(f)
     assert rs.runs["status"].tolist() == ["failed"]
-    assert "backprop" not in set(rs.cases["method"])  # the failed cases are not results
+    cpu = rs.cases[rs.cases["device"] == "cpu"]
+    assert "backprop" not in set(cpu["method"])  # the failed cases are not results
     assert (rs.cases["method"] == "primal").any()
 
 

@@ -11,8 +11,11 @@ from gradbench.data import make_batch
 
 from .conftest import make_net
 
-#: gradbench's own methods (the peers' records are tested in test_peers.py).
-OURS = [n for n, m in methods.REGISTRY.items() if m.provider == methods.OURS]
+#: gradbench's own methods on the CPU (the peers' records are tested in test_peers.py, the
+#: GPU's kernels in test_gpu.py).
+OURS = [n for n, m in methods.REGISTRY.items()
+        if m.provider == methods.OURS and m.device == "cpu"]
+GPU = [n for n, m in methods.REGISTRY.items() if m.provider == methods.OURS and m.device != "cpu"]
 
 
 @pytest.mark.parametrize("name", OURS)
@@ -54,6 +57,13 @@ NAMES = ["primal", "backprop"] + [f"numerical:{s}:{t}" for s in
 
 def test_the_registry_holds_gradbenchs_methods_in_order():
     assert OURS == NAMES
+    # the same methods on the GPU, after them: each recorded as what it computes, and where
+    assert GPU == [f"cuda:{n}" for n in NAMES]
+    for name in GPU:
+        m = methods.get(name)
+        assert m.part == "gradbench@cuda" and methods.base_name(name) == name[5:]
+        assert m.cost((256, 8, 10), 32, "float64") == methods.get(name[5:]).cost(
+            (256, 8, 10), 32, "float64")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -188,10 +188,11 @@ def test_loss_evaluations_are_what_the_cost_model_counts(name, counted, monkeypa
 def test_records_name_their_library_and_install_command():
     for name in PEERS:
         m = methods.get(name)
-        assert name.split(":")[0] == m.provider and m.tolerance is not None
+        assert methods.base_name(name).split(":")[0] == m.provider and m.tolerance is not None
         assert m.install and m.requires
         assert methods.counterpart(name) in methods.REGISTRY
     assert methods.counterpart("torch:backprop") == "backprop"
+    assert methods.counterpart("cuda:torch:backprop") == "cuda:backprop"
     assert methods.counterpart("scipy:approx_fprime") == "numerical:forward:naive"
     assert methods.counterpart("backprop") is None
     missing = dataclasses.replace(methods.get("torch:backprop"), requires=("no_such_xyz",))

@@ -9,7 +9,7 @@ from gradbench.bench import sweep
 
 
 def test_profiles_and_budget_override():
-    assert set(sweep.PROFILES) == {"quick", "default", "full"}
+    assert set(sweep.PROFILES) == {"quick", "default", "full", "gpu"}
     p = sweep.profile("quick", budget=12.5)
     assert p.budget == 12.5 and p.widths == sweep.PROFILES["quick"].widths
     with pytest.raises(ValueError, match="choose one of quick, default, full"):
@@ -30,16 +30,18 @@ def test_cases_order_and_content():
     by_method = {}
     for c in cases:
         by_method.setdefault(c.method, []).append(c.cost().flops)
-        assert c.threads == 2
+        assert c.threads == (2 if c.record.device == "cpu" else 1)  # a GPU's: the host's
         assert c.sizes == (p.inputs, c.sizes[1], p.classes) or c.classic
     for flops in by_method.values():
         assert flops == sorted(flops)  # small to large within a method
-    # gradbench's cases first, then each peer provider's together (a process each)
-    providers = [c.record.provider for c in cases]
-    assert providers[0] == methods.OURS
+    # gradbench's cases first, then its GPU's, then each peer provider's together (a
+    # process each; the torch's GPU methods in one of their own)
+    providers = [c.record.part for c in cases]
+    assert providers[0] == methods.OURS and providers[1:].index("gradbench@cuda") >= 0
     assert [k for i, k in enumerate(providers) if i == 0 or providers[i - 1] != k] == \
         p.providers
-    assert sweep.cases(p, 2, "torch") == [c for c in cases if c.record.provider == "torch"]
+    assert sweep.cases(p, 2, "torch") == [c for c in cases if c.record.part == "torch"]
+    assert {c.record.device for c in sweep.cases(p, 2, "torch@cuda")} == {"cuda"}
     full = sweep.cases(sweep.PROFILES["full"], 1)
     assert not [c for c in full if c.scheme == "complex_step" and c.dtype != "float64"]
     assert {c.dtype for c in full} == {"float32", "float64"}
@@ -106,10 +108,13 @@ def test_no_group_starves_a_later_one():
     b = sweep.Budget(total=p.budget, weights=p.groups())
     ran = {}
     for c in sweep.cases(p, 2):
+        if c.record.device != "cpu" and not c.record.available():
+            continue  # no GPU here: the suite records these unavailable, outside the budget
         if b.rounds((c.dtype, c.method), predicted=1.0):
             b.charge(1.0)
             ran[c.method] = ran.get(c.method, 0) + 1
-    assert set(ran) == set(p.methods)
+    assert set(ran) == {m for m in p.methods if methods.get(m).device == "cpu"
+                        or methods.get(m).available()}
     assert ran["numerical:central:naive"] == max(ran.values())
     with pytest.raises(ValueError, match="not one of"):
         b.rounds(("float16", "primal"), 1.0)

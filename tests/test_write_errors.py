@@ -163,8 +163,9 @@ def test_a_peer_part_that_cannot_write_ends_the_run_and_no_later_part_starts(tmp
     monkeypatch.setattr(parts, "_peer_part", peer_part)
     monkeypatch.setattr(parts, "_finish", lambda *a: pytest.fail("the final write was tried"))
     outcome = parts.run(sweep.profile("quick", 1.0), "m1", 1, out, str(tmp_path))
-    assert started == ["numpy"] and outcome.status == "failed"
-    assert outcome.write_error.startswith(f"{out}: the numpy part could not write it")
+    # the first part after gradbench's CPU part: its GPU part
+    assert started == ["gradbench@cuda"] and outcome.status == "failed"
+    assert outcome.write_error.startswith(f"{out}: the gradbench@cuda part could not write it")
 
 
 def test_a_final_write_that_fails_is_a_write_error(tmp_path, monkeypatch):

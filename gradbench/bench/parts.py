@@ -136,8 +136,9 @@ def _peer_part(provider: str, prof: sweep.Profile, threads: int | None, out: Pat
         return None
     child = [sys.executable, "-P", "-m", "pytest", *argv, "--gb-provider", provider,
              "--gb-methods", ",".join(ready), "--gb-append"]
-    print(f"\n{prog}: {provider} peers ({', '.join(ready)}) in a process of their own",
-          flush=True)
+    who = (f"gradbench on the {provider.split('@')[1]} device" if "@" in provider
+           else f"{provider} peers")
+    print(f"\n{prog}: {who} ({', '.join(ready)}) in a process of their own", flush=True)
     return _run_child(child)
 
 

@@ -41,7 +41,7 @@ EXIT_UNWRITABLE = 74
 
 def pytest_addoption(parser):
     g = parser.getgroup("gradbench")
-    g.addoption("--gb-profile", default="quick", help="quick, default or full")
+    g.addoption("--gb-profile", default="quick", help="quick, default, full or gpu")
     g.addoption("--gb-budget", type=float, default=None, help="seconds; overrides the profile's")
     g.addoption("--gb-label", default=None, help="machine label (default: host name)")
     g.addoption("--gb-threads", type=int, default=None, help="threads (default: all cores)")
@@ -73,7 +73,7 @@ class State:
     doc: results.Document | None = None  # the run's document: the earlier parts' (loaded)
     # or this session's (made when it first has something to hold)
     peer: dict = field(default_factory=dict)  # library and thread control of a peer provider
-    primal: dict = field(default_factory=dict)  # (dtype, sizes, batch) -> seconds per call
+    primal: dict = field(default_factory=dict)  # (dtype, sizes, batch, device) -> seconds
     correction: dict = field(default_factory=dict)  # (dtype, method) -> measured / model
     code: dict = field(default_factory=code_info)
     started: float = field(default_factory=time.perf_counter)
@@ -181,12 +181,26 @@ def pytest_configure(config):
     if base is not None:
         state.primal.update(base.primal_times())
         state.wall_before = base.wall_seconds
-    if provider != methods.OURS:
+    config._gradbench = state
+    if provider.startswith(f"{methods.OURS}@"):  # gradbench on a GPU: described, calibrated
+        state.peer = _device_part(state)
+    elif provider != methods.OURS:
         # before any case: this process's thread pools for the provider, limited to threads
         from .. import peers
 
         state.peer = peers.configure_process(provider, threads)
-    config._gradbench = state
+
+
+def _device_part(state: State) -> dict:
+    """The GPU part's start: the GPU and its rates (matrix product, memory) measured now,
+    saved with the run; what every case of the part records about its library."""
+    from ..gpu import gradients
+
+    info = gradients.device_info()
+    state.document().set_device(methods.GPU, {"description": info,
+                                              "calibration": gradients.calibrate()})
+    return {"library": f"numba-cuda {info['numba_cuda']}",
+            "thread_control": f"one GPU: {info['name']}"}
 
 
 def _base(out) -> results.Document:

@@ -67,13 +67,15 @@ def _predict(state, case: sweep.Case) -> float:
 
 
 def _model_seconds(state, case: sweep.Case) -> float:
-    """From the primal time at the same size if measured, else from the largest measured."""
-    key = (case.dtype, case.sizes, case.batch)
+    """From the primal time at the same size on the same device if measured, else from the
+    largest measured there."""
+    device = case.record.device
+    key = (case.dtype, case.sizes, case.batch, device)
     if key in state.primal:
         ref = sweep.Case("primal", case.sizes, case.batch, case.dtype, case.threads)
         return sweep.predict_seconds(case, state.primal[key] / ref.cost().flops)
     known = [(sweep.Case("primal", s, b, d, case.threads).cost().flops, t)
-             for (d, s, b), t in state.primal.items() if d == case.dtype]
+             for (d, s, b, dev), t in state.primal.items() if d == case.dtype and dev == device]
     if known:
         flops, t = max(known)
         return sweep.predict_seconds(case, t / flops)
@@ -186,8 +188,9 @@ def _run_case(benchmark, case, state, request):
                                     check_ratio=checked.ratio)
     if benchmark.stats is None:  # --benchmark-disable: nothing was timed
         return
-    if case.method == "primal":
-        state.primal[(case.dtype, case.sizes, case.batch)] = benchmark.stats.stats.median
+    if method.kind == "loss" and method.provider == methods.OURS:  # primal, on its device
+        state.primal[(case.dtype, case.sizes, case.batch, method.device)] = \
+            benchmark.stats.stats.median
     # the cost model's error on this case corrects the next prediction (measured: naive
     # central differences took 1.5x what it predicted at the largest sizes)
     state.correction[(case.dtype, case.method)] = (benchmark.stats.stats.median

@@ -64,11 +64,24 @@ class Profile:
         m = methods.get(method)
         if m.provider != methods.OURS:
             return PEER_WEIGHTS[m.kind]
+        if m.device != methods.DEFAULT_DEVICE:
+            return GPU_WEIGHT
         return DEFAULT_WEIGHT
 
     def groups(self) -> dict[tuple[str, str], float]:
-        """(dtype, method) -> weight, in run order: the budget's shares."""
-        return {(c.dtype, c.method): self.weight(c.method) for c in cases(self, 1)}
+        """(dtype, method) -> weight, in run order: the budget's shares. A GPU's methods
+        share it only where there is a GPU (their share would be left unspent, and the CPU's
+        methods would get less, on every machine without one)."""
+        out, usable = {}, {}
+        for c in cases(self, 1):
+            m = c.record
+            if m.device != methods.DEFAULT_DEVICE:
+                if m.name not in usable:
+                    usable[m.name] = m.available()
+                if not usable[m.name]:
+                    continue
+            out.setdefault((c.dtype, c.method), self.weight(c.method))
+        return out
 
     @property
     def providers(self) -> list[str]:
@@ -78,6 +91,8 @@ class Profile:
 
 
 DEFAULT_WEIGHT = 1.5
+#: Weight of each of gradbench's methods on a GPU: fast there, a small share reaches far.
+GPU_WEIGHT = 0.5
 #: Weights of the peers: an analytic peer's ladder of fast cases needs about what our backprop
 #: gets; a numerical peer shows its O(N^2) over the small sizes its share reaches.
 PEER_WEIGHTS = {"analytic": 0.5, "numerical": 0.25, "loss": 0.25}
@@ -85,6 +100,9 @@ PEER_WEIGHTS = {"analytic": 0.5, "numerical": 0.25, "loss": 0.25}
 _QUICK = ("primal", "backprop", "numerical:central:naive", "numerical:central:incremental")
 _DEFAULT = _QUICK + ("numerical:forward:naive", "numerical:five_point:naive",
                      "numerical:complex_step:naive")
+#: The headline's methods on a GPU: timed where there is one, recorded as unavailable (with
+#: the reason) elsewhere.
+_GPU = tuple(methods.on_device(m, methods.GPU) for m in _QUICK)
 
 # Budgets: the default profile gave gradbench's methods 320 s before the peers came; its
 # peers' weights (3 x 0.5 + 4 x 0.25 = 2.5 against 15.5) add 52 s, so that gradbench's
@@ -93,11 +111,18 @@ _DEFAULT = _QUICK + ("numerical:forward:naive", "numerical:five_point:naive",
 # add 7 s to its 45 s.
 PROFILES = {
     "quick": Profile("quick", 52.0, tuple(LADDER[:17]),
-                     _QUICK + tuple(ANALYTIC_PEERS) + ("numpy:central",), max_time=0.05),
-    "default": Profile("default", 372.0, tuple(LADDER), _DEFAULT + tuple(PEERS),
+                     _QUICK + _GPU + tuple(ANALYTIC_PEERS) + ("numpy:central",),
+                     max_time=0.05),
+    "default": Profile("default", 372.0, tuple(LADDER), _DEFAULT + _GPU + tuple(PEERS),
                        max_time=0.25),
     "full": Profile("full", 4 * 3600.0, tuple(LADDER), tuple(METHODS),
                     dtypes=("float64", "float32"), max_time=0.5),
+    # a GPU machine's check (scripts/gpu-check): gradbench's headline methods on the GPU and
+    # the CPU, and torch on the GPU, at a few sizes and the classic network
+    "gpu": Profile("gpu", 150.0, (4, 16, 64, 256, 1024, 4096),
+                   ("primal", "backprop", "numerical:central:incremental") + _GPU
+                   + tuple(n for n in PEERS if methods.get(n).device == methods.GPU),
+                   max_time=0.05, weights=(("cuda:numerical:central:naive", 4.0),)),
 }
 
 
@@ -157,14 +182,16 @@ class Case:
         from .. import results
 
         return results.case_info(self.record, self.sizes, self.batch, self.dtype,
-                                 self.threads, self.cost(), classic=self.classic)
+                                 self.threads, self.cost(), classic=self.classic,
+                                 device=self.record.device)
 
 
 def cases(p: Profile, threads: int, provider: str | None = None) -> list[Case]:
-    """Every case of a profile, in run order: per provider (gradbench first: the peers run
-    after it, each provider in a process of its own), per dtype, each method from small to
-    large (primal first: its times predict the others'), the classic network among them at
-    its place by predicted work. With ``provider``, only that provider's cases."""
+    """Every case of a profile, in run order: per part (gradbench's CPU methods first; then
+    its GPU methods, and each peer provider, each in a process of its own), per dtype, each
+    method from small to large (primal first: its times predict the others'), the classic
+    network among them at its place by predicted work. With ``provider``, only that part's
+    cases. A GPU's cases are recorded at one thread (the host's threads do not enter)."""
     out = []
     for who in p.providers:
         if provider is not None and who != provider:
@@ -172,13 +199,14 @@ def cases(p: Profile, threads: int, provider: str | None = None) -> list[Case]:
         for dtype in p.dtypes:
             for method in p.methods:
                 m = methods.get(method)
-                if m.provider != who or dtype not in m.dtypes:
+                if m.part != who or dtype not in m.dtypes:
                     continue
-                mine = [Case(method, (p.inputs, w, p.classes), p.batch, dtype, threads)
+                t = threads if m.device == methods.DEFAULT_DEVICE else 1
+                mine = [Case(method, (p.inputs, w, p.classes), p.batch, dtype, t)
                         for w in p.widths]
                 sizes, batch, classic_dtype = CLASSIC
                 if p.classic and dtype == classic_dtype:
-                    mine.append(Case(method, sizes, batch, dtype, threads))
+                    mine.append(Case(method, sizes, batch, dtype, t))
                 out += sorted(mine, key=lambda c: (c.cost().flops, c.n_params))
     return out
 

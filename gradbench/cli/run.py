@@ -36,7 +36,8 @@ def add_parser(sub) -> None:
         "the results as JSON (written as cases complete: Ctrl-C keeps them), summarise the "
         "power laws and build the report.")
     p.add_argument("--profile", default="default",
-                   help="quick (about a minute), default (about 7 minutes) or full (hours)")
+                   help="quick (about a minute), default (about 7 minutes), full (hours) or "
+                        "gpu (a GPU machine's check: the GPU's methods beside the CPU's)")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds the timed cases may take (default: the profile's)")
     p.add_argument("--out", default="results",
@@ -195,6 +196,11 @@ def _warn_if_busy(prog: str = PROG) -> None:
               file=sys.stderr)
 
 
+def _on(method: str, device: str) -> str:
+    """A method as the summary names it: with its device when that is not the CPU."""
+    return method if device == "cpu" else f"{method} ({device})"
+
+
 def summary(df) -> str:
     """Per method: fitted exponent with its interval; at the largest N where every method
     ran, each numerical method's time over backprop's."""
@@ -204,7 +210,8 @@ def summary(df) -> str:
     lines = ([f"{'method':34s} exponent k  95% interval     N range             cost law?"]
              if found else ["no method ran at enough sizes to fit a power law"])
     for f in found:
-        lines.append(f"{f.method:34s} {f.k:8.2f}   [{f.k_low:5.2f}, {f.k_high:5.2f}]   "
+        lines.append(f"{_on(f.method, f.device):34s} {f.k:8.2f}   "
+                     f"[{f.k_low:5.2f}, {f.k_high:5.2f}]   "
                      f"{f'{f.n_min:,} - {f.n_max:,}':19s} "
                      f"{'yes' if f.asymptotic else 'no, see below'}")
     ranges = [f for f in found if not f.asymptotic]
@@ -212,17 +219,20 @@ def summary(df) -> str:
         lines.append("\nnot cost laws, only what their range shows (intervals hold the scatter "
                      "and run-to-run drift):")
         for f in ranges:
-            lines.append(f"  {f.method}: {f.note}")
-    ok = results.ladder(df[(df["status"] == "ok") & (df["provider"] == methods.OURS)])
-    by_n = ok.groupby("n_params")["method"].nunique()
-    common = by_n[by_n == ok["method"].nunique()]
-    if len(common) and methods.ANALYTIC in set(ok["method"]):
+            lines.append(f"  {_on(f.method, f.device)}: {f.note}")
+    ours = results.ladder(df[(df["status"] == "ok") & (df["provider"] == methods.OURS)])
+    for device, ok in ours.groupby("device", sort=False):
+        by_n = ok.groupby("n_params")["method"].nunique()
+        common = by_n[by_n == ok["method"].nunique()]
+        if not len(common) or methods.ANALYTIC not in set(ok["method"]):
+            continue
         n = int(common.index.max())
         at = ok[ok["n_params"] == n].groupby("method")["median"].median()
         kinds = ok.drop_duplicates("method").set_index("method")["kind"]
-        lines.append(f"\nat N = {n:,} (largest size every gradbench method ran; the report's "
-                     "headline, below, is at the largest size central differences and "
-                     "backprop both ran):")
+        lines.append(f"\n{'' if device == methods.DEFAULT_DEVICE else f'on the {device} device, '}"
+                     f"at N = {n:,} (largest size every gradbench method ran there; the "
+                     "report's headline, below, is at the largest size central differences "
+                     "and backprop both ran):")
         for m, t in at.items():
             if kinds[m] == "numerical":
                 lines.append(f"  {m:34s} {t / at[methods.ANALYTIC]:12,.0f} x backprop")
@@ -231,7 +241,12 @@ def summary(df) -> str:
     heads, _ = headlines(results.ladder(df[df["provider"] == methods.OURS]), found)
     lines += ["", *heads] if heads else []
     lines += peers_summary(df)
-    counts = df["status"].value_counts()
+    off = df[(df["provider"] == methods.OURS) & (df["device"] != methods.DEFAULT_DEVICE)]
+    for device, g in off[off["status"] == "unavailable"].groupby("device", sort=False):
+        lines.append(f"\ngradbench on the {device} device: not run here ({len(g)} cases): "
+                     f"{g['reason'].iloc[0]}")
+    counts = df[(df["provider"] != methods.OURS) | (df["status"] != "unavailable")][
+        "status"].value_counts()
     not_timed = [f"{int(counts[s])} {what}" for s, what in (
         ("skipped", "skipped by the budget (predicted times kept)"),
         ("unavailable", "of peers not installed"), ("rejected", "of peers rejected"))

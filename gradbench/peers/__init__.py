@@ -2,6 +2,7 @@
 
     textbook           NumPy, from gradbench.reference: backprop and the central-difference loop
     torch_peer         torch CPU autograd; the numerical Jacobian torch.autograd.gradcheck computes
+    torch_cuda_peer    torch on a GPU: CUDA autograd; central differences in batched products
     jax_peer           jax.jit(jax.grad(loss)) on the CPU, float64 enabled
     scipy_peer         scipy.optimize.approx_fprime (forward differences)
     numdifftools_peer  numdifftools.Gradient (central differences at 15 steps, Richardson)
@@ -38,6 +39,7 @@ def limit_blas(threads: int) -> None:
 MODULES = {
     "numpy": "textbook",
     "torch": "torch_peer",
+    "torch@cuda": "torch_cuda_peer",
     "jax": "jax_peer",
     "scipy": "scipy_peer",
     "numdifftools": "numdifftools_peer",

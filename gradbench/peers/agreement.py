@@ -97,9 +97,19 @@ class Agreement:
                 "dtype (gradbench.peers.agreement)")
 
 
+def _host(g):
+    if hasattr(g, "detach"):  # a torch tensor, on any device
+        return g.detach().cpu().numpy()
+    if hasattr(g, "copy_to_host"):  # a numba.cuda device array
+        return g.copy_to_host()
+    return g
+
+
 def compare(net, theirs, ours: np.ndarray, tolerance) -> Agreement:
     """``theirs`` (a list shaped like net.params) against ``ours`` (flat, float64) with a
     tolerance (a number or one per parameter)."""
+    if isinstance(theirs, list):  # a GPU's arrays (torch's, numba's) to the host
+        theirs = [_host(g) for g in theirs]
     shapes = [getattr(g, "shape", None) for g in theirs] if isinstance(theirs, list) else None
     want = [p.shape for p in net.params]
     if shapes != want:

@@ -47,6 +47,7 @@ METHOD_COLORS = {
     "numpy:central": "#98df8a",
     "torch:backprop": "#e377c2",
     "torch:numerical": "#f7b6d2",
+    "torch:central": "#ad4a8f",  # on a GPU: batched central differences
     "jax:backprop": "#bcbd22",
     "scipy:approx_fprime": "#17becf",
     "numdifftools:gradient": "#e7ba52",
@@ -74,7 +75,9 @@ def plain(text) -> str:
 
 
 def _style(method: str) -> dict:
-    """The method's own colour (:data:`METHOD_COLORS`); incremental dashed."""
+    """The method's own colour (:data:`METHOD_COLORS`), the same on every device (a marker
+    tells devices apart); incremental dashed."""
+    method = methods.base_name(method)
     m = methods.REGISTRY.get(method)
     dashed = m is not None and m.strategy == "incremental"
     return {"color": METHOD_COLORS.get(method, OTHER_COLOR), "linestyle": "--" if dashed

@@ -235,11 +235,18 @@ def accuracy_record(curve: pd.DataFrame, check: pd.DataFrame, network: str) -> d
 def case_info(method, sizes, batch: int, dtype: str, threads: int, cost, *,
               classic: bool, device: str = DEFAULT_DEVICE) -> dict:
     """What a result records about a case (its ``extra_info``): ``method`` is the registry's
-    record, ``cost`` the cost model's prediction for the case."""
+    record, ``cost`` the cost model's prediction for the case.
+
+    A method off the CPU is recorded by what it computes and where: the registry's
+    ``cuda:backprop`` as method ``backprop``, device ``cuda``; so the report's panels, fits
+    and ratios, grouped by the series key, treat a GPU as one more machine."""
     sizes = [int(s) for s in sizes]
+    name = method.name
+    if device != DEFAULT_DEVICE and name.startswith(f"{device}:"):
+        name = name[len(device) + 1:]
     return {
         "gradbench_schema": SCHEMA_VERSION,
-        "method": method.name,
+        "method": name,
         "provider": method.provider,
         "kind": method.kind,
         "scheme": method.scheme,
@@ -396,15 +403,26 @@ class Document:
         self.section["accuracy"] = accuracy
 
     def primal_times(self) -> dict:
-        """(dtype, sizes, batch, threads, device) -> median seconds of the primal cases: they
-        predict a later part's times."""
+        """(dtype, sizes, batch, device) -> median seconds of gradbench's loss on that device
+        (primal): they predict a later part's times."""
         out = {}
         for b in self.data["benchmarks"]:
             info = b["extra_info"]
-            if info.get("method") == "primal":
-                key = (info["dtype"], tuple(info["sizes"]), info["batch"])
+            if info.get("kind") == "loss" and info.get("provider") == "gradbench":
+                key = (info["dtype"], tuple(info["sizes"]), info["batch"],
+                       info.get("device", DEFAULT_DEVICE))
                 out[key] = b["stats"]["median"]
         return out
+
+    def set_device(self, device: str, record: dict) -> None:
+        """What a part that timed ``device`` (a GPU) found there: its description and the
+        calibration measured in the same run."""
+        self.section.setdefault("devices", {})[device] = record
+
+    @property
+    def devices(self) -> dict:
+        """device -> its description and calibration (see :meth:`set_device`)."""
+        return self.section.get("devices", {})
 
     def save(self, path=None) -> Path:
         """Write the document atomically to ``path`` (default: where it was loaded from or
