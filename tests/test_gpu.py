@@ -115,11 +115,18 @@ def test_launches_of_a_few_networks_each_give_the_same_bits(monkeypatch):
     whole = gpu.Resident(net, X, T)
     one = whole.numerical("central").copy_to_host()
     assert whole.launches["naive"] == 1
-    # scratch for three perturbed networks: the gradient in ceil(17 / 3) launches
-    monkeypatch.setattr(G, "SCRATCH_BYTES", 3 * 2 * whole.half * 8)
+    # scratch for one block of perturbed networks: the gradient in ceil(17 / NETS) launches,
+    # the last block short
+    nets = G.G.NETS
+    monkeypatch.setattr(G, "SCRATCH_BYTES", nets * 2 * whole.half * 8)
     parts = gpu.Resident(net, X, T)
     assert np.array_equal(parts.numerical("central").copy_to_host(), one)
-    assert parts.launches["naive"] == -(-net.num_params // 3)
+    assert parts.launches["naive"] == -(-net.num_params // nets) > 1
+    # and the incremental strategy, one network per block, alike
+    inc = whole.numerical("central", strategy="incremental").copy_to_host()
+    monkeypatch.setattr(G, "SCRATCH_BYTES", 3 * 2 * whole.half * 8)
+    assert np.array_equal(gpu.Resident(net, X, T).numerical(
+        "central", strategy="incremental").copy_to_host(), inc)
 
 
 def test_nothing_passed_in_is_modified():

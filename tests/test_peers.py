@@ -416,3 +416,29 @@ def test_a_bad_reason_for_not_timing_is_refused(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match=r"gradbench.skipped\[0\].why must be one of budget"):
         results.load(tmp_path / "r.json")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_torchs_gpu_methods_computed_on_the_cpu(monkeypatch, dtype):
+    """The torch GPU peer's code on torch's CPU device (no GPU here): backprop to rounding,
+    and its batched central differences, in chunks that split the parameters unevenly, to
+    the rounding of two finite-difference results (gradbench's steps: eps |L| / h)."""
+    pytest.importorskip("torch")
+    from gradbench.peers import torch_cuda_peer as P
+
+    monkeypatch.setattr(P, "DEVICE", "cpu")
+    monkeypatch.setattr(P, "CHUNK", 7)
+    net = make_net([3, 4, 2], activation="sigmoid", dtype=dtype)
+    X, T = make_batch(net, 3, seed=1)
+    flat = lambda gs: np.concatenate([np.asarray(g.cpu(), dtype=np.float64).ravel()  # noqa: E731
+                                      for g in gs])
+    ours = np.concatenate([g.ravel() for g in gb.backprop(net, X, T)]).astype(np.float64)
+    f = max(1.0, abs(gb.loss(net, X, T)))
+    assert np.max(np.abs(flat(P.build_backprop(net, X, T, 1)()) - ours)) <= \
+        2 * rounding_tol(net, 3) * f
+    central = P.build_central(net, X, T, 1)()
+    assert [tuple(g.shape) for g in central] == [p.shape for p in net.params]
+    naive = np.concatenate([g.ravel() for g in gb.numerical_gradient(
+        net, X, T, "central", threads=1)]).astype(np.float64)
+    h = default_step("central", dtype)
+    assert np.max(np.abs(flat(central) - naive)) <= 8 * rounding_tol(net, 3) * f / h

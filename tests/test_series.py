@@ -103,3 +103,24 @@ def test_an_older_file_runs_on_the_cpu(tmp_path):
     cases = results.load(path)
     assert (cases["device"] == "cpu").all() and cases["blas_threads"].isna().all()
     assert isinstance(cases, pd.DataFrame)
+
+
+def test_a_gpu_is_one_more_machine_in_the_report(tmp_path):
+    """A run with the GPU's methods beside the CPU's: recorded as the same methods on
+    another device, fitted, headlined and drawn as their own series, never merged."""
+    cpu = (power("primal", 1.0, 1e-8, WIDTHS) + power("backprop", 1.0, 3e-8, WIDTHS)
+           + power("numerical:central:naive", 2.0, 2e-8, WIDTHS))
+    gpu = (power("cuda:primal", 0.5, 1e-6, WIDTHS) + power("cuda:backprop", 0.5, 3e-6, WIDTHS)
+           + power("cuda:numerical:central:naive", 1.5, 1e-9, WIDTHS))
+    f = write_result(tmp_path / "gpu.json", cpu + gpu, threads=1)
+    rs = results.load_set(f)
+    assert set(rs.cases["device"]) == {"cpu", "cuda"}
+    assert set(rs.cases["method"]) == {"primal", "backprop", "numerical:central:naive"}
+    k = {(f.method, f.device): f.k for f in results.fits(rs.cases)}
+    assert k[("backprop", "cpu")] == pytest.approx(1.0, abs=1e-6)
+    assert k[("backprop", "cuda")] == pytest.approx(0.5, abs=1e-6)
+    rep = report.collect([f], tmp_path)
+    assert len(rep.headlines) == 2
+    (on_gpu,) = [h for h in rep.headlines if "cuda" in h]
+    assert "0.50" in on_gpu and "1.50" in on_gpu  # the GPU's own exponents
+    assert len(figures.speed_ratio(rs.cases, tmp_path / "r.png")) == 2  # one line per device

@@ -166,7 +166,9 @@ class Resident:
             self._steps[code] = cuda.to_device(K.STEPS[code])
         steps = self._steps[code]
         itemsize = np.dtype(arithmetic).itemsize
+        # perturbed networks per launch: what the scratch holds, whole blocks of G.NETS
         slots = int(max(1, min(self.n, SCRATCH_BYTES // (2 * self.half * itemsize))))
+        slots = -(-slots // G.NETS) * G.NETS
         if arithmetic not in self._scratch or self._scratch[arithmetic].shape[0] < slots:
             self._scratch[arithmetic] = cuda.device_array(2 * slots * self.half,
                                                           dtype=arithmetic)
@@ -178,8 +180,8 @@ class Resident:
         for start in range(0, self.n, slots):
             stop = min(self.n, start + slots)
             if strategy == "naive":
-                self._launch(k.naive, "naive", stop - start, self.threads, *common, start, stop,
-                             buf, self.half, self.grad)
+                self._launch(k.naive, "naive", -(-(stop - start) // G.NETS), self.threads,
+                             *common, start, stop, buf, self.half, self.grad)
             else:
                 self._launch(k.incremental, "incremental", stop - start, self.threads, *common,
                              self.Z, self.A, self.offs, start, stop, buf, self.half, self.grad)

@@ -10,14 +10,15 @@ Two kinds of kernels:
 - **one thread per output element**, many blocks: a layer's forward pass, backprop's layers,
   the output delta. Loss and backprop are a handful of these launches (L + 1 and 2 L + 2 for L
   layers): a small network is bound by launch latency, not arithmetic.
-- **one block per perturbed network**: the numerical gradients. A block evaluates the loss of
+- **blocks of perturbed networks**: the numerical gradients. A block evaluates the loss of
   ``theta + d e_p`` for each step d of the scheme, its threads sharing the rows and units of
-  each layer, and writes the quotient for parameter p. *Naive*: every layer of every
-  perturbed network computed whole, the perturbed weight read in place of theta's inside the
-  product; nothing is shared between blocks. *Incremental*: from the base pass (every
-  layer's z and a, computed once): a weight W_l[k, j] moves column j of z_l by d a_{l-1}[:, k]
-  (a bias: by d), so a_l changes in column j alone and z_{l+1} by a rank-1 update; only the
-  layers above are computed whole.
+  each layer, and writes the quotient for parameter p. *Naive*: :data:`NETS` perturbed
+  networks per block, every layer of each computed whole, the perturbed weight read in place
+  of theta's inside the product; they share the loads of the weights and the batch, nothing
+  computed. *Incremental*: one network per block, from the base pass (every layer's z and a,
+  computed once): a weight W_l[k, j] moves column j of z_l by d a_{l-1}[:, k] (a bias: by
+  d), so a_l changes in column j alone and z_{l+1} by a rank-1 update; only the layers above
+  are computed whole.
 
 Each block has its own scratch (two buffers of rows x widest layer, in the arithmetic's
 dtype) in one global array; a block's loss is reduced in shared memory in a fixed order, so
@@ -44,6 +45,8 @@ FORWARD, CENTRAL, FIVE_POINT, COMPLEX_STEP = 0, 1, 2, 3
 MAX_BLOCK = 256
 #: Most steps a scheme takes (five-point: 4).
 MAX_STEPS = 4
+#: Perturbed networks per block of the naive kernel: each weight read once for all of them.
+NETS = 8
 #: Side of the calibration's matrix-product tiles.
 TILE = 16
 
@@ -333,16 +336,16 @@ def build(dtype: str) -> SimpleNamespace:
         return block_sum(part, red, tid, nt) / rows
 
     @cuda.jit(device=True)
-    def combine(scheme, hp, f0, f, d):
-        """The quotient from the losses f at the realised steps d (as the CPU's)."""
+    def combine(scheme, hp, f0, f, d, o):
+        """The quotient from the losses f[o:] at the realised steps d[o:] (as the CPU's)."""
         if scheme == FORWARD:
-            return (re(f[0]) - f0) / d[0]
+            return (re(f[o]) - f0) / d[o]
         if scheme == CENTRAL:
-            return (re(f[0]) - re(f[1])) / (d[0] - d[1])
+            return (re(f[o]) - re(f[o + 1])) / (d[o] - d[o + 1])
         if scheme == FIVE_POINT:
-            hh = 0.5 * (d[0] - d[1])
-            return (8.0 * (re(f[0]) - re(f[1])) - (re(f[2]) - re(f[3]))) / (12.0 * hh)
-        return im(f[0]) / hp
+            hh = 0.5 * (d[o] - d[o + 1])
+            return (8.0 * (re(f[o]) - re(f[o + 1])) - (re(f[o + 2]) - re(f[o + 3]))) / (12.0 * hh)
+        return im(f[o]) / hp
 
     @cuda.jit(device=True)
     def move(theta, steps, h, p, s):
@@ -352,30 +355,77 @@ def build(dtype: str) -> SimpleNamespace:
         moved = DT(t + steps[s] * hp)
         return moved, re(moved) - re(t), hp
 
+    @cuda.jit(device=True)
+    def layer_many(theta, layout, l, src, src_off, src_stride, buf, dst, dst_stride, rows,
+                   act_code, ps, moved, nq, tid, nt):
+        """Layer l of ``nq`` perturbed networks at once, over the block's threads: network m
+        has parameter ps[m] at moved[m], its a_{l-1} at src[src_off + m src_stride:] (stride
+        0: one input for all, the batch) and gets a_l at buf[dst + m dst_stride:]. Each
+        weight (and a shared input) is read once for all of them: the loads, not the
+        arithmetic, bound one network's product on a GPU."""
+        w_off, b_off, n_in, n_out = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
+        last = l == layout.shape[0] - 1
+        acc = cuda.local.array(NETS, DT)
+        for e in range(tid, rows * n_out, nt):
+            i = e // n_out
+            j = e - i * n_out
+            for m in range(nq):
+                acc[m] = 0.0
+            for k in range(n_in):
+                q = w_off + k * n_out + j
+                w = theta[q]
+                for m in range(nq):
+                    wm = moved[m] if q == ps[m] else w
+                    acc[m] += src[src_off + m * src_stride + i * n_in + k] * wm
+            for m in range(nq):
+                b = moved[m] if b_off + j == ps[m] else theta[b_off + j]
+                z = acc[m] + b
+                buf[dst + m * dst_stride + e] = z if last else act(z, act_code)
+
     @cuda.jit
     def naive(theta, layout, X, T, act_code, loss, out_act, scheme, steps, h, f0, start,
               stop, buf, half, grad):
-        """One block per parameter p in start..stop-1: the loss of the whole network at each
-        step of the scheme, then grad[p]. Block b's scratch: buf[2 b half:2 (b + 1) half]."""
+        """NETS parameters per block, start + b NETS onwards (below stop): the loss of each
+        whole perturbed network at each step of the scheme, then its quotient into grad.
+        Network m of block b has the scratch buf[2 half (b NETS + m):][:2 half]."""
         tid, nt = cuda.threadIdx.x, cuda.blockDim.x
         red = cuda.shared.array(MAX_BLOCK, ACC)
-        f = cuda.local.array(MAX_STEPS, ACC)
-        d = cuda.local.array(MAX_STEPS, numba.float64)
-        p = start + cuda.blockIdx.x
-        if p >= stop:
+        f = cuda.local.array(NETS * MAX_STEPS, ACC)
+        d = cuda.local.array(NETS * MAX_STEPS, numba.float64)
+        hp = cuda.local.array(NETS, numba.float64)
+        ps = cuda.local.array(NETS, numba.int64)
+        moved = cuda.local.array(NETS, DT)
+        first = start + cuda.blockIdx.x * NETS
+        nq = min(NETS, stop - first)
+        if nq <= 0:
             return
         L = layout.shape[0]
         K = layout[L - 1, 3]
         rows = T.shape[0]
-        base = 2 * cuda.blockIdx.x * half
-        hp = 0.0
+        stride = 2 * half
+        base = cuda.blockIdx.x * NETS * stride
         for s in range(steps.shape[0]):
-            moved, d[s], hp = move(theta, steps, h, p, s)
-            out = forward_from(theta, layout, 0, X, 0, buf, base, base + half, rows, act_code,
-                               p, moved, tid, nt)
-            f[s] = network_loss(buf, out, T, rows, K, loss, out_act, red, tid, nt)
+            for m in range(nq):
+                ps[m] = first + m
+                mv, dm, hm = move(theta, steps, h, first + m, s)
+                moved[m] = mv
+                d[m * MAX_STEPS + s] = dm
+                hp[m] = hm
+            layer_many(theta, layout, 0, X, 0, 0, buf, base, stride, rows, act_code, ps,
+                       moved, nq, tid, nt)
+            cuda.syncthreads()
+            cur, other = base, base + half
+            for l in range(1, L):
+                layer_many(theta, layout, l, buf, cur, stride, buf, other, stride, rows,
+                           act_code, ps, moved, nq, tid, nt)
+                cuda.syncthreads()
+                cur, other = other, cur
+            for m in range(nq):
+                f[m * MAX_STEPS + s] = network_loss(buf, cur + m * stride, T, rows, K, loss,
+                                                    out_act, red, tid, nt)
         if tid == 0:
-            grad[p] = combine(scheme, hp, f0, f, d)
+            for m in range(nq):
+                grad[first + m] = combine(scheme, hp[m], f0, f, d, m * MAX_STEPS)
 
     @cuda.jit
     def incremental(theta, layout, X, T, act_code, loss, out_act, scheme, steps, h, f0, Z, A,
@@ -434,7 +484,7 @@ def build(dtype: str) -> SimpleNamespace:
                                        rows, act_code, -1, moved, tid, nt)
             f[s] = network_loss(buf, out, T, rows, K, loss, out_act, red, tid, nt)
         if tid == 0:
-            grad[p] = combine(scheme, hp, f0, f, d)
+            grad[p] = combine(scheme, hp, f0, f, d, 0)
 
     # ------------------------------------------------------------------------- calibration
 
