@@ -109,7 +109,8 @@ def test_a_method_pools_its_cases():
     cases = [estimate(int(rng.integers(1 << 30)), 1.04) for _ in range(4)]
     m = stats.method_estimate(cases)
     assert m.n == 4 and m.se < min(c.se for c in cases)
-    assert math.isclose(m.log_ratio, np.mean([c.log_ratio for c in cases]))
+    w = np.array([1 / c.se**2 for c in cases])
+    assert math.isclose(m.log_ratio, np.dot(w / w.sum(), [c.log_ratio for c in cases]))
     assert stats.method_estimate([]).verdict == "inconclusive"
 
 
@@ -166,3 +167,19 @@ def test_a_method_over_generations_uses_students_t():
     half = math.log(hi / lo) / 2
     assert half == pytest.approx(5.841 * np.std(means, ddof=1) / 2 / 0.6, rel=1e-3)
     assert stats.method_estimate(cases, per_generation=[0.1, 0.1]).verdict == "inconclusive"
+
+
+def test_a_noisy_case_counts_less_in_its_method():
+    # one case that bursts of contention hit (its error 20x the other's) barely moves the
+    # method's estimate; equal weights would have halved the slowdown the calm case shows
+    calm = stats.Estimate(0.05, 0.005, 16, "slower", 1.025)
+    noisy = stats.Estimate(-0.10, 0.10, 16, "unchanged", 1.025)
+    w = stats.precision_weights([calm, noisy])
+    assert w.sum() == pytest.approx(1.0) and w[0] == pytest.approx(400 / 401)
+    m = stats.method_estimate([calm, noisy])
+    assert m.log_ratio == pytest.approx(0.05 * 400 / 401 - 0.10 / 401)
+    assert m.se < calm.se and m.verdict == "slower"
+    # a case without an error has no weight; a method of such cases, no verdict
+    none = stats.Estimate(0.3, math.inf, 2, "inconclusive", 1.025)
+    assert stats.precision_weights([calm, none]).tolist() == [1.0, 0.0]
+    assert stats.method_estimate([none]).verdict == "inconclusive"

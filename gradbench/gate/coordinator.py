@@ -448,13 +448,18 @@ def analyze(base: results.Document, head: results.Document,
             w, _, factor = stats.winsorized(d)
             factors.setdefault(key[0], []).append(factor)
             for g, x in stats.by_generation(w, gens).items():
-                per_gen.setdefault(key[0], {}).setdefault(g, []).append(float(sum(x) / len(x)))
+                per_gen.setdefault(key[0], {}).setdefault(g, {})[key] = float(sum(x) / len(x))
     method_rows = []
     for m in dict.fromkeys(r["method"] for r in case_rows):
-        mine = [r["estimate"] for r in case_rows if r["method"] == m]
+        rows = [r for r in case_rows if r["method"] == m]
+        mine = [r["estimate"] for r in rows]
         means = None
-        if m in per_gen:  # generations in which every case of the method was timed
-            means = [sum(v) / len(v) for v in per_gen[m].values() if len(v) == len(mine)]
+        if m in per_gen:  # generations in which every case of the method was timed, the
+            # cases weighted as in the method's estimate
+            keys = [(m, r["sizes"], r["batch"], r["dtype"]) for r in rows]
+            w = dict(zip(keys, stats.precision_weights(mine), strict=True))
+            means = [sum(w[k] * x for k, x in v.items()) for v in per_gen[m].values()
+                     if len(v) == len(mine)]
         factor = sum(factors.get(m, [1.0])) / len(factors.get(m, [1.0]))
         method_rows.append({"method": m, "estimate": stats.method_estimate(
             mine, threshold, per_generation=means, factor=factor)})

@@ -14,7 +14,8 @@ block makes one quad an outlier: on this machine a quad's d has a spread of 5-15
 tailed), and its standard error is Yuen's computed over generations: the spread of the
 generations' means of the winsorized d, over sqrt(generations) and over 1 - 2 x 0.2, with
 Student's t at generations - 1 degrees of freedom. A method's estimate is the mean of its
-cases', its error the same over the generations' means across its cases.
+cases' weighted by their precision (1 / se^2), its error the same over the generations'
+means across its cases, with the same weights.
 
 With a single pair (``--generations 1``) a case's standard error is Yuen's over its quads,
 with a Newey-West long-run variance (quads close in time share the machine's state); a
@@ -47,6 +48,8 @@ Z_POWER = 1.2816
 #: (measured on backprop, A/A: 1.006-1.020x over six gate runs, always above 1), which is not
 #: a change of code.
 THRESHOLD = 1.025
+#: Smallest standard error a case's weight is computed from (log time: 0.01 %).
+SE_FLOOR = 1e-4
 #: Fraction of quads trimmed from each end.
 TRIM = 0.2
 #: Fewer quads than this: no verdict ("inconclusive").
@@ -207,19 +210,31 @@ def clustered(means, center: float, factor: float = 1.0, threshold: float = THRE
     return Estimate(center, se, n or g, decide(center, se, threshold, df), threshold, df)
 
 
+def precision_weights(cases: list[Estimate]) -> np.ndarray:
+    """Each case's weight in its method's estimate: 1 / se^2, normalised to sum 1 (a case that
+    bursts of contention hit harder counts less: on this machine one noisy run spread a small
+    case's generations over 0.8-1.4x while the large cases stayed within 1.0-1.14x); 0 for a
+    case without an error (too few quads or generations)."""
+    se = np.array([c.se for c in cases], dtype=float)
+    ok = np.isfinite(se)
+    w = np.where(ok, 1.0 / np.maximum(np.where(ok, se, 1.0), SE_FLOOR) ** 2, 0.0)
+    return w / w.sum() if w.sum() > 0 else w
+
+
 def method_estimate(cases: list[Estimate], threshold: float = THRESHOLD,
                     per_generation=None, factor: float = 1.0) -> Estimate:
-    """A method's estimate, the mean of its cases' log ratios (equal weights). With
-    ``per_generation`` (per generation of workers, the mean over the method's cases of their
-    winsorized quads there) its error is :func:`clustered`'s; otherwise the standard error of
-    a mean of independent cases."""
+    """A method's estimate, the mean of its cases' log ratios weighted by their precision
+    (:func:`precision_weights`). With ``per_generation`` (per generation of workers, the
+    same weighted mean over the method's cases of their winsorized quads there) its error is
+    :func:`clustered`'s; otherwise the standard error of a weighted mean of independent
+    cases."""
     usable = [c for c in cases if math.isfinite(c.se)]
     if not usable:
         return Estimate(0.0, math.inf, 0, "inconclusive", threshold)
-    k = len(usable)
-    mean = sum(c.log_ratio for c in usable) / k
+    w = precision_weights(usable)
+    mean = float(np.dot(w, [c.log_ratio for c in usable]))
     if per_generation is not None:
         e = clustered(per_generation, mean, factor, threshold)
         return Estimate(mean, e.se, len(cases), e.verdict, threshold, e.df)
-    se = math.sqrt(sum(c.se**2 for c in usable)) / k
-    return Estimate(mean, se, k, decide(mean, se, threshold), threshold)
+    se = math.sqrt(float(np.dot(w**2, [c.se**2 for c in usable])))
+    return Estimate(mean, se, len(usable), decide(mean, se, threshold), threshold)
