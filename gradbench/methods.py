@@ -339,6 +339,12 @@ def _peers() -> list[Method]:
 REGISTRY: dict[str, Method] = {m.name: m for m in _ours() + _gpus() + _peers()}
 
 
+def _recorded(name) -> Method | None:
+    """The record of a method as a result file names it: a registry name, or one that only a
+    GPU has (``torch:central``, recorded without its device)."""
+    return REGISTRY.get(name) or REGISTRY.get(on_device(str(name), GPU))
+
+
 def get(name: str) -> Method:
     """The record of ``name``; a ValueError naming the choices when there is none."""
     if not isinstance(name, str) or name not in REGISTRY:
@@ -349,14 +355,15 @@ def get(name: str) -> Method:
 def title(name: str) -> str:
     """The short display name of a method, or the name itself for one not registered here
     (a result file may come from a version that had more)."""
-    m = REGISTRY.get(name)
+    m = _recorded(name)
     return m.title if m is not None else str(name)
 
 
 def order(name: str) -> int:
     """Sort key: registry order, unknown methods last."""
     names = list(REGISTRY)
-    return names.index(name) if name in REGISTRY else len(names)
+    m = _recorded(name)
+    return names.index(m.name) if m is not None else len(names)
 
 
 def providers(names) -> list[str]:

@@ -146,3 +146,9 @@ def test_long_check_shows_progress_and_stops_on_ctrl_c(tmp_path):
     assert "Traceback" not in err and "interrupted" in err
     # stopped within the gradient: neither the check's table nor its verdict was printed
     assert "PASSED" not in out.decode() and "FAILED" not in out.decode()
+
+
+def test_python_dash_m_gradbench_is_the_command():
+    res = subprocess.run([sys.executable, "-m", "gradbench", "--version"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.startswith("gradbench "), res.stderr

@@ -319,3 +319,35 @@ def test_runs_of_several_machines_on_one_side_are_refused(tmp_path, capsys, chan
     code, out, err = cli_main(capsys, "compare", a, f"{a},{b}")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "2 machines" in err
+
+
+def gpu_file(path, gflops, scale):
+    """A GPU's run (its methods recorded on device cuda), its GPU calibrated at ``gflops``
+    (float64; float32 twice that, bandwidth a tenth) and every time scaled by ``scale``."""
+    timings = [(f"cuda:{m}", w, t * scale) for m, k, c in METHODS
+               for _, w, t in power(m, k, c, WIDTHS)]
+    write_result(path, timings, threads=1)
+    data = json.loads(path.read_text())
+    data["gradbench"]["devices"] = {"cuda": {
+        "description": {"name": f"GPU {gflops:g}"},
+        "calibration": {"matmul_gflops_float64": gflops, "matmul_gflops_float32": 2 * gflops,
+                        "memory_gbs": gflops / 10}}}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_two_gpus_are_normalised_by_their_own_calibration(tmp_path):
+    # GPU B has three times GPU A's rates and runs everything in a third of the time; the
+    # CPU's calibration (the same in both files) must not enter
+    a = gpu_file(tmp_path / "a.json", 5000.0, 1.0)
+    b = gpu_file(tmp_path / "b.json", 15000.0, 1 / 3)
+    assert set(compare.compare(a, b).cases["device"]) == {"cuda"}
+    raw = compare.compare(a, b)
+    assert np.allclose(raw.cases["ratio"], 1 / 3)
+    auto = compare.compare(a, b, normalize="auto")
+    assert np.allclose(auto.cases["ratio"], 1.0)
+    from gradbench import results
+
+    runs = results.load_set([a, b]).runs
+    assert list(runs["gpu"]) == ["GPU 5000", "GPU 15000"]
+    assert list(runs["cuda_matmul_gflops_float64"]) == [5000.0, 15000.0]

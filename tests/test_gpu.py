@@ -190,3 +190,6 @@ def test_gpu_cases_are_their_own_series_and_part():
     assert bool(gpu_groups) == methods.get("cuda:backprop").available()
     assert methods.counterpart("cuda:torch:central") == "cuda:numerical:central:naive"
     assert methods.base_name("cuda:numerical:central:naive") == "numerical:central:naive"
+    # a method only a GPU has, as a result file names it (without its device)
+    assert methods.title("torch:central") == "central (torch CUDA, batched)"
+    assert methods.order("torch:central") == list(methods.REGISTRY).index("cuda:torch:central")

@@ -119,7 +119,7 @@ PROFILES = {
                     dtypes=("float64", "float32"), max_time=0.5),
     # a GPU machine's check (scripts/gpu-check): gradbench's headline methods on the GPU and
     # the CPU, and torch on the GPU, at a few sizes and the classic network
-    "gpu": Profile("gpu", 150.0, (4, 16, 64, 256, 1024, 4096),
+    "gpu": Profile("gpu", 90.0, (4, 16, 64, 256, 1024, 4096),
                    ("primal", "backprop", "numerical:central:incremental") + _GPU
                    + tuple(n for n in PEERS if methods.get(n).device == methods.GPU),
                    max_time=0.05, weights=(("cuda:numerical:central:naive", 4.0),)),

@@ -112,7 +112,7 @@ def _per_run(rs: results.ResultSet, resources: dict, mode: str) -> pd.DataFrame:
         key = tuple(r[k] for k in KEY)
         resource = resources.get(key, "none") if mode != "none" else "none"
         run = runs.loc[r["file"]]
-        f = norm.factor(resource, run.get(f"matmul_gflops_{r['dtype']}"), run.get("memory_gbs"))
+        f = norm.factor(resource, *_rates(run, r))
         s = se.get((r["file"], *key))
         if s is None and r["iqr"] is not None and not math.isnan(r["iqr"]):
             # no raw rounds kept: the IQR in log terms, approximately
@@ -148,6 +148,13 @@ def _pool(per_run: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def _rates(run, case) -> tuple:
+    """(matrix-product GFLOP/s in the case's dtype, memory GB/s) of the device that timed the
+    case, as its run calibrated them: the CPU's, or a GPU's."""
+    return (run.get(results.rate_column(case["device"], f"matmul_gflops_{case['dtype']}")),
+            run.get(results.rate_column(case["device"], "memory_gbs")))
+
+
 def _resources(base: results.ResultSet, mode: str) -> dict:
     """The resource each case is normalised by, decided on the baseline's machine."""
     if mode == "none":
@@ -156,8 +163,7 @@ def _resources(base: results.ResultSet, mode: str) -> dict:
     out = {}
     for r in base.cases.to_dict("records"):
         run = runs.loc[r["file"]]
-        gflops = run.get(f"matmul_gflops_{r['dtype']}")
-        gbs = run.get("memory_gbs")
+        gflops, gbs = _rates(run, r)
         if mode == "auto" and not (gflops and gbs):
             raise ValueError(f"{r['file']}: no calibration to normalise by (re-run the "
                              "benchmarks with this version)")

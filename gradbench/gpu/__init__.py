@@ -38,7 +38,7 @@ def unavailable_reason(timing: bool = False) -> str | None:
         return f"numba-cuda not installed: {INSTALL}"
     if simulated():
         return SIMULATOR if timing else None
-    from numba import cuda
+    from .kernels import cuda  # the one module that imports numba.cuda
 
     try:
         if len(cuda.gpus) > 0:

@@ -16,6 +16,7 @@ from ..gradients import SCHEME_CODE, fd_options, unflatten
 from ..model import ACTIVATION_CODE, LOSS_CODE, MLP, flat_params, prepare_batch
 from . import kernels as G
 from . import simulated
+from .kernels import cuda  # gpu/kernels.py: the one module that imports numba.cuda
 
 #: Threads per block of the element-wise kernels, and of the per-network kernels (a power of
 #: two, at most kernels.MAX_BLOCK); the simulator runs each thread as a Python thread: few.
@@ -56,8 +57,6 @@ class Resident:
     """
 
     def __init__(self, net: MLP, X, T, *, network_threads: int | None = None):
-        from numba import cuda
-
         self.net = net
         theta = flat_params(net)
         Xp, Tp = prepare_batch(net, X, T)
@@ -110,8 +109,6 @@ class Resident:
 
     @staticmethod
     def synchronize() -> None:
-        from numba import cuda
-
         cuda.synchronize()
 
     # ----------------------------------------------------------------- the methods
@@ -151,8 +148,6 @@ class Resident:
                   strategy: str = "naive"):
         """The flat numerical gradient, a device array (waited for). ``h`` is the step
         before scaling (None: the scheme's default for the dtype), as on the CPU."""
-        from numba import cuda
-
         scheme, h, _ = fd_options(self.net, scheme, h, strategy, None)
         code = SCHEME_CODE[scheme]
         f0 = self.loss() if scheme == "forward" else 0.0
@@ -236,8 +231,6 @@ def warm_up(net: MLP, scheme: str | None = None, strategy: str = "naive") -> flo
 def device_info() -> dict:
     """The GPU: name, memory, multiprocessors, compute capability, driver and CUDA versions
     (what the result file records beside the CPU's description)."""
-    from numba import cuda
-
     dev = cuda.get_current_device()
     info = {"name": _text(getattr(dev, "name", "Numba's CUDA simulator")),
             "simulated": simulated()}
@@ -278,9 +271,6 @@ def calibrate(n: int = 2048, elements: int = 1 << 26, repeats: int = 5) -> dict:
     memory bandwidth in GB/s (a kernel reading and writing ``elements`` float64); each the
     best of ``repeats`` launches after one untimed, synchronised inside the timing."""
     import time
-
-    from numba import cuda
-
     out = {}
     n = max(G.TILE, n // G.TILE * G.TILE)
     for dtype in ("float32", "float64"):

@@ -267,9 +267,13 @@ def classic_ratios(df: pd.DataFrame) -> pd.DataFrame:
         first = g.drop_duplicates("method").set_index("method")
         bp = med.get(BACKPROP)
         for m in sorted(med.index, key=methods.order):
-            c = methods.counterpart(m)
+            # the registry's name of the method on this panel's device
+            name = methods.on_device(m, panel["device"])
+            name = name if name in methods.REGISTRY else m
+            c = methods.counterpart(name)
+            c = methods.base_name(c) if c else None
             rows.append({"label": panel["label"], "threads": int(panel["threads"]),
-                         "device": panel["device"], "method": m, "title": methods.title(m),
+                         "device": panel["device"], "method": m, "title": methods.title(name),
                          "provider": first.at[m, "provider"], "kind": first.at[m, "kind"],
                          "seconds": float(med[m]),
                          "over_backprop": float(med[m] / bp) if bp else math.nan,

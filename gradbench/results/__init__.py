@@ -44,6 +44,7 @@ from .schema import (
     METHOD_KEY,
     NOT_TIMED,
     PANEL_KEY,
+    RATES,
     READABLE,
     ROUND_COLUMNS,
     RUN_COLUMNS,
@@ -54,16 +55,17 @@ from .schema import (
     TRAINING_FORMAT,
     TRAINING_KEY,
     TrainingRecord,
+    rate_column,
     series,
 )
 
 __all__ = [
     "CASE_COLUMNS", "CASE_KEY", "CASE_ON_MACHINE", "CHECK_COLUMNS", "DEFAULT_DEVICE", "DRIFT",
     "DTYPES", "Document", "FIT_DECADES", "MACHINE_KEY", "METHOD_KEY", "MIN_POINTS", "NOT_TIMED",
-    "OVERHEAD_MAX", "PANEL_KEY", "PowerLaw", "READABLE", "ROUND_COLUMNS", "ROUND_DIGITS",
-    "RUN_COLUMNS", "ResultSet", "SCHEMA_VERSION", "SERIES_KEY", "STATUSES", "STEP_COLUMNS",
-    "TRAINING_FORMAT", "TRAINING_KEY", "TrainingRecord", "accuracy_record", "case_info", "check",
-    "drift_tilt", "fit_power_law", "fits", "fits_frame", "ladder", "load", "load_all", "load_set",
-    "ratio_to", "read", "result_files", "rounds", "runs", "series", "subset",
-    "timing_record", "write", "write_text",
+    "OVERHEAD_MAX", "PANEL_KEY", "PowerLaw", "RATES", "READABLE", "ROUND_COLUMNS",
+    "ROUND_DIGITS", "RUN_COLUMNS", "ResultSet", "SCHEMA_VERSION", "SERIES_KEY", "STATUSES",
+    "STEP_COLUMNS", "TRAINING_FORMAT", "TRAINING_KEY", "TrainingRecord", "accuracy_record",
+    "case_info", "check", "drift_tilt", "fit_power_law", "fits", "fits_frame", "ladder", "load",
+    "load_all", "load_set", "rate_column", "ratio_to", "read", "result_files", "rounds", "runs",
+    "series", "subset", "timing_record", "write", "write_text",
 ]

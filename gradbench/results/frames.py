@@ -25,11 +25,13 @@ from .schema import (
     DEFAULT_DEVICE,
     DTYPES,
     NOT_TIMED,
+    RATES,
     ROUND_COLUMNS,
     RUN_COLUMNS,
     STATUSES,
     STEP_COLUMNS,
     Fields,
+    rate_column,
     short,
 )
 
@@ -119,6 +121,10 @@ def _run(f: Fields, data: dict) -> dict:
                      f"({b.get('num_threads', '?')} threads)" for b in blas
                      if isinstance(b, dict))
     commit = f.text(code, "commit", "gradbench.code", optional=True)
+    where_gpu = "gradbench.devices.cuda"
+    gpu = f.obj(f.obj(gb, "devices", "gradbench", optional=True), "cuda", "gradbench.devices",
+                optional=True)
+    gpu_cal = f.obj(gpu, "calibration", where_gpu, optional=True)
     if version == 1:  # pytest-benchmark's commit_info of the current folder; often useless
         cid = f.text(ci, "id", "commit_info", optional=True)
         commit = None if cid in (None, "unversioned") else cid
@@ -151,7 +157,12 @@ def _run(f: Fields, data: dict) -> dict:
         "svml": f.get(mi, "svml", "machine_info", (bool,), optional=True),
         "blas": blas,
         **{k: f.number(cal, k, "machine_info.calibration", positive=True, optional=True)
-           for k in ("matmul_gflops_float64", "matmul_gflops_float32", "memory_gbs")},
+           for k in RATES},
+        # the GPU that a part of the run timed, and its rates measured in the same run
+        "gpu": f.text(f.obj(gpu, "description", where_gpu, optional=True), "name",
+                      f"{where_gpu}.description", optional=True),
+        **{rate_column("cuda", k): f.number(gpu_cal, k, f"{where_gpu}.calibration",
+                                            positive=True, optional=True) for k in RATES},
     }
 
 

@@ -71,8 +71,17 @@ RUN_COLUMNS = ["file", "label", "run", "status", "signal", "writer_host", "write
                "gradbench_version", "commit", "commit_time", "dirty", "git_error", "profile",
                "budget_seconds", "spent_seconds", "wall_seconds", "threads", "cpu_model", "cores",
                "python", "numba", "llvmlite", "numpy", "threading_layer", "svml", "blas",
-               "matmul_gflops_float64", "matmul_gflops_float32", "memory_gbs", "n_cases",
-               "n_skipped"]
+               "matmul_gflops_float64", "matmul_gflops_float32", "memory_gbs", "gpu",
+               "cuda_matmul_gflops_float64", "cuda_matmul_gflops_float32", "cuda_memory_gbs",
+               "n_cases", "n_skipped"]
+#: The rates a machine's calibration measures, per device: the CPU's under these names, a
+#: GPU's (``gradbench.devices.cuda.calibration``) as ``cuda_<name>``.
+RATES = ("matmul_gflops_float64", "matmul_gflops_float32", "memory_gbs")
+
+
+def rate_column(device: str, rate: str) -> str:
+    """The runs frame's column of a device's calibrated rate."""
+    return rate if device == DEFAULT_DEVICE else f"{device}_{rate}"
 #: Columns of the cases frame, one row per case and run (timed or skipped).
 CASE_COLUMNS = ["file", "label", "run", "profile", "commit", "method", "provider", "kind",
                 "scheme", "strategy", "sizes", "width", "depth", "n_params", "batch", "dtype",
