@@ -5,6 +5,12 @@ the CPU tests: the rounding of the kernels, and for two finite-difference result
 rounding of their losses over the step. Small shapes: the simulator is slow.
 """
 
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -193,3 +199,24 @@ def test_gpu_cases_are_their_own_series_and_part():
     # a method only a GPU has, as a result file names it (without its device)
     assert methods.title("torch:central") == "central (torch CUDA, batched)"
     assert methods.order("torch:central") == list(methods.REGISTRY).index("cuda:torch:central")
+
+
+def test_every_kernel_compiles_for_a_real_gpu():
+    """The simulator runs the kernels as Python; this compiles each of them, in each
+    arithmetic, to PTX for an H100/H200 (sm_90) with NVVM, as a GPU machine would: the typing
+    and lowering for the CUDA target that the simulator never does."""
+    for module in ("nvidia.cuda_nvcc", "nvidia.cuda_nvrtc"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            pytest.skip(f"{module} not installed: pip install {module[7:].replace('_', '-')}"
+                        "-cu12 (NVVM and NVRTC, to compile without a GPU)")
+    script = Path(__file__).with_name("gpu_ptx.py")
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "NUMBA_ENABLE_CUDASIM": "0"})
+    lines = res.stdout.splitlines()
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    # 8 kernels in float32 and float64, the two numerical ones in complex128
+    assert len(lines) == 18 and all(line.split()[2] == "ok" for line in lines), res.stdout

@@ -47,6 +47,8 @@ MAX_BLOCK = 256
 MAX_STEPS = 4
 #: Perturbed networks per block of the naive kernel: each weight read once for all of them.
 NETS = 8
+#: The losses (and steps) a naive block keeps: a local array's size must be a constant.
+NETS_STEPS = NETS * MAX_STEPS
 #: Side of the calibration's matrix-product tiles.
 TILE = 16
 
@@ -390,8 +392,8 @@ def build(dtype: str) -> SimpleNamespace:
         Network m of block b has the scratch buf[2 half (b NETS + m):][:2 half]."""
         tid, nt = cuda.threadIdx.x, cuda.blockDim.x
         red = cuda.shared.array(MAX_BLOCK, ACC)
-        f = cuda.local.array(NETS * MAX_STEPS, ACC)
-        d = cuda.local.array(NETS * MAX_STEPS, numba.float64)
+        f = cuda.local.array(NETS_STEPS, ACC)
+        d = cuda.local.array(NETS_STEPS, numba.float64)
         hp = cuda.local.array(NETS, numba.float64)
         ps = cuda.local.array(NETS, numba.int64)
         moved = cuda.local.array(NETS, DT)
