@@ -259,3 +259,16 @@ def test_ctrl_c_while_the_workers_start_saves_nothing(tmp_path, capsys, monkeypa
     assert code == 130 and "before the workers were ready; nothing to save" in err
     assert not (tmp_path / "r").exists()  # the folder it made is removed
     assert set(Path(tempfile.gettempdir()).glob("gradbench-gate-*.log")) == logs
+
+
+def test_the_help_states_the_gate_defaults(capsys):
+    from gradbench.cli import main
+    from gradbench.gate import profile, stats
+
+    with pytest.raises(SystemExit):
+        main(["ab", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    gate = profile.PROFILES["gate"]
+    assert f"{gate.seconds:g} s of timing in {gate.generations} generations" in text
+    assert f"{gate.generations} for gate" in text
+    assert f"(default {stats.THRESHOLD:g})" in text

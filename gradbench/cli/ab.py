@@ -51,13 +51,13 @@ def add_parser(sub) -> None:
                         "smaller detectable slowdowns")
     p.add_argument("--generations", type=int, default=None,
                    help="pairs of worker processes, one after the other, sharing the seconds "
-                        "(default: the profile's, 8 for gate): the verdict rests on their "
+                        "(default: the profile's, 16 for gate): the verdict rests on their "
                         "spread, since a process's memory layout shifts its speed")
     p.add_argument("--threads", type=int, default=1,
                    help="threads of every case (default 1: the other cores absorb the "
                         "machine's own noise)")
     p.add_argument("--threshold", type=float, default=None,
-                   help="slowdown factor a method must exceed to be slower (default 1.02)")
+                   help="slowdown factor a method must exceed to be slower (default 1.025)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the random orders (default: a random one, recorded)")
     p.add_argument("--out", default="results",
@@ -96,7 +96,7 @@ def _check(args):
                          f"day, got {args.seconds!r}")
     threshold = stats.THRESHOLD if args.threshold is None else args.threshold
     if not (math.isfinite(threshold) and threshold >= 1):
-        raise UsageError(f"{PROG}: --threshold must be a factor of at least 1 such as 1.02, "
+        raise UsageError(f"{PROG}: --threshold must be a factor of at least 1 such as 1.025, "
                          f"got {args.threshold!r}")
     check_threads(args.threads, PROG)
     if args.seed is not None and args.seed < 0:
