@@ -266,12 +266,13 @@ def _running(path, host, pid, label="m1"):
 
 @pytest.mark.parametrize("host, pid, status", [
     (socket.gethostname(), "dead", "abandoned"),
-    (socket.gethostname(), os.getpid(), "running"),  # alive: a live run
+    (socket.gethostname(), "me", "running"),  # alive: a live run (this process; resolved in
+    # the test, so that every test process collects the same ids)
     ("another-host", "dead", "running"),  # cannot be seen from here
     (None, None, "running"),  # a file from before the writer was recorded
 ])
 def test_a_running_file_whose_writer_is_gone_is_abandoned(tmp_path, host, pid, status):
-    pid = _dead_pid() if pid == "dead" else pid
+    pid = _dead_pid() if pid == "dead" else os.getpid() if pid == "me" else pid
     rs = results.load_set(_running(tmp_path / "r.json", host, pid))
     assert rs.runs["status"].tolist() == [status]
 
