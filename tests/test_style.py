@@ -22,7 +22,8 @@ def _dispatchers():
 
     found = {}
     for info in pkgutil.walk_packages(gradbench.__path__, "gradbench."):
-        if info.name.startswith(("gradbench.peers", "gradbench.cli.__main__")):
+        if info.name.startswith(("gradbench.peers", "gradbench.cli.__main__",
+                                 "gradbench.__main__")):  # runs the command when imported
             continue
         module = importlib.import_module(info.name)
         for obj in vars(module).values():
