@@ -12,6 +12,8 @@ gradbench's loss and backprop alone.
 
 from __future__ import annotations
 
+import numbers
+
 import numba
 import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS that Numba's np.dot calls)
 from threadpoolctl import ThreadpoolController
@@ -54,18 +56,58 @@ class single_threaded_blas(blas_threads):
         super().__init__(1)
 
 
+def check_threads(threads) -> int:
+    """A thread count checked against Numba's limit; None means Numba's current setting.
+
+    The one check of every ``threads`` a user passes (API, command line, suite).
+
+    Raises
+    ------
+    TypeError
+        For a value that is not a whole number or None.
+    ValueError
+        For a count outside 1..NUMBA_NUM_THREADS.
+    """
+    limit = numba.config.NUMBA_NUM_THREADS
+    if threads is None:
+        return numba.get_num_threads()
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
+        raise TypeError(f"threads must be a whole number or None, got {threads!r}")
+    if not 1 <= threads <= limit:
+        raise ValueError(
+            f"threads must lie in 1..{limit} (NUMBA_NUM_THREADS), got {threads}"
+        )
+    return int(threads)
+
+
+class numba_threads:
+    """Context manager: Numba's parallel kernels run on ``n`` threads inside, as before
+    outside (Numba's setting is this thread's). The one place that saves and restores it."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __enter__(self):
+        self._saved = numba.get_num_threads()
+        numba.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        numba.set_num_threads(self._saved)
+        return False
+
+
 class thread_limits(blas_threads):
     """Context manager: every BLAS library and Numba's parallel kernels run on ``n``
     threads inside, as before outside (Numba's setting is this thread's)."""
 
     def __enter__(self):
-        self._numba = numba.get_num_threads()
-        numba.set_num_threads(self.n)
+        self._numba = numba_threads(self.n).__enter__()
         return super().__enter__()
 
     def __exit__(self, *exc):
         super().__exit__(*exc)
-        numba.set_num_threads(self._numba)
+        self._numba.__exit__(*exc)
         return False
 
 

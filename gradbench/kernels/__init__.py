@@ -33,25 +33,12 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
-from .config import INLINE_JIT, JIT, PARALLEL_JIT
-
-IDENTITY, SIGMOID, TANH, RELU = 0, 1, 2, 3
-SOFTMAX_CE, MSE = 0, 1
-FORWARD, CENTRAL, FIVE_POINT, COMPLEX_STEP = 0, 1, 2, 3
+from ..config import INLINE_JIT, JIT, PARALLEL_JIT
+from .codes import (CENTRAL, COMPLEX_STEP, FIVE_POINT, FORWARD, IDENTITY, MSE, RELU,
+                    SIGMOID, SOFTMAX_CE, STEPS, TANH)
 
 #: Largest |u| for which exp(u) is taken from its degree-5 series (exact to rounding).
 SERIES_LIMIT = 1e-3
-
-#: Step multipliers of each scheme, in the order the loss values are stored: the loss is
-#: evaluated at theta + steps[s] * h_p * e_p. The complex step moves along the imaginary axis,
-#: so its losses are complex128 (``steps.dtype`` is the arithmetic of the loss values).
-STEPS = {
-    FORWARD: np.array([1.0]),
-    CENTRAL: np.array([1.0, -1.0]),
-    FIVE_POINT: np.array([1.0, -1.0, 2.0, -2.0]),
-    COMPLEX_STEP: np.array([1j]),
-}
-
 
 # ----------------------------------------------------------------------------- validation
 
