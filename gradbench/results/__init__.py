@@ -3,6 +3,8 @@
 - :mod:`.schema`: versions, statuses, the case and series keys, the frames' columns;
 - :mod:`.document`: the result document, its one writer (create, add a case, add a case not
   timed, set the status, save atomically) and checked loader, and the listing of a folder;
+- :mod:`.fields`: the checks of every field of a result document, which the loader and the
+  frames share;
 - :mod:`.frames`: result files as tidy frames (runs, cases, rounds, accuracy);
 - :mod:`.fits`: power laws per series;
 - :mod:`.training`: the training records `gradbench train` writes.
@@ -19,6 +21,7 @@ from .document import (
     write,
     write_text,
 )
+from .fields import check
 from .fits import (
     DRIFT,
     FIT_DECADES,
@@ -32,7 +35,7 @@ from .fits import (
     ladder,
     ratio_to,
 )
-from .frames import ResultSet, check, load, load_all, load_set, rounds, runs, subset
+from .frames import ResultSet, load, load_all, load_set, rounds, runs, subset
 from .schema import (
     CASE_COLUMNS,
     CASE_KEY,

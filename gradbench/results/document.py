@@ -15,7 +15,7 @@ creates it and adds cases as they complete, a later part of the run (a peer prov
 process) loads it and adds its own, the driver records the peers not installed and the run's
 final status. Files are written atomically (a temporary file beside the destination, then a
 rename), so a reader never sees half a file. Every read goes through :meth:`Document.load`,
-which checks every field (:mod:`gradbench.results.frames`).
+which checks every field (:mod:`gradbench.results.fields`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import costmodel
+from .fields import check
 from .schema import (
     DEFAULT_DEVICE,
     NOT_TIMED,
@@ -149,7 +150,7 @@ def is_training(data) -> bool:
 def check_top(path, data) -> dict:
     """Parsed JSON checked at the top level as a result document: pytest-benchmark's shape,
     our section and a schema version this code reads. Fields are checked by
-    :func:`gradbench.results.frames.check`."""
+    :func:`gradbench.results.fields.check`."""
     if is_training(data):
         raise TrainingRecord(f"{path}: a training record (gradbench train), not a benchmark "
                              "result; gradbench report shows it")
@@ -322,8 +323,6 @@ class Document:
     def load(cls, path) -> Document:
         """A result file, parsed once and checked field by field (ValueError naming the file
         and the field otherwise; :class:`TrainingRecord` for a training record)."""
-        from .frames import check
-
         doc = cls(read(path), Path(path))
         check(doc)
         return doc

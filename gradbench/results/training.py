@@ -42,7 +42,7 @@ import pandas as pd
 from .. import __version__, costmodel
 from .document import gather, is_training, parse, result_files
 from .document import write as write_atomically
-from .frames import shown_status, writer
+from .fields import shown_status, writer
 from .schema import DTYPES, TRAINING_FORMAT, TRAINING_KEY, Fields, short
 
 SCHEMA_VERSION = 1
