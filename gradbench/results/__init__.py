@@ -58,6 +58,7 @@ from .schema import (
     TRAINING_FORMAT,
     TRAINING_KEY,
     TrainingRecord,
+    check_version,
     rate_column,
     series,
 )
@@ -68,7 +69,7 @@ __all__ = [
     "OVERHEAD_MAX", "PANEL_KEY", "PowerLaw", "RATES", "READABLE", "ROUND_COLUMNS",
     "ROUND_DIGITS", "RUN_COLUMNS", "ResultSet", "SCHEMA_VERSION", "SERIES_KEY", "STATUSES",
     "STEP_COLUMNS", "TRAINING_FORMAT", "TRAINING_KEY", "TrainingRecord", "accuracy_record",
-    "case_info", "check", "drift_tilt", "fit_power_law", "fits", "fits_frame", "ladder", "load",
-    "load_all", "load_set", "rate_column", "ratio_to", "read", "result_files", "rounds", "runs",
-    "series", "subset", "timing_record", "write", "write_text",
+    "case_info", "check", "check_version", "drift_tilt", "fit_power_law", "fits", "fits_frame",
+    "ladder", "load", "load_all", "load_set", "rate_column", "ratio_to", "read", "result_files",
+    "rounds", "runs", "series", "subset", "timing_record", "write", "write_text",
 ]

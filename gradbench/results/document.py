@@ -39,6 +39,7 @@ from .schema import (
     STATUSES,
     TRAINING_FORMAT,
     TrainingRecord,
+    check_version,
 )
 
 #: Significant figures kept of each raw round: the timer's own noise is larger, and a default
@@ -162,11 +163,7 @@ def check_top(path, data) -> dict:
     section = data.get("gradbench")
     if not isinstance(section, dict):
         raise ValueError(f"{path}: not written by a gradbench run (no 'gradbench' section)")
-    version = section.get("schema_version")
-    if isinstance(version, bool) or version not in READABLE:
-        raise ValueError(f"{path}: written with gradbench result schema {version!r}; this "
-                         f"version reads schemas {', '.join(map(str, READABLE))}: re-run the "
-                         "benchmarks with this version of gradbench")
+    check_version(path, section.get("schema_version"), READABLE)
     return data
 
 

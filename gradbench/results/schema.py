@@ -60,6 +60,21 @@ class TrainingRecord(ValueError):
     """A file that is a training record, not a benchmark result."""
 
 
+def check_version(path, version, readable=READABLE, *, what: str = "a benchmark result file",
+                  rerun: str = "the benchmarks") -> int:
+    """``version``, the schema a file says it was written with, when this code reads it
+    (``readable``); otherwise ValueError in one line naming the file, the schema found and
+    the ones read, and how to get a file this version reads (re-run ``rerun``). The one
+    refusal of a result file's or training record's version."""
+    if isinstance(version, bool) or version not in readable:
+        found = "no schema version" if version is None else f"schema {short(version)}"
+        s = "s" if len(readable) > 1 else ""
+        raise ValueError(f"{path}: {what} written with {found}; this version of gradbench "
+                         f"reads schema{s} {', '.join(map(str, readable))}: re-run {rerun} "
+                         "with this version of gradbench to get one it reads")
+    return version
+
+
 def series(df, key=SERIES_KEY, **kw):
     """``df`` grouped by ``key`` (default: one group per series), sorted; extra keyword
     arguments go to ``DataFrame.groupby``."""

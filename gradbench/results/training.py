@@ -43,7 +43,7 @@ from .. import __version__, costmodel
 from .document import gather, is_training, parse, result_files
 from .document import write as write_atomically
 from .fields import shown_status, writer
-from .schema import DTYPES, TRAINING_FORMAT, TRAINING_KEY, Fields, short
+from .schema import DTYPES, TRAINING_FORMAT, TRAINING_KEY, Fields, check_version, short
 
 SCHEMA_VERSION = 1
 READABLE = (1,)
@@ -164,11 +164,8 @@ class TrainingSet:
 
 
 def _check_top(path, data) -> None:
-    version = data.get("schema_version")
-    if isinstance(version, bool) or version not in READABLE:
-        raise ValueError(f"{path}: a training record of schema {version!r}; this version "
-                         f"reads schema {', '.join(map(str, READABLE))}: re-run the training "
-                         "with this version of gradbench")
+    check_version(path, data.get("schema_version"), READABLE, what="a training record",
+                  rerun="the training")
 
 
 def _parse(path: Path, data: dict, runs: list, epochs: list) -> None:
