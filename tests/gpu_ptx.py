@@ -15,7 +15,7 @@ os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
 import numba.cuda.dispatcher as dispatcher  # noqa: E402
 from numba import cuda, types  # noqa: E402
 
-from gradbench.gpu import kernels as G  # noqa: E402
+from gradbench.kernels import cuda as G  # noqa: E402
 
 
 class _Device:

@@ -3,7 +3,7 @@
 Needs the numba-cuda package (``pip install "gradbench-fd[cuda]"``) and an NVIDIA GPU with
 its driver; Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) runs the same kernels on the
 CPU, slowly, for tests. Importing this package imports nothing heavy: numba.cuda is imported
-by :mod:`gradbench.gpu.kernels` alone, when a GPU function is first called.
+by :mod:`gradbench.kernels.cuda` alone, when a GPU function is first called.
 
     from gradbench import gpu
     if gpu.available():
@@ -38,7 +38,7 @@ def unavailable_reason(timing: bool = False) -> str | None:
         return f"numba-cuda not installed: {INSTALL}"
     if simulated():
         return SIMULATOR if timing else None
-    from .kernels import cuda  # the one module that imports numba.cuda
+    from ..kernels.cuda import cuda  # the one place that imports numba.cuda
 
     try:
         if len(cuda.gpus) > 0:

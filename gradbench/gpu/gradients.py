@@ -1,5 +1,5 @@
 """The GPU's public entry points: a network and batch resident on the device, and the loss,
-backprop and numerical gradients computed there (kernels: :mod:`gradbench.gpu.kernels`).
+backprop and numerical gradients computed there (kernels: :mod:`gradbench.kernels.cuda`).
 
 What a call does on the GPU and what it does not: :class:`Resident` copies the parameters and
 the batch to the device once; each call then launches its kernels and waits for them
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels as K
-from ..gradients import SCHEME_CODE, fd_options, unflatten
-from ..model import ACTIVATION_CODE, LOSS_CODE, MLP, flat_params, prepare_batch
-from . import kernels as G
+from ..gradients import fd_options, unflatten
+from ..kernels.codes import ACTIVATION_CODE, LOSS_CODE, SCHEME_CODE, STEPS
+from ..model import MLP, flat_params, prepare_batch
+from ..kernels import cuda as G
+from ..kernels.cuda import cuda  # gradbench.kernels.cuda: the one place that imports numba.cuda
 from . import simulated
-from .kernels import cuda  # gpu/kernels.py: the one module that imports numba.cuda
 
 #: Threads per block of the element-wise kernels, and of the per-network kernels (a power of
 #: two, at most kernels.MAX_BLOCK); the simulator runs each thread as a Python thread: few.
@@ -158,7 +158,7 @@ class Resident:
                 self._complex = cuda.to_device(flat_params(self.net).astype(np.complex128))
             theta = self._complex
         if code not in self._steps:
-            self._steps[code] = cuda.to_device(K.STEPS[code])
+            self._steps[code] = cuda.to_device(STEPS[code])
         steps = self._steps[code]
         itemsize = np.dtype(arithmetic).itemsize
         # perturbed networks per launch: what the scratch holds, whole blocks of G.NETS

@@ -37,14 +37,10 @@ from types import SimpleNamespace
 import numba
 from numba import cuda
 
-IDENTITY, SIGMOID, TANH, RELU = 0, 1, 2, 3
-SOFTMAX_CE, MSE = 0, 1
-FORWARD, CENTRAL, FIVE_POINT, COMPLEX_STEP = 0, 1, 2, 3
+from ..codes import CENTRAL, FIVE_POINT, FORWARD, MAX_STEPS, RELU, SIGMOID, SOFTMAX_CE, TANH
 
 #: Most threads a block of the per-network kernels may have (its shared reduction array).
 MAX_BLOCK = 256
-#: Most steps a scheme takes (five-point: 4).
-MAX_STEPS = 4
 #: Perturbed networks per block of the naive kernel: each weight read once for all of them.
 NETS = 8
 #: The losses (and steps) a naive block keeps: a local array's size must be a constant.
