@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradbench import methods, results, train_results
+from gradbench import methods, results
+from gradbench.results import training
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "reports" / "example"
 
@@ -33,7 +34,7 @@ TRAINING = {
 
 
 def test_every_committed_file_is_a_run_or_a_training_record():
-    bench, train = train_results.split(EXAMPLE)
+    bench, train = training.split(EXAMPLE)
     assert sorted(doc.path.name for doc in bench) == sorted(RUNS)  # parsed once, as documents
     assert sorted(f.name for f, _ in train) == sorted(TRAINING)
     assert sorted(p.name for p in EXAMPLE.glob("*.json")) == sorted([*RUNS, *TRAINING])
@@ -69,7 +70,7 @@ def test_the_example_folder_loads_as_one_set():
 
 
 def test_each_training_record_loads_with_its_counts():
-    ts = train_results.load(sorted(EXAMPLE / name for name in TRAINING))
+    ts = training.load(sorted(EXAMPLE / name for name in TRAINING))
     assert len(ts.runs) == len(TRAINING)
     for r in ts.runs.to_dict("records"):
         data, sizes, method, steps, epochs = TRAINING[Path(r["file"]).name]

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradbench import check, figures, report, results
+from gradbench import check, report, results
+from gradbench.report import figures
 
 from .conftest import cli_main
 from .resultfiles import WIDTHS, accuracy, halve_times, power, write_result

@@ -4,7 +4,8 @@ fits, the figures, the report's tables and headlines, compare and history."""
 import pandas as pd
 import pytest
 
-from gradbench import compare, figures, report, results
+from gradbench import compare, report, results
+from gradbench.report import figures
 
 from .resultfiles import WIDTHS, power, write_result
 

@@ -358,7 +358,8 @@ def test_a_part_process_saves_interrupted_on_sigterm(tmp_path):
 
 @pytest.mark.parametrize("pid, status", [("dead", "abandoned"), ("me", "running")])
 def test_a_training_record_whose_writer_is_gone_is_abandoned(tmp_path, capsys, pid, status):
-    from gradbench import report, train_results
+    from gradbench import report
+    from gradbench.results import training
 
     out = tmp_path / "r"
     code, _, err = cli_main(capsys, "train", "--data", "synthetic", "--sizes", "4,3,2",
@@ -370,6 +371,6 @@ def test_a_training_record_whose_writer_is_gone_is_abandoned(tmp_path, capsys, p
     doc.update(status="running", writer={"host": socket.gethostname(),
                                          "pid": _dead_pid() if pid == "dead" else os.getpid()})
     path.write_text(json.dumps(doc))
-    assert train_results.load(out).runs["status"].tolist() == [status]
+    assert training.load(out).runs["status"].tolist() == [status]
     page = report.build(out, tmp_path / "rep").read_text()
     assert f">{status}</td>" in page

@@ -329,22 +329,23 @@ def test_trainable_methods_are_named_when_a_loss_only_one_is_asked():
 
 def record(tmp_path, name="r.json", method="backprop", status="complete", **kwargs):
     """A training record of a tiny run, written as gradbench train writes it."""
-    from gradbench import machine, train_results
+    from gradbench import machine
+    from gradbench.results import training
 
     data = tiny()
     net = net_for(data)
     h = train.train(net, data, method, epochs=2, batch=8, **kwargs)
-    doc = train_results.document(h, net, data, label="m1", status=status,
+    doc = training.document(h, net, data, label="m1", status=status,
                                  machine=machine.describe("m1"), code={"commit": None},
                                  command="gradbench train --data synthetic")
-    return train_results.write(tmp_path / name, doc), doc
+    return training.write(tmp_path / name, doc), doc
 
 
 def test_a_record_reads_back_as_frames(tmp_path):
-    from gradbench import train_results
+    from gradbench.results import training
 
     path, doc = record(tmp_path)
-    ts = train_results.load(path)
+    ts = training.load(path)
     (run,) = ts.runs.to_dict("records")
     assert run["method"] == "backprop" and run["kind"] == "analytic"
     assert run["sizes"] == "6-5-3" and run["data"] == "synthetic" and run["batch"] == 8
@@ -393,13 +394,13 @@ MALFORMED = [
 def test_malformed_records_name_the_file_and_the_field(tmp_path, change, words):
     import json
 
-    from gradbench import train_results
+    from gradbench.results import training
 
     path, doc = record(tmp_path)
     change(doc)
     path.write_text(json.dumps(doc))
     with pytest.raises(ValueError) as info:
-        train_results.load(path)
+        training.load(path)
     msg = str(info.value)
     assert str(path) in msg and words in msg and "\n" not in msg, msg
     assert "re-run the training" in msg
@@ -408,17 +409,17 @@ def test_malformed_records_name_the_file_and_the_field(tmp_path, change, words):
 def test_record_schema_and_kind_checks(tmp_path):
     import json
 
-    from gradbench import train_results
+    from gradbench.results import training
 
     path, doc = record(tmp_path)
     doc["schema_version"] = 99
     path.write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="schema 99"):
-        train_results.load(path)
+        training.load(path)
     other = tmp_path / "other.json"
     other.write_text("{}")
     with pytest.raises(ValueError, match="not a training record"):
-        train_results.load(other)
+        training.load(other)
 
 
 def test_benchmark_result_sets_leave_training_records_out(tmp_path):
@@ -454,7 +455,8 @@ def saved(folder):
 
 
 def test_cli_end_to_end_on_synthetic_data(tmp_path, capsys):
-    from gradbench import report, train_results
+    from gradbench import report
+    from gradbench.results import training
 
     out = tmp_path / "results"
     rc, text, err = cli(capsys, "--data", "synthetic", "--sizes", "6,5,3", "--epochs", "3",
@@ -478,7 +480,7 @@ def test_cli_end_to_end_on_synthetic_data(tmp_path, capsys):
     assert "--optimizer momentum --lr 0.05 --momentum 0.8 --epochs 3" in doc["command"]
     for word in ("epoch   3", "loss", "train", "test", "/step", "elapsed", str(path)):
         assert word in text
-    assert train_results.load(out).runs["steps"].iloc[0] == 375
+    assert training.load(out).runs["steps"].iloc[0] == 375
     index = report.build(out, tmp_path / "report")
     page = index.read_text()
     assert 'id="training"' in page and "Time per step" in page
@@ -729,12 +731,12 @@ def test_cli_more_steps_than_the_bound_run_with_yes(tmp_path, capsys, monkeypatc
 
 
 def test_cli_rewrites_the_record_at_most_every_few_seconds(tmp_path, capsys, monkeypatch):
-    from gradbench import train_results
     from gradbench.cli import train as cli_train
+    from gradbench.results import training
 
     writes = []
-    real = train_results.write
-    monkeypatch.setattr(train_results, "write", lambda path, doc: (writes.append(
+    real = training.write
+    monkeypatch.setattr(training, "write", lambda path, doc: (writes.append(
         doc["status"]), real(path, doc))[1])
     monkeypatch.setattr(cli_train, "SAVE_EVERY", 3600.0)
     rc, _, err = cli(capsys, "--data", "synthetic", "--sizes", "4,3,2", "--batch", "500",
@@ -782,7 +784,8 @@ def test_cli_falls_back_to_synthetic_without_scikit_learn(tmp_path, capsys, monk
 
 
 def test_report_with_training_records_beside_benchmark_results(tmp_path):
-    from gradbench import report, train_results
+    from gradbench import report
+    from gradbench.results import training
 
     from .resultfiles import WIDTHS, power, write_result
 
@@ -802,7 +805,7 @@ def test_report_with_training_records_beside_benchmark_results(tmp_path):
     # one network, at two thread counts: a figure each (threads never merge)
     assert 'src="time.png"' in page and page.count('src="training-') == 2
     assert (tmp_path / "report" / "training-1.png").stat().st_size > 1000
-    table = train_results.step_table(train_results.load(
+    table = training.step_table(training.load(
         [folder / "bp.json", folder / "fd.json", folder / "fd1.json"]).runs)
     table = table.set_index(["method", "threads"])
     assert table.at[("backprop", many), "gradient_vs_backprop"] == 1.0
@@ -813,11 +816,12 @@ def test_report_with_training_records_beside_benchmark_results(tmp_path):
 
 
 def test_training_figure_draws_a_series_per_record(tmp_path):
-    from gradbench import figures, train_results
+    from gradbench.report import figures
+    from gradbench.results import training
 
     record(tmp_path, "a.json")
     record(tmp_path, "b.json", method="numerical:central:naive", threads=1)
-    ts = train_results.load(tmp_path)
+    ts = training.load(tmp_path)
     drawn = figures.training_curves(ts.epochs, tmp_path / "t.png", "tiny $net")
     assert drawn == ["backprop", "central (naive)"]
     with pytest.raises(figures.MissingData):
@@ -828,7 +832,7 @@ def test_cli_without_a_load_average_records_null(tmp_path, capsys, monkeypatch):
     # as on Windows, where os.getloadavg does not exist
     import os
 
-    from gradbench import train_results
+    from gradbench.results import training
 
     monkeypatch.delattr(os, "getloadavg")
     rc, _, err = cli(capsys, "--data", "synthetic", "--sizes", "4,3,2", "--steps", "2",
@@ -836,7 +840,7 @@ def test_cli_without_a_load_average_records_null(tmp_path, capsys, monkeypatch):
     assert rc == 0 and "Traceback" not in err, err
     (doc,), (path,) = saved(tmp_path)
     assert doc["machine"]["load_average"] is None
-    assert len(train_results.load(path).runs) == 1
+    assert len(training.load(path).runs) == 1
 
 
 def test_threads_are_blas_and_numba_threads_of_training(monkeypatch):

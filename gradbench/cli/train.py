@@ -233,8 +233,8 @@ def _main(args, held: list) -> int:
 
     import gradbench as gb
 
-    from .. import machine, train, train_results
-    from ..results import names
+    from .. import machine, train
+    from ..results import names, training
 
     threads = check_threads(args.threads, PROG) or numba.get_num_threads()
     label = check_label(args.label, PROG) if args.label is not None else default_label()
@@ -298,9 +298,8 @@ def _main(args, held: list) -> int:
 
     def save(history, status, note=None):
         try:
-            train_results.write(path, train_results.document(history, net, data,
-                                                             status=status, note=note,
-                                                             **common))
+            training.write(path, training.document(history, net, data,
+                                                   status=status, note=note, **common))
         except OSError as exc:
             why = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc)
             raise _Unwritable(f"{path}: {why}") from None

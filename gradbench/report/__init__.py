@@ -1,7 +1,7 @@
 """The report: PNG figures and one self-contained index.html from saved results.
 
 Data first, then rendering: the results are loaded into DataFrames (results.load_set, fits),
-the figures are drawn by gradbench.figures and the page by a jinja2 template with
+the figures are drawn by gradbench.report.figures and the page by a jinja2 template with
 autoescaping, so every string from a result file is shown as text. The report shows saved
 results only: the accuracy figures (error against step, the classic network's gradient check)
 were computed by each run on its own machine and saved with its timings; building a report
@@ -381,7 +381,7 @@ def render(report: Report) -> str:
 
 def training_section(records, out: Path) -> TrainingSection:
     """Load the training records (``(path, parsed JSON)`` pairs from
-    :func:`gradbench.train_results.split`), draw a figure per network trained (every method
+    :func:`gradbench.results.training.split`), draw a figure per network trained (every method
     that trained it on one figure) into ``out``, and gather the table and commands."""
     ts = train_results.load(records)
     figs = []
