@@ -56,14 +56,29 @@ def _saved(tag: str, method: str) -> str:
     return f"/tmp/gradbench_perf_{tag}{method}.npy"
 
 
+def _backprop_kernel(net, theta, Xp, Tp):
+    """The backprop kernel alone, called as this checkout's kernels or an older checkout's
+    (one kernels module, positional arguments) take it."""
+    from gradbench import gradients as G
+
+    grad = np.empty_like(theta)
+    try:
+        from gradbench.kernels import backprop as KB
+    except ImportError:  # before kernels/ was a package
+        from gradbench import kernels as K
+
+        codes = G._codes(net)
+        return lambda: K.backprop_kernel(theta, net.layout, Xp, Tp, *codes, grad)
+    bundle = G._bundle(net)
+    return lambda: KB.backprop_kernel(theta, Xp, Tp, bundle, grad)
+
+
 def worker(method: str, sizes, batch: int, threads: int, ref_params: int, tag: str = "") -> dict:
     """Time one method in this process; returns {"seconds": ..., extra figures}."""
     import numba
     from threadpoolctl import threadpool_limits
 
     import gradbench as gb
-    from gradbench import gradients as G
-    from gradbench import kernels as K
     from gradbench import reference as R
     from gradbench.check import warm_up  # also in gradbench.gradients; the old home for --before
     from gradbench.data import make_batch
@@ -73,7 +88,7 @@ def worker(method: str, sizes, batch: int, threads: int, ref_params: int, tag: s
     net = gb.MLP(sizes, activation="sigmoid", loss="softmax_ce", seed=0)
     X, y = make_batch(net, batch, seed=0)
     Xp, Tp = prepare_batch(net, X, y)
-    theta, codes = net._flat, G._codes(net)
+    theta = net._flat
     out = {"gradbench": gb.__file__}
     if method == "torch_backprop":
         try:
@@ -175,8 +190,7 @@ def worker(method: str, sizes, batch: int, threads: int, ref_params: int, tag: s
             "numpy_backprop": lambda: R.backprop(net, net.params, Xp, Tp),
             # kernels alone, on validated inputs: what the wrapper's checks cost
             "backprop_nocheck": lambda: gb.backprop(net, X, y, check_finite=False),
-            "backprop_kernel": lambda: K.backprop_kernel(
-                theta, net.layout, Xp, Tp, *codes, np.empty_like(theta)),
+            "backprop_kernel": _backprop_kernel(net, theta, Xp, Tp),
         }[method] if method != "floor" else fn
     if method == "loss_1blas":
         with threadpool_limits(1, user_api="blas"):

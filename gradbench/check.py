@@ -25,6 +25,7 @@ import pandas as pd
 
 from .blas import thread_limits
 from .gradients import (
+    SCHEMES,
     backprop_flat,
     default_step,
     fd_options,
@@ -267,7 +268,7 @@ def step_curve(
     batch: int = 8,
     *,
     steps=CURVE_STEPS,
-    schemes=("forward", "central", "five_point", "complex_step"),
+    schemes=SCHEMES,
     dtypes=("float32", "float64"),
     seed: int = 0,
 ) -> pd.DataFrame:

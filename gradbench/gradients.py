@@ -11,38 +11,35 @@ import numbers
 import time
 from collections.abc import Callable
 
-import numba
 import numpy as np
 
 from . import interrupt
-from . import kernels as K
-from .blas import single_threaded_blas
+from .blas import check_threads, numba_threads, single_threaded_blas
 from .costmodel import naive_width
-from .model import ACTIVATION_CODE, LOSS_CODE, MLP, flat_params, prepare_batch
-
-SCHEMES = ("forward", "central", "five_point", "complex_step")
-STRATEGIES = ("naive", "incremental")
-SCHEME_CODE = {
-    "forward": K.FORWARD,
-    "central": K.CENTRAL,
-    "five_point": K.FIVE_POINT,
-    "complex_step": K.COMPLEX_STEP,
-}
-#: Order of accuracy of each scheme (error ~ h**order).
-ORDER = {"forward": 1, "central": 2, "five_point": 4, "complex_step": 2}
-#: Perturbed loss evaluations per parameter (forward adds one unperturbed evaluation).
-EVALS_PER_PARAM = {"forward": 1, "central": 2, "five_point": 4, "complex_step": 1}
-
-#: Perturbations pushed through the upper layers together by the incremental strategy.
-INCREMENTAL_BATCH = 32
+from .kernels import backprop as KB
+from .kernels import codes
+from .kernels import forward as KF
+from .kernels import incremental as KI
+from .kernels import naive as KN
+from .kernels.codes import (  # noqa: F401  (ORDER and EVALS_PER_PARAM: public here too)
+    EVALS_PER_PARAM,
+    INCREMENTAL_BATCH,
+    ORDER,
+    SCHEME_CODE,
+    SCHEMES,
+    STEPS,
+    STRATEGIES,
+)
+from .model import MLP, flat_params, prepare_batch
 
 
-
-def _codes(net: MLP) -> tuple[int, int, int]:
+def _bundle(net: MLP) -> tuple:
+    """The kernels' network bundle: (layout, act, loss, out_act)."""
     return (
-        ACTIVATION_CODE[net.activation],
-        LOSS_CODE[net.loss],
-        ACTIVATION_CODE[net.output_activation],
+        net.layout,
+        codes.ACTIVATION_CODE[net.activation],
+        codes.LOSS_CODE[net.loss],
+        codes.ACTIVATION_CODE[net.output_activation],
     )
 
 
@@ -67,7 +64,7 @@ def loss(net: MLP, X, T, *, check_finite: bool = True) -> float:
     """
     theta = flat_params(net, check_finite=False)
     Xp, Tp = prepare_batch(net, X, T, check_finite=False)
-    f, bad = K.checked_loss_kernel(theta, net.layout, Xp, Tp, *_codes(net))
+    f, bad = KF.checked_loss_kernel(theta, Xp, Tp, _bundle(net))
     if check_finite and (bad or not math.isfinite(f)):
         _name_nonfinite(net, X, T)
     return float(f)
@@ -93,7 +90,7 @@ def backprop(net: MLP, X, T, *, check_finite: bool = True) -> list[np.ndarray]:
     theta = flat_params(net, check_finite=False)
     Xp, Tp = prepare_batch(net, X, T, check_finite=False)
     grad = np.empty_like(theta)
-    f, bad = K.backprop_kernel(theta, net.layout, Xp, Tp, *_codes(net), grad)
+    f, bad = KB.backprop_kernel(theta, Xp, Tp, _bundle(net), grad)
     if check_finite and (bad or not math.isfinite(f)):
         _name_nonfinite(net, X, T)
     return unflatten(net, grad)
@@ -115,13 +112,13 @@ def loss_flat(net: MLP, theta, X, T) -> float:
     -------
     float
     """
-    return float(K.loss_kernel(theta, net.layout, X, T, *_codes(net)))
+    return float(KF.loss_kernel(theta, X, T, _bundle(net)))
 
 
 def backprop_flat(net: MLP, theta, X, T) -> tuple[float, np.ndarray]:
     """Validated inputs in, (loss, flat gradient) out."""
     grad = np.empty_like(theta)
-    f, _ = K.backprop_kernel(theta, net.layout, X, T, *_codes(net), grad)
+    f, _ = KB.backprop_kernel(theta, X, T, _bundle(net), grad)
     return float(f), grad
 
 
@@ -137,11 +134,7 @@ def default_step(scheme: str, dtype) -> float:
     h ~ eps**(1/(order+1)): sqrt(eps) forward, eps**(1/3) central, eps**(1/5) five-point.
     The complex step has no cancellation, so its step can be tiny: 1e-20.
     """
-    scheme = _scheme(scheme)
-    if scheme == "complex_step":
-        return 1e-20
-    eps = float(np.finfo(np.dtype(dtype)).eps)
-    return eps ** (1.0 / (ORDER[scheme] + 1))
+    return codes.default_step(_scheme(scheme), dtype)
 
 
 def step_size(scheme: str, dtype, h: float | None = None) -> float:
@@ -192,26 +185,13 @@ def step_multipliers(scheme: str) -> np.ndarray:
         float64 (``[1, -1]`` for central differences), or complex128 ``[1j]`` for the
         complex step. A copy: changing it changes nothing.
     """
-    return K.STEPS[SCHEME_CODE[_scheme(scheme)]].copy()
+    return STEPS[SCHEME_CODE[_scheme(scheme)]].copy()
 
 
 def _scheme(scheme) -> str:
     if not isinstance(scheme, str) or scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
     return scheme
-
-
-def _threads(threads) -> int:
-    limit = numba.config.NUMBA_NUM_THREADS
-    if threads is None:
-        return numba.get_num_threads()
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
-        raise TypeError(f"threads must be a whole number or None, got {threads!r}")
-    if not 1 <= threads <= limit:
-        raise ValueError(
-            f"threads must lie in 1..{limit} (NUMBA_NUM_THREADS), got {threads}"
-        )
-    return int(threads)
 
 
 def numerical_gradient(
@@ -273,7 +253,7 @@ def fd_options(net: MLP, scheme, h, strategy, threads) -> tuple[str, float, int]
             "complex_step needs a float64 network (complex64 arithmetic is too coarse); "
             "use dtype='float64' or another scheme"
         )
-    return scheme, step_size(scheme, net.dtype, h), _threads(threads)
+    return scheme, step_size(scheme, net.dtype, h), check_threads(threads)
 
 
 #: A numerical gradient runs in chunks of parameters (naive) or of columns of one layer
@@ -314,40 +294,33 @@ def numerical_gradient_flat(net, theta, X, T, scheme, h, strategy, n_threads, *,
     ndarray
         The gradient, shape (net.num_params,), in the network's dtype.
     """
-    codes, layout, code = _codes(net), net.layout, SCHEME_CODE[scheme]
+    bundle, code = _bundle(net), SCHEME_CODE[scheme]
     grad = np.empty(theta.shape[0], dtype=net.dtype)
-    saved = numba.get_num_threads()
-    with single_threaded_blas():
-        numba.set_num_threads(n_threads)
-        try:
-            f0 = float(K.loss_kernel(theta, layout, X, T, *codes)) if scheme == "forward" else 0.0
-            fd = (code, K.STEPS[code], h, f0)  # the scheme's arguments of every kernel
-            # theta in the arithmetic of the scheme
-            theta_s = theta.astype(np.complex128) if scheme == "complex_step" else theta
-            if strategy == "naive":
-                X_s = X.astype(np.complex128) if scheme == "complex_step" else X
-                driver = K.fd_naive_parallel if n_threads > 1 else K.fd_naive_serial
+    with single_threaded_blas(), numba_threads(n_threads):
+        f0 = float(KF.loss_kernel(theta, X, T, bundle)) if scheme == "forward" else 0.0
+        fd = (code, STEPS[code], h, f0)  # the scheme bundle of every kernel
+        # theta in the arithmetic of the scheme
+        theta_s = theta.astype(np.complex128) if scheme == "complex_step" else theta
+        if strategy == "naive":
+            X_s = X.astype(np.complex128) if scheme == "complex_step" else X
+            driver = KN.fd_naive_parallel if n_threads > 1 else KN.fd_naive_serial
+            wide = naive_width(net.sizes, theta_s.itemsize)
 
-                wide = naive_width(net.sizes, theta_s.itemsize)
+            def run(_, start, stop):  # parameters start..stop-1
+                driver(theta_s, X_s, T, bundle, fd, (start, stop, n_threads, wide), grad)
 
-                def run(_, start, stop):  # parameters start..stop-1
-                    driver(theta_s, layout, X_s, T, *codes, *fd, wide, start, stop, n_threads,
-                           grad)
+            segments = [(theta.shape[0], 1)]
+        else:
+            base = KI.base_pass(theta, X, T, bundle)
+            driver = KI.fd_incremental_parallel if n_threads > 1 else KI.fd_incremental_serial
 
-                segments = [(theta.shape[0], 1)]
-            else:
-                base = K.base_pass(theta, layout, X, T, *codes)
-                driver = K.fd_incremental_parallel if n_threads > 1 else K.fd_incremental_serial
+            def run(l, start, stop):  # columns start..stop-1 of layer l
+                job = (l, start, stop, n_threads, INCREMENTAL_BATCH)
+                driver(theta_s, X, T, bundle, fd, base, job, grad)
 
-                def run(l, start, stop):  # columns start..stop-1 of layer l
-                    driver(theta_s, layout, X, T, *codes, *fd, *base, INCREMENTAL_BATCH,
-                           l, start, stop, n_threads, grad)
-
-                # a column of layer l holds n_in + 1 parameters: W_l[:, j] and b_l[j]
-                segments = [(n_out, n_in + 1) for _, _, n_in, n_out in layout.tolist()]
-            _in_chunks(run, segments, n_threads, progress)
-        finally:
-            numba.set_num_threads(saved)
+            # a column of layer l holds n_in + 1 parameters: W_l[:, j] and b_l[j]
+            segments = [(n_out, n_in + 1) for _, _, n_in, n_out in net.layout.tolist()]
+        _in_chunks(run, segments, n_threads, progress)
     return grad
 
 

@@ -10,10 +10,9 @@ import time
 import llvmlite
 import numba
 import numpy as np
-from numba import njit
 
 from .blas import blas_info, current_blas_threads, thread_limits
-from .config import JIT
+from .kernels import calibration
 
 
 def cpu_model() -> str:
@@ -56,17 +55,6 @@ def _threading_layer() -> str:
         return f"{numba.config.THREADING_LAYER} (none launched yet)"
 
 
-@njit(**JIT)
-def _matmul(A, B, C):
-    np.dot(A, B, C)
-
-
-@njit(**JIT)
-def _copy(src, dst):
-    for i in range(src.shape[0]):
-        dst[i] = src[i]
-
-
 def _best_seconds(fn, repeats: int) -> float:
     fn()
     best = float("inf")
@@ -92,11 +80,11 @@ def calibrate(n: int = 768, megabytes: int = 64, repeats: int = 5,
             A = rng.standard_normal((n, n)).astype(dtype)
             B = rng.standard_normal((n, n)).astype(dtype)
             C = np.empty((n, n), dtype=dtype)
-            sec = _best_seconds(lambda A=A, B=B, C=C: _matmul(A, B, C), repeats)
+            sec = _best_seconds(lambda A=A, B=B, C=C: calibration.matmul(A, B, C), repeats)
             out[f"matmul_gflops_{dtype}"] = 2.0 * n**3 / sec / 1e9
         src = np.ones(megabytes * 2**20 // 8)
         dst = np.empty_like(src)
-        sec = _best_seconds(lambda: _copy(src, dst), repeats)
+        sec = _best_seconds(lambda: calibration.copy(src, dst), repeats)
         out["memory_gbs"] = 2.0 * src.nbytes / sec / 1e9
     return out
 

@@ -7,14 +7,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# the integer codes the kernels branch on, re-exported for the model's callers
+from .kernels.codes import ACTIVATION_CODE, LOSS_CODE  # noqa: F401
+
 ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")
 LOSSES = ("softmax_ce", "mse")
 INITS = ("normal", "he", "xavier", "lecun")
 DTYPES = ("float32", "float64")
-
-# Integer codes the kernels branch on (kernels take arrays and scalars only).
-ACTIVATION_CODE = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3}
-LOSS_CODE = {"softmax_ce": 0, "mse": 1}
 
 
 def _choice(name: str, value, valid: Sequence[str]) -> str:
@@ -202,7 +201,7 @@ _EXPONENT = {
 
 def _all_finite(a: np.ndarray) -> bool:
     """No NaN or inf in a float32/float64 array (exact; reads the bits at memory speed)."""
-    from .kernels import any_nonfinite
+    from .kernels.checks import any_nonfinite
 
     utype, mask = _EXPONENT[a.dtype]
     flat = np.ascontiguousarray(a).reshape(-1)
@@ -261,7 +260,7 @@ def prepare_batch(net: MLP, X, T, check_finite: bool = True) -> tuple[np.ndarray
             )
         if T.shape[0] != B:
             raise ValueError(f"labels have {T.shape[0]} entries but X has {B} rows")
-        from .kernels import one_hot
+        from .kernels.checks import one_hot
 
         onehot = np.zeros((B, K), dtype=net.dtype)
         if not one_hot(np.ascontiguousarray(T), onehot):  # one pass: checks and fills

@@ -7,12 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradbench as gb
-from gradbench import kernels as K
 from gradbench import reference as R
 from gradbench.check import attainable_accuracy
 from gradbench.gradients import ORDER, SCHEMES, STRATEGIES, numerical_gradient_flat
+from gradbench.kernels import incremental as KI
+from gradbench.kernels import naive as KN
 
 from .conftest import batch_for, make_net, one_thread_for, prepared, rounding_tol
+from .kernelmods import as_python
 
 EPS64 = np.finfo(np.float64).eps
 
@@ -144,31 +146,16 @@ def test_incremental_batches_deep_layers():
 def test_pure_python_drivers_match_jit(strategy):
     net = make_net([3, 3, 2], activation="relu")
     X, T = prepared(net, *batch_for(net, 2))
-    saved = {name: getattr(K, name) for name in dir(K)}
     jit = numerical_gradient_flat(net, net._flat, X, T, "central", 1e-5, strategy, 2)
     # swap every kernel for its Python body, so the drivers run as plain Python
-    for name, fn in saved.items():
-        if hasattr(fn, "py_func"):
-            setattr(K, name, fn.py_func)
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        as_python(mp)
         py = numerical_gradient_flat(net, net._flat, X, T, "central", 1e-5, strategy, 2)
-    finally:
-        for name, fn in saved.items():
-            setattr(K, name, fn)
     np.testing.assert_allclose(py, jit, rtol=1e-9, atol=1e-12)
 
 
-#: The incremental kernel's series for exp(u), as written in kernels._below_output_losses.
+#: The incremental kernel's series for exp(u), as written in its _below_output_losses.
 SERIES = "eu = 1.0 + u * (1.0 + u * (0.5 + u * (1 / 6 + u * (1 / 24 + u / 120))))"
-
-
-def _as_python(monkeypatch):
-    """Every kernel as its Python body, so that module attributes (SERIES_LIMIT, a kernel
-    swapped for another) are read at call time."""
-    for name in dir(K):
-        fn = getattr(K, name)
-        if hasattr(fn, "py_func"):
-            monkeypatch.setattr(K, name, fn.py_func)
 
 
 def _truncated_series_kernel():
@@ -176,17 +163,17 @@ def _truncated_series_kernel():
     import inspect
     import textwrap
 
-    fn = K._below_output_losses
+    fn = KI._below_output_losses
     src = textwrap.dedent(inspect.getsource(getattr(fn, "py_func", fn)))
     assert SERIES in src, "the series changed: update SERIES"
     src = "\n".join(ln for ln in src.replace(SERIES, "eu = 1.0 + u").splitlines()
                     if not ln.startswith("@"))
-    namespace = dict(vars(K))
+    namespace = dict(vars(KI))
     exec(compile(src, "<truncated series>", "exec"), namespace)
     return namespace["_below_output_losses"]
 
 
-@pytest.mark.skipif(not hasattr(K.fd_incremental_serial, "py_func"), reason="JIT disabled")
+@pytest.mark.skipif(not hasattr(KI.fd_incremental_serial, "py_func"), reason="JIT disabled")
 def test_series_path_matches_exponentials(monkeypatch):
     # the incremental kernel takes exp(u) from its series for logit updates |u| < SERIES_LIMIT;
     # with weights of scale 1 and h = 1e-3 every row takes it, with |u| up to 7.5e-4, where a
@@ -201,15 +188,15 @@ def test_series_path_matches_exponentials(monkeypatch):
         return numerical_gradient_flat(net, net._flat, X, T, "forward", h, "incremental", 1)
 
     with_series = gradient()
-    _as_python(monkeypatch)
-    monkeypatch.setattr(K, "SERIES_LIMIT", 0.0)
+    as_python(monkeypatch)
+    monkeypatch.setattr(KI, "SERIES_LIMIT", 0.0)
     without = gradient()
     f = max(1.0, abs(gb.loss(net, X, T)))
     tol = 8 * rounding_tol(net, 5) * f / h
     assert np.max(np.abs(with_series - without)) <= tol
     # and the test can fail: the same comparison with the series cut to 1 + u
-    monkeypatch.setattr(K, "SERIES_LIMIT", 1e-3)
-    monkeypatch.setattr(K, "_below_output_losses", _truncated_series_kernel())
+    monkeypatch.setattr(KI, "SERIES_LIMIT", 1e-3)
+    monkeypatch.setattr(KI, "_below_output_losses", _truncated_series_kernel())
     truncated = gradient()
     assert np.max(np.abs(truncated - without)) > 100 * tol
 
@@ -266,12 +253,12 @@ def test_complex_step_needs_float64():
         gb.numerical_gradient(net, X, T, scheme="complex_step")
 
 
-@pytest.mark.skipif(not hasattr(K.fd_naive_parallel, "py_func"), reason="JIT disabled")
+@pytest.mark.skipif(not hasattr(KN.fd_naive_parallel, "py_func"), reason="JIT disabled")
 def test_parallel_and_serial_drivers_are_distinct_functions():
     # Numba's disk cache keys entries by function and signature, not by the parallel flag:
     # one Python function compiled both ways would load whichever variant was cached first
-    for name in ("fd_naive", "fd_incremental"):
-        par, ser = getattr(K, f"{name}_parallel"), getattr(K, f"{name}_serial")
+    for module, name in ((KN, "fd_naive"), (KI, "fd_incremental")):
+        par, ser = getattr(module, f"{name}_parallel"), getattr(module, f"{name}_serial")
         assert par.py_func is not ser.py_func
         assert par.py_func.__qualname__ != ser.py_func.__qualname__
         assert par.targetoptions.get("parallel") and not ser.targetoptions.get("parallel")

@@ -9,13 +9,16 @@ import pytest
 
 import gradbench as gb
 from gradbench import gradients as G
-from gradbench import kernels as K
 from gradbench.gradients import SCHEMES, STRATEGIES
+from gradbench.kernels import incremental as KI
+from gradbench.kernels import naive as KN
 
 from .conftest import batch_for, make_net, prepared
 
 THREADS = [1, 2] if numba.config.NUMBA_NUM_THREADS >= 2 else [1]
-DRIVERS = {"naive": "fd_naive", "incremental": "fd_incremental"}
+#: Each strategy's kernel module and drivers' name, and where (start, stop) sit in its job.
+DRIVERS = {"naive": (KN, "fd_naive", slice(0, 2)),
+           "incremental": (KI, "fd_incremental", slice(1, 3))}
 
 
 @pytest.fixture
@@ -33,14 +36,15 @@ def _unchunked(run, segments, n_threads, progress):
 
 def _counting(monkeypatch, strategy, n_threads):
     """Wrap the driver the wrapper will call; returns the list of its calls' ranges."""
-    name = f"{DRIVERS[strategy]}_{'parallel' if n_threads > 1 else 'serial'}"
-    real, calls = getattr(K, name), []
+    module, prefix, span = DRIVERS[strategy]
+    name = f"{prefix}_{'parallel' if n_threads > 1 else 'serial'}"
+    real, calls = getattr(module, name), []
 
     def driver(*args):
-        calls.append(args[-4:-2])  # (start, stop)
+        calls.append(args[-2][span])  # (start, stop), from the job bundle
         return real(*args)
 
-    monkeypatch.setattr(K, name, driver)
+    monkeypatch.setattr(module, name, driver)
     return calls
 
 
@@ -130,11 +134,11 @@ def test_ctrl_c_during_a_kernel_call_stops_the_gradient_after_that_call(n_thread
     X, T = batch_for(net, 8)
     saved_params = [p.copy() for p in net.params]
     name = f"fd_naive_{'parallel' if n_threads > 1 else 'serial'}"
-    real, calls = getattr(K, name), []
+    real, calls = getattr(KN, name), []
     inside, sent, cancelled = threading.Event(), threading.Event(), threading.Event()
 
     def driver(*args):
-        calls.append(args[-4:-2])  # (start, stop)
+        calls.append(args[-2][:2])  # (start, stop), from the job bundle
         if len(calls) != 3:
             return real(*args)
         inside.set()  # the signal is sent while this call runs, or just after
@@ -147,7 +151,7 @@ def test_ctrl_c_during_a_kernel_call_stops_the_gradient_after_that_call(n_thread
             signal.raise_signal(signal.SIGINT)
         sent.set()
 
-    monkeypatch.setattr(K, name, driver)
+    monkeypatch.setattr(KN, name, driver)
     threads_before = numba.get_num_threads()
     saved = signal.signal(signal.SIGINT, signal.default_int_handler)
     sender = threading.Thread(target=ctrl_c, daemon=True)
