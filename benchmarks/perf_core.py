@@ -81,7 +81,7 @@ def worker(method: str, sizes, batch: int, threads: int, ref_params: int, tag: s
     import gradbench as gb
     from gradbench import reference as R
     from gradbench.check import warm_up  # also in gradbench.gradients; the old home for --before
-    from gradbench.data import make_batch
+    from gradbench.data import make_batch  # also in older checkouts, for --before
     from gradbench.model import prepare_batch
 
     numba.set_num_threads(threads)

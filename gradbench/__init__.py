@@ -18,6 +18,7 @@ _PUBLIC = {
     "directional_check": "check",
     "gradient_check": "check",
     "loss": "gradients",
+    "make_batch": "datasets",
     "numerical_gradient": "gradients",
 }
 

@@ -287,7 +287,7 @@ def step_curve(
         Columns: scheme, dtype, h, error, default_h (the scheme's default step, the same in
         every row of a curve; one row of each curve has it as its h).
     """
-    from .data import make_batch
+    from .datasets import make_batch
 
     base = MLP(list(sizes), activation="sigmoid", loss="softmax_ce", dtype="float32",
                seed=seed, scale=0.5)

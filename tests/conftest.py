@@ -11,7 +11,7 @@ import pytest
 from hypothesis import settings
 
 import gradbench as gb
-from gradbench.data import make_batch
+from gradbench.datasets import make_batch
 from gradbench.model import prepare_batch
 
 # A shell starts a background job (`bash scripts/test &`, a CI step run in the background)

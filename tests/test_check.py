@@ -168,7 +168,7 @@ WARM_UP_SCRIPT = """
 import numpy as np
 import gradbench as gb
 from gradbench.check import warm_up  # the old import path
-from gradbench.data import make_batch
+from gradbench.datasets import make_batch
 from tests.kernelmods import kernel_modules
 
 def compiled():

@@ -194,6 +194,31 @@ def test_synthetic_bad_arguments(kwargs):
         datasets.synthetic(**kwargs)
 
 
+def test_make_batch_is_one_function_under_its_public_names():
+    import gradbench as gb
+    import gradbench.data
+
+    assert gb.make_batch is gradbench.data.make_batch is datasets.make_batch
+    assert "make_batch" in gb.__all__
+
+
+@pytest.mark.parametrize("loss", ["softmax_ce", "mse"])
+def test_make_batch_is_deterministic_and_shaped(loss):
+    import gradbench as gb
+
+    net = gb.MLP(sizes=[5, 4, 3], activation="tanh", loss=loss, dtype="float32", seed=0)
+    X, T = datasets.make_batch(net, 6, seed=2)
+    X2, T2 = datasets.make_batch(net, 6, seed=2)
+    assert np.array_equal(X, X2) and np.array_equal(T, T2)
+    assert X.shape == (6, 5) and X.dtype == np.float32
+    if loss == "softmax_ce":
+        assert T.shape == (6,) and T.dtype == np.int64 and set(T) <= {0, 1, 2}
+    else:
+        assert T.shape == (6, 3) and T.dtype == np.float32 and 0 <= T.min() and T.max() < 1
+    with pytest.raises(ValueError, match="batch must be a whole number of at least 1"):
+        datasets.make_batch(net, 0)
+
+
 def test_digits_split_and_scaling():
     pytest.importorskip("sklearn", reason="scikit-learn not installed (gradbench-fd[digits])")
     d = datasets.digits()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gradbench import methods
-from gradbench.data import make_batch
+from gradbench.datasets import make_batch
 
 from .conftest import make_net
 

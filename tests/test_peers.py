@@ -27,7 +27,7 @@ import gradbench as gb
 from gradbench import methods, reference, report, results
 from gradbench.bench import sweep
 from gradbench.check import _near_kink
-from gradbench.data import make_batch
+from gradbench.datasets import make_batch
 from gradbench.gradients import default_step
 from gradbench.peers import agreement
 

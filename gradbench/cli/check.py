@@ -57,7 +57,7 @@ def main(args) -> int:
     import gradbench as gb
 
     from .. import costmodel
-    from ..data import make_batch
+    from ..datasets import make_batch
     from ..model import check_memory
     from .run import _warn_if_busy
 

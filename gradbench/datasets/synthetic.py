@@ -1,12 +1,18 @@
-"""Synthetic class clusters: deterministic by seed, learnable, no download."""
+"""Synthetic data, deterministic by seed, no download: class clusters to train on
+(:func:`synthetic`), and a batch for a network (:func:`make_batch`), which the benchmarks,
+the gradient check and the command line time and check gradients on."""
 
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .base import Dataset
+
+if TYPE_CHECKING:
+    from ..model import MLP
 
 #: Distance between two class centres, in units of the clusters' standard deviation (1), on
 #: average: two classes overlap with probability Phi(-SEPARATION / 2) = 0.6 %, so a good
@@ -61,3 +67,33 @@ def synthetic(inputs: int = 64, classes: int = 10, n_train: int = 2000, n_test: 
     return Dataset("synthetic", X_train, y_train, X_test, y_test, classes,
                    source=f"Gaussian class clusters, seed {seed}",
                    scaling="none: class centre (about 5 apart) plus standard normal noise")
+
+
+def make_batch(net: MLP, batch: int, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A batch for ``net``: standard normal inputs; uniform class labels for softmax_ce,
+    targets in [0, 1) for mse.
+
+    Parameters
+    ----------
+    net : gradbench.MLP
+        The network the batch is for (its sizes, loss and dtype).
+    batch : int
+        Samples in the batch, at least 1.
+    seed : int or None
+        Seed of the generator: the same seed gives the same batch.
+
+    Returns
+    -------
+    X, T : numpy.ndarray
+        Inputs (batch, sizes[0]) in the network's dtype; labels (batch,) as int64 for
+        softmax_ce, targets (batch, sizes[-1]) in the network's dtype for mse.
+    """
+    if isinstance(batch, bool) or not isinstance(batch, int | np.integer) or batch < 1:
+        raise ValueError(f"batch must be a whole number of at least 1, got {batch!r}")
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((batch, net.sizes[0])).astype(net.dtype)
+    if net.loss == "softmax_ce":
+        T = rng.integers(0, net.sizes[-1], size=batch)
+    else:
+        T = rng.random((batch, net.sizes[-1])).astype(net.dtype)
+    return X, T
