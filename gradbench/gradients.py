@@ -10,6 +10,7 @@ import math
 import numbers
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -233,16 +234,24 @@ def numerical_gradient(
     list of ndarray
         Shaped like ``net.params``, in the network's dtype.
     """
-    scheme, hval, n_threads = fd_options(net, scheme, h, strategy, threads)
+    options = fd_options(net, scheme, h, strategy, threads)
     theta = flat_params(net)
     X, T = prepare_batch(net, X, T)
-    grad = numerical_gradient_flat(net, theta, X, T, scheme, hval, strategy, n_threads,
-                                   progress=progress)
-    return unflatten(net, grad)
+    return unflatten(net, numerical_gradient_flat(net, theta, X, T, options, progress=progress))
 
 
-def fd_options(net: MLP, scheme, h, strategy, threads) -> tuple[str, float, int]:
-    """Validate the finite-difference options; returns (scheme, step, threads)."""
+class FDOptions(NamedTuple):
+    """Finite-difference options, checked (see :func:`fd_options`)."""
+
+    scheme: str
+    h: float  #: the step before scaling
+    strategy: str
+    threads: int
+
+
+def fd_options(net: MLP, scheme, h, strategy, threads) -> FDOptions:
+    """Validate the finite-difference options of :func:`numerical_gradient`; h=None and
+    threads=None become the scheme's default step and Numba's thread count."""
     scheme = _scheme(scheme)
     if not isinstance(strategy, str) or strategy not in STRATEGIES:
         raise ValueError(
@@ -253,7 +262,7 @@ def fd_options(net: MLP, scheme, h, strategy, threads) -> tuple[str, float, int]
             "complex_step needs a float64 network (complex64 arithmetic is too coarse); "
             "use dtype='float64' or another scheme"
         )
-    return scheme, step_size(scheme, net.dtype, h), check_threads(threads)
+    return FDOptions(scheme, step_size(scheme, net.dtype, h), strategy, check_threads(threads))
 
 
 #: A numerical gradient runs in chunks of parameters (naive) or of columns of one layer
@@ -267,7 +276,7 @@ CHUNK_GROWTH = 16
 CHUNK_FLOOR = 0.01
 
 
-def numerical_gradient_flat(net, theta, X, T, scheme, h, strategy, n_threads, *,
+def numerical_gradient_flat(net, theta, X, T, options: FDOptions, *,
                             progress=None) -> np.ndarray:
     """Validated inputs in, flat gradient out (for benchmarks that time the kernel alone).
 
@@ -283,8 +292,9 @@ def numerical_gradient_flat(net, theta, X, T, scheme, h, strategy, n_threads, *,
     net : MLP
     theta, X, T : ndarray
         From :func:`gradbench.model.flat_params` and :func:`gradbench.model.prepare_batch`.
-    scheme, h, strategy, n_threads
-        As returned by :func:`fd_options` (h is the step before scaling).
+    options : FDOptions
+        As returned by :func:`fd_options` (h is the step before scaling), or built directly
+        from checked values.
     progress : callable or None
         ``progress(done, total)`` after each chunk: parameters done so far, and in all. The
         last call has ``done == total``. An exception it raises propagates at once.
@@ -294,6 +304,7 @@ def numerical_gradient_flat(net, theta, X, T, scheme, h, strategy, n_threads, *,
     ndarray
         The gradient, shape (net.num_params,), in the network's dtype.
     """
+    scheme, h, strategy, n_threads = options
     bundle, code = _bundle(net), SCHEME_CODE[scheme]
     grad = np.empty(theta.shape[0], dtype=net.dtype)
     with single_threaded_blas(), numba_threads(n_threads):
@@ -390,5 +401,5 @@ def warm_up(net: MLP, scheme: str | None = "central", strategy: str = "naive",
         if net.loss == "softmax_ce":  # integer labels (int64, as make_batch gives): one_hot's
             loss(tiny, X, np.zeros(1, dtype=np.int64))
         if scheme is not None:
-            numerical_gradient_flat(tiny, theta, X, T, scheme, 1e-3, strategy, threads)
+            numerical_gradient_flat(tiny, theta, X, T, FDOptions(scheme, 1e-3, strategy, threads))
     return time.perf_counter() - t0

@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 import gradbench as gb
 from gradbench import reference as R
 from gradbench.check import attainable_accuracy
-from gradbench.gradients import ORDER, SCHEMES, STRATEGIES, numerical_gradient_flat
+from gradbench.gradients import (
+    ORDER,
+    SCHEMES,
+    STRATEGIES,
+    FDOptions,
+    numerical_gradient_flat,
+)
 from gradbench.kernels import incremental as KI
 from gradbench.kernels import naive as KN
 
@@ -146,11 +152,11 @@ def test_incremental_batches_deep_layers():
 def test_pure_python_drivers_match_jit(strategy):
     net = make_net([3, 3, 2], activation="relu")
     X, T = prepared(net, *batch_for(net, 2))
-    jit = numerical_gradient_flat(net, net._flat, X, T, "central", 1e-5, strategy, 2)
+    jit = numerical_gradient_flat(net, net._flat, X, T, FDOptions("central", 1e-5, strategy, 2))
     # swap every kernel for its Python body, so the drivers run as plain Python
     with pytest.MonkeyPatch.context() as mp:
         as_python(mp)
-        py = numerical_gradient_flat(net, net._flat, X, T, "central", 1e-5, strategy, 2)
+        py = numerical_gradient_flat(net, net._flat, X, T, FDOptions("central", 1e-5, strategy, 2))
     np.testing.assert_allclose(py, jit, rtol=1e-9, atol=1e-12)
 
 
@@ -185,7 +191,8 @@ def test_series_path_matches_exponentials(monkeypatch):
     h = 1e-3
 
     def gradient():
-        return numerical_gradient_flat(net, net._flat, X, T, "forward", h, "incremental", 1)
+        options = FDOptions("forward", h, "incremental", 1)
+        return numerical_gradient_flat(net, net._flat, X, T, options)
 
     with_series = gradient()
     as_python(monkeypatch)

@@ -83,7 +83,8 @@ def test_chunks_change_nothing_bit_for_bit(scheme, strategy, monkeypatch):
     h = gb.default_step(scheme, net.dtype)
 
     def gradient(n_threads):
-        return G.numerical_gradient_flat(net, net._flat, X, T, scheme, h, strategy, n_threads)
+        return G.numerical_gradient_flat(net, net._flat, X, T,
+                                         G.FDOptions(scheme, h, strategy, n_threads))
 
     with monkeypatch.context() as m:
         m.setattr(G, "_in_chunks", _unchunked)
