@@ -26,6 +26,7 @@ import pandas as pd
 from .blas import thread_limits
 from .gradients import (
     SCHEMES,
+    FDOptions,
     backprop_flat,
     default_step,
     fd_options,
@@ -99,7 +100,8 @@ def gradient_check(
         ``ratio`` (numerical / analytic), ``loss`` and ``passed`` (all tensors). The analytic
         time is the median over repeated calls; the numerical gradient is timed once.
     """
-    scheme, hval, n_threads = fd_options(net, scheme, h, strategy, threads)
+    options = fd_options(net, scheme, h, strategy, threads)
+    scheme, hval, _, n_threads = options
     theta = flat_params(net)
     Xp, Tp = prepare_batch(net, X, T)
 
@@ -108,8 +110,7 @@ def gradient_check(
         f, ga = backprop_flat(net, theta, Xp, Tp)
         analytic_seconds = _median_call_seconds(lambda: backprop_flat(net, theta, Xp, Tp))
         t1 = time.perf_counter()
-        gn = numerical_gradient_flat(net, theta, Xp, Tp, scheme, hval, strategy, n_threads,
-                                     progress=progress)
+        gn = numerical_gradient_flat(net, theta, Xp, Tp, options, progress=progress)
         numerical_seconds = time.perf_counter() - t1
 
     acc = attainable_accuracy(scheme, net.dtype)
@@ -313,7 +314,8 @@ def step_curve(
                 continue
             default = default_step(scheme, dtype)
             for h in sorted({*steps, default}):  # the default step itself is on the curve
-                g = numerical_gradient_flat(net, theta, Xd, Td, scheme, float(h), "naive", 1)
+                g = numerical_gradient_flat(net, theta, Xd, Td,
+                                            FDOptions(scheme, float(h), "naive", 1))
                 err = float(np.abs(g.astype(np.float64) - exact).max()) / scale
                 rows.append({"scheme": scheme, "dtype": dtype, "h": float(h), "error": err,
                              "default_h": default})
