@@ -1,4 +1,6 @@
-"""Predicted work of each method: flops, bytes moved and loss evaluations.
+"""Predicted work of each method: flops, bytes moved and loss evaluations; and from them the
+one time prediction (:func:`predict_seconds`) that the sweep, ``gradbench check`` and
+``gradbench train`` make.
 
 Conventions: a multiply-add is 2 flops; an element-wise operation (bias add, activation,
 a term of the loss) counts as one flop whatever it costs in cycles, so exp-heavy work is
@@ -103,6 +105,27 @@ def predict(method: str, sizes, batch: int, dtype="float64", scheme: str = "cent
         flops = complex_factor * _incremental_flops(sizes, batch, k)
         return Cost(flops, fbytes + evals * itemsize * batch * (sizes[-1] + 2), evals)
     raise ValueError(f"unknown strategy {strategy!r}: choose one of naive, incremental")
+
+
+def seconds_per_flop(loss_seconds: float, sizes, batch: int, dtype="float64") -> float:
+    """The machine's rate as one measured loss evaluation (a primal call) of this network and
+    batch gives it: its seconds over its predicted flops."""
+    return loss_seconds / predict("primal", sizes, batch, dtype).flops
+
+
+def predict_seconds(flops: float, seconds_per_flop: float, threads: int = 1,
+                    threaded: bool = False) -> float:
+    """Predicted seconds of one call of a method: its predicted ``flops`` at the rate measured
+    for loss evaluations (:func:`seconds_per_flop`, at the threads the call will run on).
+
+    A method that spreads its work over the threads itself (``threaded``: gradbench's
+    numerical gradients, each thread perturbing its own parameters) divides that by
+    ``threads``; the others get their threads from BLAS, already inside the measured rate.
+    The one time prediction: the sweep's budget, ``gradbench check``'s progress bar and
+    ``gradbench train``'s estimate all make it here.
+    """
+    seconds = flops * seconds_per_flop
+    return seconds / threads if threaded else seconds
 
 
 #: The naive strategy evaluates up to NAIVE_WIDTH perturbed networks at once, their first

@@ -56,3 +56,16 @@ def test_num_params_matches_model():
     for sizes in ([784, 50, 10], [3, 1], [4, 5, 6, 7]):
         assert CM.num_params(sizes) == gb.MLP(sizes).num_params == \
             sum(int(np.prod(p.shape)) for p in gb.MLP(sizes).params)
+
+
+def test_the_one_time_prediction():
+    # a loss of the classic network measured at 1 ms: the rate every prediction uses
+    sizes, B = (784, 50, 10), 100
+    rate = CM.seconds_per_flop(1e-3, sizes, B)
+    assert rate == pytest.approx(1e-3 / CM.predict("primal", sizes, B).flops)
+    naive = CM.predict("numerical", sizes, B).flops
+    assert CM.predict_seconds(naive, rate) == pytest.approx(2 * 39760 * 1e-3)
+    # methods that spread their work over the threads divide by them; the others do not
+    assert CM.predict_seconds(naive, rate, 2, threaded=True) == pytest.approx(39760 * 1e-3)
+    assert CM.predict_seconds(naive, rate, 2) == pytest.approx(2 * 39760 * 1e-3)
+
