@@ -19,6 +19,15 @@ PARALLEL_JIT = {**JIT, "parallel": True}
 INLINE_JIT = {**JIT, "inline": "always"}
 
 
+# The classic experiment (DESIGN.md): a 784-50-10 network (sigmoid, softmax cross-entropy) at
+# batch 100 in float64, N = 39,760 parameters. The sweep and the gate time it beside their
+# ladders, and it is ``gradbench check``'s default. Here (NumPy-free), so that the command
+# line's help can show it; everything else imports it from here too.
+CLASSIC_SIZES = (784, 50, 10)
+CLASSIC_BATCH = 100
+CLASSIC_DTYPE = "float64"
+
+
 # gradbench train's defaults and limits (here, not in gradbench.train, so that the command
 # line's help needs no NumPy; gradbench.train has the same names)
 OPTIMIZERS = ("sgd", "momentum")

@@ -127,3 +127,35 @@ def test_a_group_that_overran_cannot_starve_the_next():
     assert b.rounds("b", predicted=1.0) == 1  # b still gets a quarter of its 5 s share
     assert b.group_left == pytest.approx(0.25 * 5.0)
     assert b.rounds("b", predicted=1.3) == 0
+
+
+def test_one_case_type_for_the_sweep_the_gate_and_check():
+    from gradbench import results
+    from gradbench.bench import case
+    from gradbench.gate import profile
+
+    assert sweep.Case is case.Case and profile.GateCase is case.Case
+    assert all(isinstance(c, case.Case) for p in profile.PROFILES.values() for c in p.cases)
+    c = case.Case("cuda:backprop", [256, 8, 10], 32, "float32", 1)
+    assert c.sizes == (256, 8, 10)  # a list, as a worker's request holds them, made a tuple
+    # its identity is the results' case key, the device its method's
+    assert c.key == tuple(getattr(c, k) for k in results.CASE_KEY)
+    assert c.key == ("cuda:backprop", (256, 8, 10), 32, "float32", 1, "cuda")
+    # a gate profile's case: the run's threads, left out of its id and its request
+    g = profile.PROFILES["gate"].cases[0]
+    assert g.threads is None and g.id == "primal-256x4x10-b32-float64"
+    assert g.request() == {"method": "primal", "sizes": [256, 4, 10], "batch": 32,
+                           "dtype": "float64"}
+
+
+def test_the_classic_network_is_defined_once():
+    from gradbench import config
+    from gradbench.bench import suite
+    from gradbench.gate import profile
+
+    classic = (config.CLASSIC_SIZES, config.CLASSIC_BATCH, config.CLASSIC_DTYPE)
+    assert classic == ((784, 50, 10), 100, "float64") == sweep.CLASSIC
+    assert sweep.Case("backprop", (784, 50, 10), 100, "float64", 2).classic
+    assert not sweep.Case("backprop", (784, 50, 10), 100, "float32", 2).classic
+    assert suite.CLASSIC == profile.CLASSIC == classic[:2]
+    assert [c.classic for c in profile.PROFILES["gate"].cases].count(True) == 2

@@ -23,6 +23,7 @@ import gradbench as gb
 from gradbench import interrupt, methods, results
 from gradbench.bench import sweep
 from gradbench.blas import current_blas_threads, single_threaded_blas, thread_limits
+from gradbench.config import CLASSIC_BATCH, CLASSIC_SIZES
 from gradbench.data import make_batch
 from gradbench.gradients import backprop_flat
 from gradbench.model import flat_params, prepare_batch
@@ -37,7 +38,7 @@ SETTLE_CALLS = 3
 SETTLE_SECONDS = 0.02
 
 #: The classic network of the accuracy check: 784-50-10 sigmoid, batch 100.
-CLASSIC = ([784, 50, 10], 100)
+CLASSIC = (CLASSIC_SIZES, CLASSIC_BATCH)
 #: A peer predicted to take less than this is checked by a call of its own before it is
 #: timed; a slower one on the output of its first timed call (a second whole numerical
 #: gradient would double its cost).
@@ -206,7 +207,7 @@ def test_accuracy(gb_state, request):
     if gb_state.provider != methods.OURS:
         pytest.skip("the accuracy figures are computed by gradbench's own part of the run")
     sizes, batch = CLASSIC
-    net = gb.MLP(sizes, activation="sigmoid", loss="softmax_ce", seed=0)
+    net = gb.MLP(list(sizes), activation="sigmoid", loss="softmax_ce", seed=0)
     X, T = make_batch(net, batch, seed=0)
     check = gb.gradient_check(net, X, T, "central", strategy="incremental",
                               threads=gb_state.threads)

@@ -9,17 +9,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .. import costmodel, methods
+from .. import methods
+from .case import CLASSIC, Case  # noqa: F401  (the one case type, and where it lived)
 
 #: Every method of the registry, in its order.
 METHODS = list(methods.REGISTRY)
 #: The peers (every provider but gradbench), in registry order.
 PEERS = [n for n, m in methods.REGISTRY.items() if m.provider != methods.OURS]
 ANALYTIC_PEERS = [n for n in PEERS if methods.get(n).kind == "analytic"]
-
-#: The classic network (784-50-10, batch 100, float64): a case of every method, beside the
-#: ladder, so that the report can compare every method on it.
-CLASSIC = ((784, 50, 10), 100, "float64")
 
 #: Hidden widths in steps of sqrt(2), from 1 to 8192.
 LADDER = [1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024,
@@ -54,7 +51,8 @@ class Profile:
     weights: tuple[tuple[str, float], ...] = (("numerical:central:naive", 8.0),
                                              ("numerical:central:incremental", 1.0),
                                              ("primal", 1.0), ("backprop", 1.0))
-    #: Add the classic network as a case of every method (float64 methods only).
+    #: Add the classic network (:data:`CLASSIC`) as a case of every method, beside the ladder,
+    #: so that the report can compare every method on it (float64 methods only).
     classic: bool = True
 
     def weight(self, method: str) -> float:
@@ -138,54 +136,6 @@ def profile(name: str, budget: float | None = None) -> Profile:
     return p
 
 
-@dataclass(frozen=True)
-class Case:
-    """One benchmark: a method on one network, batch, dtype and thread count."""
-
-    method: str
-    sizes: tuple[int, ...]
-    batch: int
-    dtype: str
-    threads: int
-
-    @property
-    def record(self) -> methods.Method:
-        return methods.get(self.method)
-
-    @property
-    def scheme(self) -> str | None:
-        return self.record.scheme
-
-    @property
-    def strategy(self) -> str | None:
-        return self.record.strategy
-
-    @property
-    def n_params(self) -> int:
-        return costmodel.num_params(self.sizes)
-
-    @property
-    def classic(self) -> bool:
-        """The classic network's case (off the ladder: another input size and batch)."""
-        return (self.sizes, self.batch, self.dtype) == CLASSIC
-
-    @property
-    def id(self) -> str:
-        return f"{self.method}-{'x'.join(map(str, self.sizes))}-b{self.batch}-{self.dtype}" \
-               f"-t{self.threads}"
-
-    def cost(self) -> costmodel.Cost:
-        return self.record.cost(self.sizes, self.batch, self.dtype)
-
-    def info(self) -> dict:
-        """What every result records about its case (extra_info)."""
-        from .. import results
-
-        return results.case_info(self.record, self.sizes, self.batch, self.dtype,
-                                 self.threads, self.cost(), classic=self.classic,
-                                 device=self.record.device)
-
-
 def cases(p: Profile, threads: int, provider: str | None = None) -> list[Case]:
     """Every case of a profile, in run order: per part (gradbench's CPU methods first; then
     its GPU methods, and each peer provider, each in a process of its own), per dtype, each
@@ -213,10 +163,9 @@ def cases(p: Profile, threads: int, provider: str | None = None) -> list[Case]:
 
 def predict_seconds(case: Case, seconds_per_flop: float) -> float:
     """Predicted seconds of one call: the case's flops at the rate measured for primal
-    (loss) calls. Methods that spread their work over the threads divide it by them; the
-    others get theirs from BLAS, already inside the measured rate."""
-    t = case.cost().flops * seconds_per_flop
-    return t / case.threads if case.record.threaded else t
+    (loss) calls (:func:`gradbench.costmodel.predict_seconds`, through
+    :meth:`Case.predict_seconds`)."""
+    return case.predict_seconds(seconds_per_flop)
 
 
 @dataclass

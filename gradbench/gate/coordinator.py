@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import interrupt, results
+from ..bench.case import Case
 from . import stats
-from .profile import GateCase
 from .worker import PROTOCOL
 
 SIDES = ("base", "head")
@@ -209,7 +209,7 @@ class Side:
 class Prepared:
     """A case prepared on both sides."""
 
-    case: GateCase
+    case: Case
     index: int  # the worker's number for it (its place among the prepare requests)
     infos: dict  # side -> case_info
     calls: int  # per block
@@ -263,7 +263,7 @@ def _save(docs: dict, paths: dict, prepared: list[Prepared], status: str, spent:
         doc.save(paths[side])
 
 
-def run(base: str, head: str, cases: list[GateCase], seconds: float, block_seconds: float,
+def run(base: str, head: str, cases: list[Case], seconds: float, block_seconds: float,
         threads: int, paths: dict, seed: int | None = None, say=print,
         generations: int = 1) -> Outcome:
     """The whole gate: ``generations`` times, start both workers, prepare, time a share of
@@ -381,7 +381,7 @@ def _source(hello: dict) -> str:
     return code.get("source", "?")
 
 
-def _prepare(sides: dict, cases: list[GateCase], docs: dict, block_seconds: float,
+def _prepare(sides: dict, cases: list[Case], docs: dict, block_seconds: float,
              say) -> list[Prepared]:
     """Every case compiled and warmed on both sides (both at once); cases a side cannot run
     recorded as unavailable on that side."""

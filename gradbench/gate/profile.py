@@ -11,36 +11,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..bench.case import Case
+from ..config import CLASSIC_BATCH, CLASSIC_SIZES
+
 #: Seconds a block of calls aims at (at least one call).
 BLOCK_SECONDS = 0.1
-#: The classic network, 784-50-10, batch 100.
-CLASSIC = ((784, 50, 10), 100)
+#: The classic network, 784-50-10, batch 100 (float64, the gate's cases' dtype).
+CLASSIC = (CLASSIC_SIZES, CLASSIC_BATCH)
+#: The gate's case is the one case type; its threads are the run's (``--threads``), so a
+#: profile's cases leave them out.
+GateCase = Case
 
 
-@dataclass(frozen=True)
-class GateCase:
-    method: str
-    sizes: tuple[int, ...]
-    batch: int
-    dtype: str = "float64"
-
-    @property
-    def id(self) -> str:
-        return f"{self.method}-{'x'.join(map(str, self.sizes))}-b{self.batch}-{self.dtype}"
-
-    def request(self) -> dict:
-        return {"method": self.method, "sizes": list(self.sizes), "batch": self.batch,
-                "dtype": self.dtype}
-
-
-def _ladder(method: str, widths) -> list[GateCase]:
-    return [GateCase(method, (256, w, 10), 32) for w in widths]
+def _ladder(method: str, widths) -> list[Case]:
+    return [Case(method, (256, w, 10), 32) for w in widths]
 
 
 @dataclass(frozen=True)
 class GateProfile:
     name: str
-    cases: tuple[GateCase, ...]
+    cases: tuple[Case, ...]
     seconds: float  # of timed blocks
     block_seconds: float = BLOCK_SECONDS
     #: Pairs of worker processes, one after the other, each timing its share of the seconds:
@@ -53,8 +43,8 @@ class GateProfile:
 PROFILES = {
     # CI's gate: the four methods of the headline, the classic network for loss and backprop
     "gate": GateProfile(
-        "gate", tuple(_ladder("primal", (4, 32, 256)) + [GateCase("primal", *CLASSIC)]
-                      + _ladder("backprop", (4, 32, 256)) + [GateCase("backprop", *CLASSIC)]
+        "gate", tuple(_ladder("primal", (4, 32, 256)) + [Case("primal", *CLASSIC)]
+                      + _ladder("backprop", (4, 32, 256)) + [Case("backprop", *CLASSIC)]
                       + _ladder("numerical:central:naive", (2, 4, 8))
                       + _ladder("numerical:central:incremental", (8, 32, 128))), 144.0),
     # the tests' and a first look's: seconds, not minutes

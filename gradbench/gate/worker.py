@@ -64,8 +64,8 @@ class Worker:
                 "package": os.path.dirname(os.path.abspath(gradbench.__file__))}
 
     def prepare(self, case: dict) -> dict:
-        from gradbench import methods, results
-        from gradbench.bench.sweep import CLASSIC
+        from gradbench import methods
+        from gradbench.bench.case import Case
         from gradbench.data import make_batch
         from gradbench.model import MLP
 
@@ -90,9 +90,7 @@ class Worker:
             calls += 1
         call_seconds = (time.perf_counter() - t0) / calls
         self.cases.append(fn)
-        classic = (tuple(sizes), batch, dtype) == CLASSIC
-        info = results.case_info(method, sizes, batch, dtype, self.threads,
-                                 method.cost(sizes, batch, dtype), classic=classic)
+        info = Case(name, sizes, batch, dtype, self.threads).info()  # on this side's threads
         return {"ok": True, "case_info": info, "compile_seconds": compile_seconds,
                 "call_seconds": call_seconds}
 
