@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import costmodel, methods
-from .blas import single_threaded_blas, thread_limits
+from .blas import check_threads, single_threaded_blas, thread_limits
 from .config import (  # the command line's defaults and limits: its help needs no NumPy
     DEFAULT_BATCH,
     DEFAULT_EPOCHS,
@@ -135,10 +135,6 @@ def plan(net: MLP, data: Dataset, method: str = methods.ANALYTIC, *, optimizer: 
 
     Arguments are those of :func:`train`. Raises TypeError or ValueError with one line.
     """
-    import numba
-
-    from .gradients import _threads
-
     if not isinstance(net, MLP):
         raise TypeError(f"net must be a gradbench.MLP, got {type(net).__name__}")
     if not isinstance(data, Dataset):
@@ -159,7 +155,7 @@ def plan(net: MLP, data: Dataset, method: str = methods.ANALYTIC, *, optimizer: 
                          "sgd, or choose the momentum optimizer")
     batch = _whole("batch", batch)
     seed = _whole("seed", seed, lo=0)
-    threads = numba.get_num_threads() if threads is None else _threads(threads)
+    threads = check_threads(threads)
     n_train = int(data.X_train.shape[0])
     if data.inputs != net.sizes[0]:
         raise ValueError(f"the data have {data.inputs} inputs but the network's input layer "

@@ -28,7 +28,7 @@ import pytest
 import pytest_benchmark
 
 from .. import __version__, interrupt, methods, results
-from ..blas import thread_limits
+from ..blas import check_threads, numba_threads, thread_limits
 from ..machine import calibrate, code_info, describe, load_average
 from . import sweep
 
@@ -151,11 +151,13 @@ def pytest_configure(config):
         p = sweep.profile(config.getoption("--gb-profile"), config.getoption("--gb-budget"))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    threads = config.getoption("--gb-threads") or numba.config.NUMBA_NUM_THREADS
-    if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-        raise pytest.UsageError(f"--gb-threads must lie in 1..{numba.config.NUMBA_NUM_THREADS}")
-    config._gradbench_numba_threads = numba.get_num_threads()  # restored at the end
-    numba.set_num_threads(threads)
+    threads = config.getoption("--gb-threads")
+    try:  # default: every core Numba may use
+        threads = numba.config.NUMBA_NUM_THREADS if threads is None else check_threads(threads)
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(f"--gb-{exc}") from None
+    # Numba on the run's threads for the session; as it was when the session ends
+    config._gradbench_numba_threads = numba_threads(threads).__enter__()
     out = config.getoption("--gb-out")
     provider = config.getoption("--gb-provider")
     if provider not in p.providers:
@@ -263,7 +265,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 def pytest_unconfigure(config):
     """The process's Numba threads as they were (a run inside another program, or a test)."""
-    previous = getattr(config, "_gradbench_numba_threads", None)
-    if previous is not None:
-        numba.set_num_threads(previous)
+    numba_setting = getattr(config, "_gradbench_numba_threads", None)
+    if numba_setting is not None:
+        numba_setting.__exit__(None, None, None)
     interrupt.restore(getattr(config, "_gradbench_signals", {}))

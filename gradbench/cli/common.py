@@ -68,15 +68,16 @@ def default_label() -> str:
 
 
 def check_threads(threads: int | None, prog: str) -> int | None:
+    """``--threads`` checked by the one rule (:func:`gradbench.blas.check_threads`), its
+    error as the verb's one line; None stays None (the verb's default)."""
     if threads is None:
         return None
-    import numba
+    from ..blas import check_threads as check
 
-    limit = numba.config.NUMBA_NUM_THREADS
-    if not 1 <= threads <= limit:
-        raise UsageError(f"{prog}: --threads must lie in 1..{limit} (this machine's cores, "
-                         f"or NUMBA_NUM_THREADS), got {threads}")
-    return threads
+    try:
+        return check(threads)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{prog}: --{exc}") from None
 
 
 def check_budget(budget: float | None, prog: str) -> float | None:
