@@ -488,7 +488,8 @@ def predict_seconds(net: MLP, data: Dataset, p: Plan) -> Prediction:
 
     The method's kernels are compiled (or loaded) and one loss evaluation on a batch is timed
     (the best of three); the cost model's ratio of the method's flops to a loss evaluation's
-    scales it (divided by the threads for methods that spread their work). When that predicts
+    scales it, divided by the threads for methods that spread their work
+    (:func:`gradbench.costmodel.predict_seconds`). When that predicts
     less than :data:`MEASURE_BELOW` seconds per gradient, gradients are measured on the
     network instead (the median of three, or fewer when they add up to that much): the
     machine's load moves a single measurement by a factor of two. Evaluations after each
@@ -512,9 +513,9 @@ def _predict(net: MLP, data: Dataset, p: Plan) -> Prediction:
         t0 = time.perf_counter()
         gradients.loss(net, Xb, Tb)
         t_loss = min(t_loss, time.perf_counter() - t0)
-    ratio = (m.cost(net.sizes, p.batch, net.dtype.name).flops
-             / costmodel.predict("primal", net.sizes, p.batch, net.dtype.name).flops)
-    per_step = ratio * t_loss / (p.threads if m.threaded else 1)
+    rate = costmodel.seconds_per_flop(t_loss, net.sizes, p.batch, net.dtype.name)
+    per_step = costmodel.predict_seconds(m.cost(net.sizes, p.batch, net.dtype.name).flops,
+                                         rate, p.threads, m.threaded)
     basis = "the cost model and a measured loss evaluation"
     if per_step < MEASURE_BELOW:
         fn = m.gradient(net, p.threads)

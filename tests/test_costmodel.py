@@ -69,3 +69,34 @@ def test_the_one_time_prediction():
     assert CM.predict_seconds(naive, rate, 2, threaded=True) == pytest.approx(39760 * 1e-3)
     assert CM.predict_seconds(naive, rate, 2) == pytest.approx(2 * 39760 * 1e-3)
 
+
+def test_the_sweep_check_and_train_make_the_one_prediction(monkeypatch):
+    import gradbench as gb
+    from gradbench import datasets, methods, train
+    from gradbench.bench import sweep
+    from gradbench.cli import check
+    calls = []
+    real = CM.predict_seconds
+
+    def spy(*args):
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(CM, "predict_seconds", spy)
+    naive = methods.get("numerical:central:naive")
+    case = sweep.Case(naive.name, (6, 4, 3), 5, "float64", 2)
+    assert sweep.predict_seconds(case, 1e-9) == real(case.cost().flops, 1e-9, 2, True)
+    assert calls[-1] == (case.cost().flops, 1e-9, 2, True)
+
+    data = datasets.synthetic(6, 3, 10, 5, seed=0)
+    net = gb.MLP([6, 4, 3], seed=0)
+    X, y = data.X_train[:5], data.y_train[:5]
+    check._predicted_seconds(net, X, y, "central", "naive", 1)
+    assert calls[-1][0] == naive.cost((6, 4, 3), 5, "float64").flops
+    assert calls[-1][2:] == (1, True)
+
+    p = train.plan(net, data, naive.name, steps=1, batch=5, threads=1)
+    monkeypatch.setattr(train, "MEASURE_BELOW", 0.0)  # the cost model's prediction alone
+    train.predict_seconds(net, data, p)
+    assert calls[-1][0] == naive.cost((6, 4, 3), 5, "float64").flops
+    assert calls[-1][2:] == (1, True)

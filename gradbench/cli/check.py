@@ -5,7 +5,16 @@ from __future__ import annotations
 import math
 import time
 
-from .common import EXIT_FINDING, EXIT_OK, UsageError, add_verb, check_threads, int_list
+from ..config import CLASSIC_BATCH, CLASSIC_SIZES
+from .common import (
+    CLASSIC_ARG,
+    EXIT_FINDING,
+    EXIT_OK,
+    UsageError,
+    add_verb,
+    check_threads,
+    int_list,
+)
 
 PROG = "gradbench check"
 #: A numerical gradient predicted to take longer than this shows a progress bar.
@@ -18,11 +27,13 @@ def add_parser(sub) -> None:
         description="Time the analytic (backprop) and numerical gradient of one network and "
         "compare them tensor by tensor. Exit 1 when the check fails. A numerical gradient "
         "that will take more than a few seconds shows its progress; Ctrl-C stops it.")
-    p.add_argument("--sizes", type=int_list, default=[784, 50, 10],
-                   help="layer widths, inputs first (default 784,50,10)")
+    p.add_argument("--sizes", type=int_list, default=list(CLASSIC_SIZES),
+                   help=f"layer widths, inputs first (default {CLASSIC_ARG}: the classic "
+                        "network)")
     p.add_argument("--activation", default="sigmoid", help="sigmoid, relu, tanh or identity")
     p.add_argument("--loss", default="softmax_ce", help="softmax_ce or mse")
-    p.add_argument("--batch", type=int, default=100, help="samples in the batch (default 100)")
+    p.add_argument("--batch", type=int, default=CLASSIC_BATCH,
+                   help=f"samples in the batch (default {CLASSIC_BATCH})")
     p.add_argument("--dtype", default="float64", help="float64 or float32")
     p.add_argument("--scheme", default="central",
                    help="forward, central, five_point or complex_step (default central)")
@@ -34,10 +45,13 @@ def add_parser(sub) -> None:
 
 
 def _predicted_seconds(net, X, T, scheme: str, strategy: str, threads: int) -> float:
-    """The numerical gradient's time from the cost model and one measured loss evaluation."""
+    """The numerical gradient's time: the cost model's one prediction
+    (:meth:`gradbench.bench.case.Case.predict_seconds`) at the rate of one measured loss
+    evaluation."""
     import gradbench as gb
 
     from .. import costmodel
+    from ..bench.case import Case
     from ..blas import thread_limits
 
     with thread_limits(threads):  # as the check will run
@@ -45,10 +59,10 @@ def _predicted_seconds(net, X, T, scheme: str, strategy: str, threads: int) -> f
         t0 = time.perf_counter()
         gb.loss(net, X, T)
         t_loss = time.perf_counter() - t0
-    batch = X.shape[0]
-    ratio = (costmodel.predict("numerical", net.sizes, batch, net.dtype, scheme, strategy).flops
-             / costmodel.predict("primal", net.sizes, batch, net.dtype).flops)
-    return ratio * t_loss / threads
+    case = Case(f"numerical:{scheme}:{strategy}", net.sizes, X.shape[0], net.dtype.name,
+                threads)
+    return case.predict_seconds(costmodel.seconds_per_flop(t_loss, case.sizes, case.batch,
+                                                           case.dtype))
 
 
 def main(args) -> int:

@@ -7,6 +7,8 @@ import math
 import pathlib
 import re
 
+from ..config import CLASSIC_SIZES
+
 EXIT_OK, EXIT_FINDING, EXIT_USAGE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 EXIT_STATUSES = """exit status:
@@ -21,6 +23,8 @@ EXIT_STATUSES = """exit status:
 
 #: Machine labels name result files and appear in reports: a plain, short name.
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+#: The classic network's sizes as the command line writes them (784,50,10).
+CLASSIC_ARG = ",".join(map(str, CLASSIC_SIZES))
 #: Longest budget accepted: 30 days.
 MAX_BUDGET = 30 * 24 * 3600.0
 
@@ -121,5 +125,5 @@ def int_list(text: str) -> list[int]:
         return [int(s) for s in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated whole numbers such as 784,50,10, got {shown(text)}"
+            f"expected comma-separated whole numbers such as {CLASSIC_ARG}, got {shown(text)}"
         ) from None
