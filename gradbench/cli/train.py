@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import config, interrupt
 from .common import (
+    CLASSIC_ARG,
     EXIT_CRASH,
     EXIT_FINDING,
     EXIT_OK,
@@ -51,7 +52,7 @@ def add_parser(sub) -> None:
         f"more than {YES_SECONDS:.0f} s runs only with --yes, as does any run of more than "
         f"{config.MAX_STEPS:,} steps.")
     p.add_argument("--sizes", type=int_list, default=None,
-                   help="layer widths, inputs first, e.g. 784,50,10 (default: the data's "
+                   help=f"layer widths, inputs first, e.g. {CLASSIC_ARG} (default: the data's "
                         f"inputs, {HIDDEN}, the data's classes); with --data synthetic the "
                         "data take their inputs and classes from it")
     p.add_argument("--activation", default="sigmoid", help="hidden layers: sigmoid (default), "
