@@ -30,12 +30,14 @@ runs each peer provider's cases in a process of its own (see :mod:`gradbench.ben
 from __future__ import annotations
 
 import importlib.util
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import costmodel
+from .kernels.codes import SCHEMES, STRATEGIES
 
 #: What a method computes: the loss alone, an analytic gradient, a numerical gradient.
 KINDS = ("loss", "analytic", "numerical")
@@ -49,6 +51,14 @@ OURS = "gradbench"
 #: Where a method computes unless it says otherwise (results.DEFAULT_DEVICE), and the GPU.
 DEFAULT_DEVICE = "cpu"
 GPU = "cuda"
+
+#: The colours and markers of a record that names none (a plugin's): one of each, at the place
+#: its name hashes to (the same in every run), none of them a built-in method's.
+PLUGIN_COLOURS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#ffbb78",
+                  "#ff9896", "#c5b0d5", "#dbdb8d", "#9edae5")
+PLUGIN_MARKERS = ("X", "*", "h", "p", "<", ">")
+#: The marker of gradbench's own series, where a figure tells providers apart by marker.
+OURS_MARKER = "o"
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,18 @@ class Method:
     #: Where it computes: "cpu", or "cuda" (an NVIDIA GPU, through numba.cuda). Part of each
     #: case's identity and series: a GPU's times never merge with a CPU's.
     device: str = DEFAULT_DEVICE
+    #: How figures draw it: its colour (a matplotlib colour, its own in every figure, the
+    #: same on every device), and its marker where a figure tells providers apart. None: one
+    #: of :data:`PLUGIN_COLOURS` and :data:`PLUGIN_MARKERS`, chosen by the name.
+    colour: str | None = None
+    marker: str | None = None
+
+    def __post_init__(self):
+        at = zlib.crc32(self.name.encode())
+        if self.colour is None:
+            object.__setattr__(self, "colour", PLUGIN_COLOURS[at % len(PLUGIN_COLOURS)])
+        if self.marker is None:
+            object.__setattr__(self, "marker", PLUGIN_MARKERS[at % len(PLUGIN_MARKERS)])
 
     @property
     def part(self) -> str:
@@ -174,24 +196,46 @@ def _warm(scheme: str | None = None, strategy: str = "naive"):
     return warm
 
 
-SCHEMES = ("central", "forward", "five_point", "complex_step")
-STRATEGIES = ("naive", "incremental")
+#: The headline's scheme (:data:`NUMERICAL`'s): listed first, the others after it in the
+#: order of their codes (:data:`gradbench.kernels.codes.SCHEMES`).
+HEADLINE_SCHEME = NUMERICAL.split(":")[1]
+#: The schemes in the order the registry, and so every figure and table, lists them.
+SHOWN_SCHEMES = tuple(sorted(SCHEMES, key=lambda s: s != HEADLINE_SCHEME))
+
+#: Colours of gradbench's methods: the loss and backprop; each scheme's naive strategy, its
+#: incremental strategy a darker shade of it (and a dashed line: the report's figures).
+COLOURS = {LOSS: "#7f7f7f", ANALYTIC: "#1f77b4"}
+SCHEME_COLOURS = {  # scheme -> (naive, incremental)
+    "forward": ("#ff7f0e", "#a34f00"),
+    "central": ("#d62728", "#7b1113"),
+    "five_point": ("#9467bd", "#4b2a70"),
+    "complex_step": ("#8c564b", "#4a2b25"),
+}
+
+
+def _style(name: str, scheme: str | None = None, strategy: str | None = None) -> dict:
+    """The colour and marker of gradbench's method ``name`` (of ``scheme`` and ``strategy``
+    for a numerical one)."""
+    colour = (COLOURS[name] if scheme is None
+              else SCHEME_COLOURS[scheme][STRATEGIES.index(strategy)])
+    return {"colour": colour, "marker": OURS_MARKER}
 
 
 def _ours() -> list[Method]:
     out = [
-        Method(LOSS, "gradbench", "loss", "primal", _loss, _warm()),
+        Method(LOSS, "gradbench", "loss", "primal", _loss, _warm(), **_style(LOSS)),
         Method(ANALYTIC, "gradbench", "analytic", "backprop", _backprop, _warm(),
-               gradient=_backprop_gradient),
+               gradient=_backprop_gradient, **_style(ANALYTIC)),
     ]
-    for scheme in SCHEMES:
+    for scheme in SHOWN_SCHEMES:
         for strategy in STRATEGIES:
             out.append(Method(
                 f"numerical:{scheme}:{strategy}", "gradbench", "numerical",
                 f"{scheme.replace('_', '-')} ({strategy})", _numerical(scheme, strategy),
                 _warm(scheme, strategy), scheme=scheme, strategy=strategy,
                 dtypes=("float64",) if scheme == "complex_step" else ("float32", "float64"),
-                threaded=True, gradient=_numerical_gradient(scheme, strategy)))
+                threaded=True, gradient=_numerical_gradient(scheme, strategy),
+                **_style(f"numerical:{scheme}:{strategy}", scheme, strategy)))
     return out
 
 
@@ -252,11 +296,12 @@ def _gpus() -> list[Method]:
               device=GPU)
     out = [
         Method(on_device(LOSS, GPU), OURS, "loss", "primal (GPU)", _gpu_build("loss"),
-               _gpu_warm(), **kw),
+               _gpu_warm(), **_style(LOSS), **kw),
         Method(on_device(ANALYTIC, GPU), OURS, "analytic", "backprop (GPU)",
-               _gpu_build("backprop"), _gpu_warm(), gradient=_gpu_gradient(), **kw),
+               _gpu_build("backprop"), _gpu_warm(), gradient=_gpu_gradient(),
+               **_style(ANALYTIC), **kw),
     ]
-    for scheme in SCHEMES:
+    for scheme in SHOWN_SCHEMES:
         for strategy in STRATEGIES:
             out.append(Method(
                 on_device(f"numerical:{scheme}:{strategy}", GPU), OURS, "numerical",
@@ -264,7 +309,8 @@ def _gpus() -> list[Method]:
                 _gpu_build("numerical", scheme, strategy), _gpu_warm(scheme, strategy),
                 scheme=scheme, strategy=strategy,
                 dtypes=("float64",) if scheme == "complex_step" else ("float32", "float64"),
-                gradient=_gpu_gradient(scheme, strategy), **kw))
+                gradient=_gpu_gradient(scheme, strategy),
+                **_style(f"numerical:{scheme}:{strategy}", scheme, strategy), **kw))
     return out
 
 
@@ -282,14 +328,19 @@ def _peer(module: str, attr: str) -> Callable:
     return call
 
 
-def _peer_method(name, provider, kind, title, module, what, *, scheme=None, strategy=None,
-                 requires=(), install=None, dtypes=("float32", "float64"), loss_evals=None,
-                 device=DEFAULT_DEVICE):
+def _peer_method(name, provider, kind, title, module, what, *, colour, scheme=None,
+                 strategy=None, requires=(), install=None, dtypes=("float32", "float64"),
+                 loss_evals=None, device=DEFAULT_DEVICE):
     return Method(name, provider, kind, title, _peer(module, f"build_{what}"),
                   _peer(module, "warm"), scheme=scheme, strategy=strategy, requires=requires,
                   install=install, dtypes=dtypes, gradient=_peer(module, f"gradient_{what}"),
                   tolerance=_peer(module, f"tolerance_{what}"), loss_evals=loss_evals,
-                  device=device)
+                  device=device, colour=colour, marker=PEER_MARKERS[provider])
+
+
+#: A marker per peer provider (gradbench's own: :data:`OURS_MARKER`); each peer's colour is
+#: its own, none of gradbench's.
+PEER_MARKERS = {"numpy": "s", "torch": "^", "jax": "D", "scipy": "v", "numdifftools": "P"}
 
 
 #: numdifftools.Gradient's defaults: central differences at 15 steps (MaxStepGenerator's
@@ -305,32 +356,35 @@ def _peers() -> list[Method]:
     numpy = dict(requires=("numpy",), install="pip install numpy")  # always, with gradbench
     return [
         _peer_method("numpy:backprop", "numpy", "analytic", "backprop (NumPy textbook)",
-                     "textbook", "backprop", **numpy),
+                     "textbook", "backprop", colour="#2ca02c", **numpy),
         _peer_method("numpy:central", "numpy", "numerical", "central (NumPy textbook loop)",
-                     "textbook", "central", scheme="central", strategy="naive", **numpy),
+                     "textbook", "central", scheme="central", strategy="naive",
+                     colour="#98df8a", **numpy),
         _peer_method("torch:backprop", "torch", "analytic", "backprop (torch autograd)",
-                     "torch_peer", "backprop", **torch),
+                     "torch_peer", "backprop", colour="#e377c2", **torch),
         _peer_method("torch:numerical", "torch", "numerical", "central (torch gradcheck)",
                      "torch_peer", "numerical", scheme="central", strategy="naive",
-                     dtypes=("float64",), loss_evals=lambda n: 2 * n + 1, **torch),
+                     dtypes=("float64",), loss_evals=lambda n: 2 * n + 1, colour="#f7b6d2",
+                     **torch),
         _peer_method(on_device("torch:backprop", GPU), "torch", "analytic",
                      "backprop (torch CUDA autograd)", "torch_cuda_peer", "backprop",
-                     device=GPU, **torch_gpu),
+                     device=GPU, colour="#e377c2", **torch_gpu),  # torch:backprop's
         _peer_method(on_device("torch:central", GPU), "torch", "numerical",
                      "central (torch CUDA, batched)", "torch_cuda_peer", "central",
-                     scheme="central", strategy="naive", device=GPU, **torch_gpu),
+                     scheme="central", strategy="naive", device=GPU, colour="#ad4a8f",
+                     **torch_gpu),
         _peer_method("jax:backprop", "jax", "analytic", "backprop (jax.jit(jax.grad))",
                      "jax_peer", "backprop", requires=("jax", "jaxlib"),
-                     install='pip install "gradbench-fd[jax]"'),
+                     install='pip install "gradbench-fd[jax]"', colour="#bcbd22"),
         _peer_method("scipy:approx_fprime", "scipy", "numerical",
                      "forward (scipy approx_fprime)", "scipy_peer", "approx_fprime",
                      scheme="forward", strategy="naive", dtypes=("float64",),
-                     requires=("scipy",), install="pip install scipy"),
+                     requires=("scipy",), install="pip install scipy", colour="#17becf"),
         _peer_method("numdifftools:gradient", "numdifftools", "numerical",
                      "Richardson (numdifftools)", "numdifftools_peer", "gradient",
                      scheme="central", strategy="richardson", dtypes=("float64",),
                      requires=("numdifftools",), install='pip install "gradbench-fd[numdifftools]"',
-                     loss_evals=lambda n: 2 * NUMDIFFTOOLS_STEPS * n + 1),
+                     loss_evals=lambda n: 2 * NUMDIFFTOOLS_STEPS * n + 1, colour="#e7ba52"),
     ]
 
 
@@ -343,6 +397,13 @@ def _recorded(name) -> Method | None:
     """The record of a method as a result file names it: a registry name, or one that only a
     GPU has (``torch:central``, recorded without its device)."""
     return REGISTRY.get(name) or REGISTRY.get(on_device(str(name), GPU))
+
+
+def recorded(name) -> Method | None:
+    """The record of a method as a result file names it (a registry name, or one that only a
+    GPU has, recorded without its device: ``torch:central``), or None for a name not
+    registered here (a newer version's)."""
+    return _recorded(name)
 
 
 def get(name: str) -> Method:

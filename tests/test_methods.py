@@ -113,3 +113,42 @@ def test_missing_requirement_gives_the_install_command():
     assert not m.available()
     assert m.unavailable_reason() == ('no_such_module_xyz not installed: '
                                       'pip install "gradbench-fd[xyz]"')
+
+
+def test_schemes_come_from_the_kernels_codes_and_the_headline_scheme_is_listed_first():
+    from gradbench.kernels import codes
+
+    assert methods.SCHEMES is codes.SCHEMES and methods.STRATEGIES is codes.STRATEGIES
+    assert methods.SHOWN_SCHEMES[0] == methods.HEADLINE_SCHEME == "central"
+    assert sorted(methods.SHOWN_SCHEMES) == sorted(codes.SCHEMES)
+    assert set(methods.SCHEME_COLOURS) == set(codes.SCHEMES)
+
+
+def test_every_record_has_its_colour_and_marker():
+    # gradbench's methods one colour each, the same on every device; circles; each peer
+    # provider a marker of its own
+    for name, m in methods.REGISTRY.items():
+        assert m.colour.startswith("#") and m.marker
+        if m.device != "cpu" and methods.base_name(name) in methods.REGISTRY:
+            cpu = methods.get(methods.base_name(name))
+            assert (m.colour, m.marker) == (cpu.colour, cpu.marker)
+    ours = {m.marker for m in methods.REGISTRY.values() if m.provider == methods.OURS}
+    assert ours == {methods.OURS_MARKER}
+    peers = {m.provider: m.marker for m in methods.REGISTRY.values()
+             if m.provider != methods.OURS}
+    assert len(set(peers.values())) == len(peers) and methods.OURS_MARKER not in peers.values()
+
+
+def test_a_plugin_that_names_no_colour_gets_one_from_the_cycle():
+    ours = methods.get("backprop")
+    plugin = methods.Method("myplugin:backprop", "myplugin", "analytic", "mine", ours.build,
+                            ours.warm)
+    assert plugin.colour in methods.PLUGIN_COLOURS and plugin.marker in methods.PLUGIN_MARKERS
+    again = methods.Method("myplugin:backprop", "myplugin", "analytic", "mine", ours.build,
+                           ours.warm)
+    assert (again.colour, again.marker) == (plugin.colour, plugin.marker)  # by its name
+    built_in = {m.colour for m in methods.REGISTRY.values()}
+    assert not built_in & set(methods.PLUGIN_COLOURS)
+    assert dataclasses.replace(ours, name="x").colour == ours.colour
+    assert methods.recorded("torch:central") is methods.get("cuda:torch:central")
+    assert methods.recorded("from-a-newer-version") is None

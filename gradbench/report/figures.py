@@ -20,40 +20,19 @@ from matplotlib.ticker import FormatStrFormatter, NullFormatter
 from .. import methods, results
 from . import pages
 
-#: Colour per scheme (the step-error figure's lines are schemes).
-COLORS = {
-    "primal": "#7f7f7f",
-    "backprop": "#1f77b4",
-    "forward": "#ff7f0e",
-    "central": "#d62728",
-    "five_point": "#9467bd",
-    "complex_step": "#8c564b",
-}
-#: Colour per method, each its own in every figure: a scheme's naive strategy takes the
-#: scheme's colour, its incremental strategy a darker shade of it (and a dashed line); the
-#: peers take colours no gradbench method has.
-METHOD_COLORS = {
-    "primal": COLORS["primal"],
-    "backprop": COLORS["backprop"],
-    "numerical:central:naive": COLORS["central"],
-    "numerical:central:incremental": "#7b1113",
-    "numerical:forward:naive": COLORS["forward"],
-    "numerical:forward:incremental": "#a34f00",
-    "numerical:five_point:naive": COLORS["five_point"],
-    "numerical:five_point:incremental": "#4b2a70",
-    "numerical:complex_step:naive": COLORS["complex_step"],
-    "numerical:complex_step:incremental": "#4a2b25",
-    "numpy:backprop": "#2ca02c",
-    "numpy:central": "#98df8a",
-    "torch:backprop": "#e377c2",
-    "torch:numerical": "#f7b6d2",
-    "torch:central": "#ad4a8f",  # on a GPU: batched central differences
-    "jax:backprop": "#bcbd22",
-    "scipy:approx_fprime": "#17becf",
-    "numdifftools:gradient": "#e7ba52",
-}
-#: A method this table does not know (a newer file's): one colour for them all.
+#: A method the registry does not know (a newer file's): one colour for them all.
 OTHER_COLOR = "#aec7e8"
+#: Colour per method as result files name them (a GPU's methods by what they compute): the
+#: registry's (:attr:`gradbench.methods.Method.colour`), each its own in every figure.
+METHOD_COLORS = {methods.base_name(n): m.colour for n, m in methods.REGISTRY.items()}
+#: Colour per scheme (the step-error figure's lines are schemes): its naive method's; and the
+#: loss's and backprop's.
+COLORS = {
+    **{k: methods.get(k).colour for k in (methods.LOSS, methods.ANALYTIC)},
+    **{m.scheme: m.colour for m in methods.REGISTRY.values()
+       if m.provider == methods.OURS and m.device == methods.DEFAULT_DEVICE
+       and m.strategy == "naive"},
+}
 MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
 SIZE = (7.0, 4.4)  # inches, at DPI: 700 x 440 pixels
 DPI = 100
@@ -74,14 +53,26 @@ def plain(text) -> str:
     return str(text).replace("$", r"\$")
 
 
+def _record(method: str) -> methods.Method | None:
+    """The registry's record of a method as a result file names it (None: not known here)."""
+    return methods.recorded(methods.base_name(method))
+
+
 def _style(method: str) -> dict:
-    """The method's own colour (:data:`METHOD_COLORS`), the same on every device (a marker
-    tells devices apart); incremental dashed."""
-    method = methods.base_name(method)
-    m = methods.REGISTRY.get(method)
+    """The method's own colour (its record's), the same on every device (a marker tells
+    devices apart); incremental dashed."""
+    m = _record(method)
     dashed = m is not None and m.strategy == "incremental"
-    return {"color": METHOD_COLORS.get(method, OTHER_COLOR), "linestyle": "--" if dashed
-            else "-"}
+    return {"color": m.colour if m is not None else OTHER_COLOR,
+            "linestyle": "--" if dashed else "-"}
+
+
+def _marker(method: str, provider: str) -> str:
+    """The method's marker in a figure of providers (its record's); for a method not known
+    here, that of its provider's first record, or gradbench's."""
+    m = _record(method) or next((r for r in methods.REGISTRY.values()
+                                 if r.provider == provider), None)
+    return m.marker if m is not None else methods.OURS_MARKER
 
 
 #: What tells two series of one method apart, in the order a legend names it.
@@ -323,8 +314,8 @@ def step_curve(curve: pd.DataFrame, path) -> list[str]:
     return drawn
 
 
-#: Colour per peer provider, and a marker each (gradbench's own series: circles).
-PEER_MARKERS = {"numpy": "s", "torch": "^", "jax": "D", "scipy": "v", "numdifftools": "P"}
+#: A marker per peer provider (gradbench's own series: circles): the registry's.
+PEER_MARKERS = methods.PEER_MARKERS
 
 
 def peers_time(df: pd.DataFrame, path) -> list[str]:
@@ -348,7 +339,7 @@ def peers_time(df: pd.DataFrame, path) -> list[str]:
     order = sorted(_groups(shown), key=lambda s: (methods.order(s[0]["method"]), s[2]))
     for key, g, name, _ in order:
         method = key["method"]
-        color, marker = _style(method)["color"], PEER_MARKERS.get(providers[method], "o")
+        color, marker = _style(method)["color"], _marker(method, providers[method])
         f = fits.get(tuple(key[k] for k in results.SERIES_KEY))
         if f is not None:
             name += f": k = {f.k:.2f}" + ("" if f.asymptotic else " (range)")
