@@ -249,7 +249,8 @@ def _scaling(base: results.ResultSet, cur: results.ResultSet, block: float) -> p
                                        "k_current_high", "asymptotic", "changed"])
 
 
-def compare(baseline, current, threshold: float = 1.10, normalize: str = "none") -> Comparison:
+def compare(baseline, current, threshold: float = rule.THRESHOLD,
+            normalize: str = "none") -> Comparison:
     """Compare two sets of result files (paths, or :class:`results.ResultSet`).
 
     Parameters
@@ -257,7 +258,8 @@ def compare(baseline, current, threshold: float = 1.10, normalize: str = "none")
     baseline, current : path, list of paths, or ResultSet
         Files or folders; several runs on a side are pooled as repeated runs.
     threshold : float
-        A case is slower only when its ratio exceeds this factor (and the evidence holds).
+        A case is slower only when its ratio exceeds this factor (and the evidence holds);
+        default :data:`gradbench.compare.rule.THRESHOLD`.
     normalize : {"none", "auto", "flops", "memory"}
         Divide each case's time by its machine's speed at the case's bottleneck (auto:
         decided per case from its arithmetic intensity against the baseline machine's
@@ -266,7 +268,7 @@ def compare(baseline, current, threshold: float = 1.10, normalize: str = "none")
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not (
             math.isfinite(threshold) and threshold >= 1):
         raise ValueError(f"threshold must be a number of at least 1 (a slowdown factor such "
-                         f"as 1.10), got {threshold!r}")
+                         f"as {rule.THRESHOLD:.2f}), got {threshold!r}")
     if normalize not in norm.MODES:
         raise ValueError(f"unknown normalisation {normalize!r}: choose one of "
                          f"{', '.join(norm.MODES)}")

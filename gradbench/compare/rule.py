@@ -40,6 +40,9 @@ import math
 
 import numpy as np
 
+#: The slowdown factor a case must exceed to be ``slower`` (``gradbench compare
+#: --threshold``'s default): 10 %, beyond what the rule's drift allows on these machines.
+THRESHOLD = 1.10
 #: Standard deviations the evidence must clear (one-sided).
 Z = 3.0
 #: Smallest drift assumed, per run and per case (3 %): identical files must not make the rule
