@@ -227,13 +227,16 @@ class Outcome:
 
 
 def _document(side: Side, budget: float, threads: int) -> results.Document:
-    import pytest_benchmark
+    """A side's result document. Its files are pytest-benchmark's format, so they carry the
+    installed pytest-benchmark's version, read from its distribution (only the suite,
+    gradbench.bench, imports pytest-benchmark itself)."""
+    from importlib.metadata import version
 
     h = side.hello
     doc = results.Document.create(machine_info=dict(h["machine"]), code=dict(h["code"]),
                                   label=side.label, profile="gate", budget=budget,
                                   threads=threads, version=h["gradbench"],
-                                  pytest_benchmark=pytest_benchmark.__version__)
+                                  pytest_benchmark=version("pytest-benchmark"))
     return doc
 
 
