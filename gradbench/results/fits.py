@@ -27,12 +27,13 @@ and 1.64 [1.31, 1.98]).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
 from .. import methods
 from .schema import PANEL_KEY, SERIES_KEY, series
@@ -102,13 +103,30 @@ def law_order(n, flops) -> int:
     return max(1, round(float(np.polyfit(n, flops, 1)[0])))
 
 
+def nonnegative_lstsq(A, y) -> np.ndarray:
+    """The x >= 0 that minimises ||A x - y|| (A with a few columns: two for
+    :func:`overhead_share`), in NumPy: the optimum is the least-squares solution on some set
+    of columns, the others zero, so each set is solved and the best non-negative one kept
+    (scipy.optimize.nnls's answer to rounding, without importing scipy.optimize)."""
+    A, y = np.asarray(A, dtype=float), np.asarray(y, dtype=float)
+    best, best_res = np.zeros(A.shape[1]), float(y @ y)  # x = 0
+    for k in range(1, A.shape[1] + 1):
+        for cols in itertools.combinations(range(A.shape[1]), k):
+            x = np.linalg.lstsq(A[:, cols], y, rcond=None)[0]
+            res = float(np.sum((A[:, cols] @ x - y) ** 2))
+            if np.all(x >= 0) and res < best_res:
+                best, best_res = np.zeros(A.shape[1]), res
+                best[list(cols)] = x
+    return best
+
+
 def overhead_share(n, t, q: int) -> float:
     """The share of time at the largest n of the slower term of ``t = a n^(q-1) + b n^q``
     (a, b >= 0, least squares on relative errors): the overhead per call (q = 1) or per
     loss evaluation (q = 2) beside the work the cost model predicts."""
     n, t = np.asarray(n, dtype=float), np.asarray(t, dtype=float)
     basis = np.vstack([n ** (q - 1), n**q]).T
-    (a, b), _ = optimize.nnls(basis / t[:, None], np.ones_like(t))
+    a, b = nonnegative_lstsq(basis / t[:, None], np.ones_like(t))
     top = n.max()
     slow, fast = a * top ** (q - 1), b * top**q
     return float(slow / (slow + fast)) if slow + fast > 0 else math.nan
