@@ -38,10 +38,10 @@ def unavailable_reason(timing: bool = False) -> str | None:
         return f"numba-cuda not installed: {INSTALL}"
     if simulated():
         return SIMULATOR if timing else None
-    from ..kernels.cuda import cuda  # the one place that imports numba.cuda
+    from ..kernels.cuda import runtime  # the one place that imports numba.cuda
 
     try:
-        if len(cuda.gpus) > 0:
+        if runtime.gpu_count() > 0:
             return None
         return "no CUDA GPU found (the driver lists none)"
     except Exception as e:  # numba's CudaSupportError: no driver, or it failed to start
