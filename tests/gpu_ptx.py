@@ -36,23 +36,26 @@ def A2(t):
 
 
 def signatures(arithmetic: str) -> dict:
-    """Each kernel's argument types, as gradbench.gpu.gradients launches it."""
+    """Each kernel's argument types, as gradbench.gpu.gradients launches it: the bundles
+    (net, fd, base, job) as tuples."""
     i8, f8 = types.int64, types.float64
     DT = getattr(types, arithmetic)
     R = f8 if arithmetic == "complex128" else DT  # the network's: batch, base pass, gradient
     S = types.complex128 if arithmetic == "complex128" else f8  # the scheme's steps
-    fd = (A1(DT), A2(i8), A1(R), A2(R), i8, i8, i8, i8, A1(S), f8, f8)
+    net = types.Tuple((A2(i8), i8, i8, i8))
+    fd = types.Tuple((i8, A1(S), f8, f8))
+    base = types.Tuple((A1(R), A1(R), A1(i8), i8))
+    job = types.Tuple((i8, i8, A1(DT), i8))
     sigs = {
-        "naive": (*fd, i8, i8, A1(DT), i8, A1(R)),
-        "incremental": (*fd, A1(R), A1(R), A1(i8), i8, i8, A1(DT), i8, A1(R)),
+        "naive": (A1(DT), A1(R), A2(R), net, fd, job, A1(R)),
+        "incremental": (A1(DT), A1(R), A2(R), net, fd, base, job, A1(R)),
     }
     if arithmetic != "complex128":
         sigs.update({
-            "forward_layer": (A1(DT), A2(i8), i8, A1(DT), A1(DT), A1(DT), A1(i8), i8),
-            "output_delta": (A1(DT), A1(i8), A2(i8), A2(DT), i8, i8, A1(DT), A1(f8)),
-            "backward_layer": (A1(DT), A2(i8), i8, A1(DT), A1(DT), A1(i8), i8, A1(DT),
-                               A1(DT), A1(DT)),
-            "mean_loss": (A1(DT), A1(i8), A2(i8), A2(DT), i8, i8, A1(f8), i8, A1(f8)),
+            "forward_layer": (A1(DT), A1(DT), net, base, i8),
+            "output_delta": (A2(DT), net, base, A1(DT), A1(f8)),
+            "backward_layer": (A1(DT), A1(DT), net, base, i8, A1(DT), A1(DT), A1(DT)),
+            "mean_loss": (A2(DT), net, base, i8, A1(f8), A1(f8)),
             "matmul": (A2(DT), A2(DT), A2(DT)),
             "stream": (A1(DT), A1(DT)),
         })

@@ -3,8 +3,10 @@ backprop and numerical gradients computed there (kernels: :mod:`gradbench.kernel
 
 What a call does on the GPU and what it does not: :class:`Resident` copies the parameters and
 the batch to the device once; each call then launches its kernels and waits for them
-(``cuda.synchronize()``), and leaves its result on the device. A benchmark of these calls
-times the kernels and their launches, not the bus.
+(:func:`gradbench.kernels.cuda.runtime.synchronize`), and leaves its result on the device. A
+benchmark of these calls times the kernels and their launches, not the bus. This module
+imports no numba.cuda: the device's arrays and waiting come from
+:mod:`gradbench.kernels.cuda.runtime`.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..gradients import fd_options, unflatten
+from ..kernels import cuda as G  # the one place that imports numba.cuda
 from ..kernels.codes import ACTIVATION_CODE, LOSS_CODE, SCHEME_CODE, STEPS
+from ..kernels.cuda import runtime
 from ..model import MLP, flat_params, prepare_batch
-from ..kernels import cuda as G
-from ..kernels.cuda import cuda  # gradbench.kernels.cuda: the one place that imports numba.cuda
 from . import simulated
 
 #: Threads per block of the element-wise kernels, and of the per-network kernels (a power of
-#: two, at most kernels.MAX_BLOCK); the simulator runs each thread as a Python thread: few.
+#: two, at most gradbench.kernels.cuda.MAX_BLOCK); the simulator runs each thread as a Python
+#: thread: few.
 ELEMENT_THREADS = 2 if simulated() else 128
 NETWORK_THREADS = 2 if simulated() else 128
 #: Bytes of scratch the per-network kernels may hold at once (two buffers of rows x the
@@ -61,8 +64,6 @@ class Resident:
         theta = flat_params(net)
         Xp, Tp = prepare_batch(net, X, T)
         self.rows = Xp.shape[0]
-        self.codes = (ACTIVATION_CODE[net.activation], LOSS_CODE[net.loss],
-                      ACTIVATION_CODE[net.output_activation])
         widths = [int(r[3]) for r in net.layout]
         offs = np.concatenate([[0], np.cumsum([self.rows * w for w in widths])]).astype(np.int64)
         self.half = self.rows * max(widths)  # one scratch buffer of a perturbed network
@@ -71,17 +72,24 @@ class Resident:
         if not (1 <= self.threads <= G.MAX_BLOCK and self.threads & (self.threads - 1) == 0):
             raise ValueError(f"network_threads must be a power of two up to {G.MAX_BLOCK}, "
                              f"got {network_threads!r}")
-        self.theta = cuda.to_device(theta)
-        self.layout = cuda.to_device(np.ascontiguousarray(net.layout, dtype=np.int64))
-        self.X = cuda.to_device(np.ascontiguousarray(Xp).reshape(-1))
-        self.T = cuda.to_device(np.ascontiguousarray(Tp))
-        self.offs = cuda.to_device(offs)
-        self.Z = cuda.device_array(int(offs[-1]), dtype=net.dtype)
-        self.A = cuda.device_array(int(offs[-1]), dtype=net.dtype)
-        self.dz = [cuda.device_array(self.half, dtype=net.dtype) for _ in range(2)]
-        self.rowloss = cuda.device_array(self.rows, dtype=np.float64)
-        self.out = cuda.device_array(1, dtype=np.float64)
-        self.grad = cuda.device_array(self.n, dtype=net.dtype)
+        self.theta = runtime.to_device(theta)
+        self.X = runtime.to_device(np.ascontiguousarray(Xp).reshape(-1))
+        self.T = runtime.to_device(np.ascontiguousarray(Tp))
+        self.layout = runtime.to_device(np.ascontiguousarray(net.layout, dtype=np.int64))
+        self.offs = runtime.to_device(offs)
+        self.Z = runtime.device_array(int(offs[-1]), net.dtype)
+        self.A = runtime.device_array(int(offs[-1]), net.dtype)
+        self.dz = [runtime.device_array(self.half, net.dtype) for _ in range(2)]
+        self.rowloss = runtime.device_array(self.rows, np.float64)
+        self.out = runtime.device_array(1, np.float64)
+        self.grad = runtime.device_array(self.n, net.dtype)
+        # the kernels' bundles (gradbench.kernels.cuda): the network, backprop's pass (and
+        # the incremental strategy's base pass), and the loss's (A alone: z on the output
+        # layer)
+        self.network = (self.layout, ACTIVATION_CODE[net.activation], LOSS_CODE[net.loss],
+                        ACTIVATION_CODE[net.output_activation])
+        self.base = (self.Z, self.A, self.offs, self.rows)
+        self.loss_pass = (self.A, self.A, self.offs, self.rows)
         self._complex = None  # theta as complex128, for the complex step
         self._steps: dict = {}
         self._scratch: dict = {}
@@ -94,29 +102,28 @@ class Resident:
         kernel[blocks, threads](*args)
         self.launches[name] = self.launches.get(name, 0) + 1
 
-    def _forward(self, Z, A) -> None:
+    def _forward(self, base) -> None:
         k = kernels(self.net.dtype)
         for l, (_, _, _, n_out) in enumerate(self.net.layout.tolist()):
             self._launch(k.forward_layer, "forward_layer",
                          _blocks(self.rows * n_out, ELEMENT_THREADS), ELEMENT_THREADS,
-                         self.theta, self.layout, l, self.X, Z, A, self.offs, self.codes[0])
+                         self.theta, self.X, self.network, base, l)
 
-    def _mean_loss(self, from_rows: bool) -> None:
+    def _mean_loss(self, base, from_rows: bool) -> None:
         k = kernels(self.net.dtype)
-        self._launch(k.mean_loss, "mean_loss", 1, self.threads, self.A, self.offs,
-                     self.layout, self.T, self.codes[1], self.codes[2], self.rowloss,
-                     int(from_rows), self.out)
+        self._launch(k.mean_loss, "mean_loss", 1, self.threads, self.T, self.network, base,
+                     int(from_rows), self.rowloss, self.out)
 
     @staticmethod
     def synchronize() -> None:
-        cuda.synchronize()
+        runtime.synchronize()
 
     # ----------------------------------------------------------------- the methods
 
     def loss(self) -> float:
         """The mean loss (L + 1 launches, and the 8 bytes of the result copied back)."""
-        self._forward(self.A, self.A)
-        self._mean_loss(False)
+        self._forward(self.loss_pass)
+        self._mean_loss(self.loss_pass, False)
         return float(self.out.copy_to_host()[0])
 
     def backprop(self):
@@ -125,18 +132,17 @@ class Resident:
         k = kernels(self.net.dtype)
         layout = self.net.layout.tolist()
         L = len(layout)
-        self._forward(self.Z, self.A)
+        self._forward(self.base)
         self._launch(k.output_delta, "output_delta", _blocks(self.rows, ELEMENT_THREADS),
-                     ELEMENT_THREADS, self.Z, self.offs, self.layout, self.T, self.codes[1],
-                     self.codes[2], self.dz[0], self.rowloss)
+                     ELEMENT_THREADS, self.T, self.network, self.base, self.dz[0], self.rowloss)
         for l in range(L - 1, -1, -1):
             _, _, n_in, n_out = layout[l]
             n = n_in * n_out + n_out + (self.rows * n_in if l > 0 else 0)
             cur, prev = self.dz[(L - 1 - l) % 2], self.dz[(L - l) % 2]
             self._launch(k.backward_layer, "backward_layer", _blocks(n, ELEMENT_THREADS),
-                         ELEMENT_THREADS, self.theta, self.layout, l, self.X, self.A, self.offs,
-                         self.codes[0], cur, prev, self.grad)
-        self._mean_loss(True)
+                         ELEMENT_THREADS, self.theta, self.X, self.network, self.base, l, cur,
+                         prev, self.grad)
+        self._mean_loss(self.base, True)
         self.synchronize()
         return self.grad
 
@@ -148,38 +154,38 @@ class Resident:
                   strategy: str = "naive"):
         """The flat numerical gradient, a device array (waited for). ``h`` is the step
         before scaling (None: the scheme's default for the dtype), as on the CPU."""
-        scheme, h, _ = fd_options(self.net, scheme, h, strategy, None)
+        scheme, h, _, _ = fd_options(self.net, scheme, h, strategy, None)
         code = SCHEME_CODE[scheme]
         f0 = self.loss() if scheme == "forward" else 0.0
         arithmetic = "complex128" if scheme == "complex_step" else self.net.dtype
         theta = self.theta
         if scheme == "complex_step":
             if self._complex is None:
-                self._complex = cuda.to_device(flat_params(self.net).astype(np.complex128))
+                self._complex = runtime.to_device(flat_params(self.net).astype(np.complex128))
             theta = self._complex
         if code not in self._steps:
-            self._steps[code] = cuda.to_device(STEPS[code])
-        steps = self._steps[code]
+            self._steps[code] = runtime.to_device(STEPS[code])
+        fd = (code, self._steps[code], h, f0)
         itemsize = np.dtype(arithmetic).itemsize
         # perturbed networks per launch: what the scratch holds, whole blocks of G.NETS
         slots = int(max(1, min(self.n, SCRATCH_BYTES // (2 * self.half * itemsize))))
         slots = -(-slots // G.NETS) * G.NETS
         if arithmetic not in self._scratch or self._scratch[arithmetic].shape[0] < slots:
-            self._scratch[arithmetic] = cuda.device_array(2 * slots * self.half,
-                                                          dtype=arithmetic)
+            self._scratch[arithmetic] = runtime.device_array(2 * slots * self.half, arithmetic)
         buf = self._scratch[arithmetic]
         k = kernels(arithmetic)
-        common = (theta, self.layout, self.X, self.T, *self.codes, code, steps, h, f0)
+        common = (theta, self.X, self.T, self.network, fd)
         if strategy == "incremental":
-            self._forward(self.Z, self.A)  # the base pass
+            self._forward(self.base)  # the base pass
         for start in range(0, self.n, slots):
             stop = min(self.n, start + slots)
+            job = (start, stop, buf, self.half)
             if strategy == "naive":
                 self._launch(k.naive, "naive", -(-(stop - start) // G.NETS), self.threads,
-                             *common, start, stop, buf, self.half, self.grad)
+                             *common, job, self.grad)
             else:
                 self._launch(k.incremental, "incremental", stop - start, self.threads, *common,
-                             self.Z, self.A, self.offs, start, stop, buf, self.half, self.grad)
+                             self.base, job, self.grad)
         self.synchronize()
         return self.grad
 
@@ -231,39 +237,8 @@ def warm_up(net: MLP, scheme: str | None = None, strategy: str = "naive") -> flo
 def device_info() -> dict:
     """The GPU: name, memory, multiprocessors, compute capability, driver and CUDA versions
     (what the result file records beside the CPU's description)."""
-    dev = cuda.get_current_device()
-    info = {"name": _text(getattr(dev, "name", "Numba's CUDA simulator")),
-            "simulated": simulated()}
-    try:
-        free, total = cuda.current_context().get_memory_info()
-        info["memory_bytes"] = int(total)
-    except Exception:  # the simulator has no memory to report
-        info["memory_bytes"] = None
-    for key, attr in (("multiprocessors", "MULTIPROCESSOR_COUNT"),
-                      ("clock_khz", "CLOCK_RATE")):
-        try:
-            info[key] = int(getattr(dev, attr))
-        except Exception:
-            info[key] = None
-    try:
-        info["compute_capability"] = ".".join(map(str, dev.compute_capability))
-    except Exception:
-        info["compute_capability"] = None
-    try:
-        from numba.cuda.cudadrv import driver, runtime
-
-        info["driver_version"] = ".".join(map(str, driver.driver.get_version()))
-        info["cuda_runtime_version"] = ".".join(map(str, runtime.runtime.get_version()))
-    except Exception:
-        info["driver_version"] = info["cuda_runtime_version"] = None
-    import numba_cuda
-
-    info["numba_cuda"] = getattr(numba_cuda, "__version__", None)
-    return info
-
-
-def _text(name) -> str:
-    return name.decode() if isinstance(name, bytes) else str(name)
+    info = runtime.describe()
+    return {"name": info.pop("name"), "simulated": simulated(), **info}
 
 
 def calibrate(n: int = 2048, elements: int = 1 << 26, repeats: int = 5) -> dict:
@@ -275,25 +250,25 @@ def calibrate(n: int = 2048, elements: int = 1 << 26, repeats: int = 5) -> dict:
     n = max(G.TILE, n // G.TILE * G.TILE)
     for dtype in ("float32", "float64"):
         k = kernels(dtype)
-        a = cuda.to_device(np.ones((n, n), dtype=dtype))
-        b = cuda.to_device(np.ones((n, n), dtype=dtype))
-        c = cuda.device_array((n, n), dtype=dtype)
+        a = runtime.to_device(np.ones((n, n), dtype=dtype))
+        b = runtime.to_device(np.ones((n, n), dtype=dtype))
+        c = runtime.device_array((n, n), dtype)
         grid = (n // G.TILE, n // G.TILE)
         best = np.inf
         for r in range(repeats + 1):
             t0 = time.perf_counter()
             k.matmul[grid, (G.TILE, G.TILE)](a, b, c)
-            cuda.synchronize()
+            runtime.synchronize()
             if r:
                 best = min(best, time.perf_counter() - t0)
         out[f"matmul_gflops_{dtype}"] = 2.0 * n**3 / best / 1e9
-    src = cuda.to_device(np.ones(elements))
-    dst = cuda.device_array(elements)
+    src = runtime.to_device(np.ones(elements))
+    dst = runtime.device_array(elements, np.float64)
     k, best = kernels("float64"), np.inf
     for r in range(repeats + 1):
         t0 = time.perf_counter()
         k.stream[_blocks(elements, ELEMENT_THREADS), ELEMENT_THREADS](src, dst)
-        cuda.synchronize()
+        runtime.synchronize()
         if r:
             best = min(best, time.perf_counter() - t0)
     out["memory_gbs"] = 16.0 * elements / best / 1e9
