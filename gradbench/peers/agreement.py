@@ -52,16 +52,18 @@ def analytic(net, batch: int, loss: float) -> float:
     return 2 * loss_rounding(net, batch) * max(1.0, abs(loss))
 
 
-def finite_difference(net, batch: int, loss: float, theta, grad, scheme: str, steps,
-                      exact_divisor: bool, truncation: bool = True) -> np.ndarray:
-    """Per-parameter bound of a finite-difference gradient's distance from the exact one
-    (``grad``, ours, is exact to rounding), for ``scheme`` ("forward" or "central") with
-    absolute steps ``steps`` (a number or one per parameter).
+def finite_difference(net, batch: int, ours, scheme: str, steps, exact_divisor: bool,
+                      truncation: bool = True) -> np.ndarray:
+    """Per-parameter bound of a finite-difference gradient's distance from the exact one,
+    for ``scheme`` ("forward" or "central") with absolute steps ``steps`` (a number or one
+    per parameter), at the point ``ours = (loss, theta, grad)``: the loss, the flat
+    parameters and our gradient there (exact to rounding).
 
     ``exact_divisor``: the library divides by the step actually applied (scipy, gradbench's
     reference) rather than by the nominal one (torch, numdifftools). ``truncation=False``
     leaves the truncation term out (for a caller that bounds it otherwise).
     """
+    loss, theta, grad = ours
     order, coef, weights = SCHEMES[scheme]
     S = max(1.0, abs(loss))
     eps = float(np.finfo(net.dtype).eps)

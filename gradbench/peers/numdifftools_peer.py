@@ -101,6 +101,6 @@ def tolerance_gradient(net, X, T, loss, ours, fn):
     """``fn`` is the _Gradient whose result is checked (it has been called)."""
     theta = flat_params(net).astype(np.float64)
     smallest = fn.final_step / fn.ratio ** fn.terms
-    rounding = agreement.finite_difference(net, len(X), loss, theta, ours, "central",
+    rounding = agreement.finite_difference(net, len(X), (loss, theta, ours), "central",
                                            smallest, exact_divisor=False, truncation=False)
     return fn.error_estimate + float(np.abs(fn.rule).sum()) * rounding

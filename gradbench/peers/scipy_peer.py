@@ -76,5 +76,5 @@ def gradient_approx_fprime(net: MLP, threads: int):
 
 def tolerance_approx_fprime(net, X, T, loss, ours, fn):
     theta = flat_params(net).astype(np.float64)
-    return agreement.finite_difference(net, len(X), loss, theta, ours, "forward", EPSILON,
+    return agreement.finite_difference(net, len(X), (loss, theta, ours), "forward", EPSILON,
                                        exact_divisor=True)

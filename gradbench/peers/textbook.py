@@ -91,5 +91,5 @@ def tolerance_central(net, X, T, loss, ours, fn):
     # the loop moves parameter i by h max(1, |theta_i|) and divides by the step applied
     theta = flat_params(net).astype(np.float64)
     steps = default_step("central", net.dtype) * np.maximum(1.0, np.abs(theta))
-    return agreement.finite_difference(net, len(X), loss, theta, ours, "central", steps,
+    return agreement.finite_difference(net, len(X), (loss, theta, ours), "central", steps,
                                        exact_divisor=True)

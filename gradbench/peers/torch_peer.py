@@ -158,5 +158,5 @@ def gradient_numerical(net: MLP, threads: int):
 
 def tolerance_numerical(net, X, T, loss, ours, fn):
     theta = flat_params(net).astype(np.float64)
-    return agreement.finite_difference(net, len(X), loss, theta, ours, "central", EPS,
+    return agreement.finite_difference(net, len(X), (loss, theta, ours), "central", EPS,
                                        exact_divisor=False)
