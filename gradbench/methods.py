@@ -328,14 +328,28 @@ def _peer(module: str, attr: str) -> Callable:
     return call
 
 
-def _peer_method(name, provider, kind, title, module, what, *, colour, scheme=None,
-                 strategy=None, requires=(), install=None, dtypes=("float32", "float64"),
-                 loss_evals=None, device=DEFAULT_DEVICE):
+def _peer_method(name, provider, kind, title, module, what, *, colour, **fields) -> Method:
+    """The record of a peer whose functions live in ``gradbench.peers.<module>``.
+
+    Parameters
+    ----------
+    name, provider, kind, title
+        The record's fields of those names.
+    module, what
+        Where its callables live: ``build_<what>``, ``gradient_<what>`` and
+        ``tolerance_<what>`` of that module, and the module's ``warm``.
+    colour
+        Its colour in figures (each peer names its own); its marker is its provider's
+        (:data:`PEER_MARKERS`).
+    **fields
+        Any other field of :class:`Method` (scheme, strategy, requires, install, dtypes,
+        loss_evals, device), passed to the record as they are: a name that is not a field
+        is the record's TypeError.
+    """
     return Method(name, provider, kind, title, _peer(module, f"build_{what}"),
-                  _peer(module, "warm"), scheme=scheme, strategy=strategy, requires=requires,
-                  install=install, dtypes=dtypes, gradient=_peer(module, f"gradient_{what}"),
-                  tolerance=_peer(module, f"tolerance_{what}"), loss_evals=loss_evals,
-                  device=device, colour=colour, marker=PEER_MARKERS[provider])
+                  _peer(module, "warm"), gradient=_peer(module, f"gradient_{what}"),
+                  tolerance=_peer(module, f"tolerance_{what}"), colour=colour,
+                  marker=PEER_MARKERS[provider], **fields)
 
 
 #: A marker per peer provider (gradbench's own: :data:`OURS_MARKER`); each peer's colour is

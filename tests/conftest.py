@@ -110,24 +110,96 @@ class ThreadWatch:
         return {(b, n) for _, b, n in self.seen}
 
 
+def wait_until(done, what: str, proc=None, failsafe: float = 600.0) -> bool:
+    """Poll ``done()`` until it is true (True) or ``proc`` has ended (False). ``failsafe``
+    seconds is no speed asserted but a bound on a test that would otherwise wait for ever:
+    past it the test fails, saying what it waited for."""
+    import subprocess
+    import threading
+    import time
+
+    deadline = time.monotonic() + failsafe
+    pause = threading.Event()  # never set: its wait is the interval between two looks
+    while not done():
+        if proc is not None and proc.poll() is not None:
+            return False
+        if time.monotonic() > deadline:
+            pytest.fail(f"still waiting, after the failsafe {failsafe:g} s, for {what}")
+        if proc is None:
+            pause.wait(0.05)
+        else:
+            try:  # returns at once when the process ends
+                proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
+    return True
+
+
+def cases_in(out, pattern: str) -> int:
+    """Completed cases in the result file ``out/pattern`` (0 while there is none)."""
+    import json
+
+    files = list(out.glob(pattern)) if out.exists() else []
+    if not files:
+        return 0
+    try:
+        return len(json.loads(files[0].read_text())["benchmarks"])
+    except (ValueError, OSError):  # written atomically; a file being replaced reads as none
+        return 0
+
+
 def run_until_cases(tmp_path, label: str, cases: int):
     """``gradbench run --profile default`` started as a process in a session of its own,
-    returned once its result file holds ``cases`` completed cases (or it ended, or 10 min
-    passed): (the process, the output folder)."""
-    import json
+    returned once its result file holds ``cases`` completed cases (the test fails if that
+    never happens): (the process, the output folder)."""
     import subprocess
     import sys
-    import time
 
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "gradbench.cli", "run", "--profile",
                              "default", "--label", label, "--out", str(out), "--no-report"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=tmp_path, start_new_session=True)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
-        files = list(out.glob(f"{label}-default-*.json")) if out.exists() else []
-        if files and len(json.loads(files[0].read_text())["benchmarks"]) >= cases:
-            break
-        time.sleep(0.2)
+    pattern = f"{label}-default-*.json"
+    if not wait_until(lambda: cases_in(out, pattern) >= cases,
+                      f"{cases} completed cases in {out / pattern}", proc):
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"the run ended (exit status {proc.returncode}) before {cases} cases: "
+                    + stdout[-2000:] + stderr[-2000:])
     return proc, out
+
+
+# ----------------------------------------------------------------------------- the tiers
+# `bash scripts/test -m "not slow"` is the fast lane: every kernel against the reference, the
+# file formats, the statistics, every verb in this process. Slow (the whole suite, CI on
+# Linux): whatever starts a command that runs gradbench or compiles a lot, and the GPU's.
+
+#: Fixtures that start a run: a test that uses one is slow.
+SLOW_FIXTURES = {"quick_run", "wheel_env", "skipped_run"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("gpu") or SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory):
+    """One ``gradbench run --profile quick --budget 2`` for the tests that only read what a
+    run leaves: started as the command, from a folder that is not the checkout and has
+    pytest settings of its own (which must not leak into the suite), with a report.
+    (the result file, the finished process, the folder it ran in)."""
+    import subprocess
+    import sys
+
+    where = tmp_path_factory.mktemp("quick-run")
+    (where / "pytest.ini").write_text("[pytest]\naddopts = --this-option-does-not-exist\n")
+    res = subprocess.run([sys.executable, "-m", "gradbench.cli", "run", "--profile", "quick",
+                          "--budget", "2", "--label", "ci-box", "--out", str(where / "out"),
+                          "--report", str(where / "rep")], capture_output=True, text=True,
+                         timeout=900, cwd=where)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    (f,) = (where / "out").glob("ci-box-quick-*.json")
+    return f, res, where

@@ -192,6 +192,7 @@ print(warmed != before, after == warmed, compiled() != after)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(KF.loss_kernel, "signatures"), reason="JIT disabled")
 def test_warm_up_compiles_everything_the_calls_then_need():
     import subprocess

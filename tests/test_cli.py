@@ -90,6 +90,7 @@ def test_bad_usage_is_one_line_exit_2(capsys, args, words):
     assert len(lines) == 1 and words in lines[0], err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, words", [(["check", "--sizes", "4,2", "--h", "nan"],
                                           "positive and finite"), ([], "missing command")])
 def test_bad_usage_as_a_process_is_one_line_exit_2(args, words):
@@ -100,12 +101,14 @@ def test_bad_usage_as_a_process_is_one_line_exit_2(args, words):
     assert len(lines) == 1 and words in lines[0], res.stderr
 
 
+@pytest.mark.slow
 def test_help_and_version():
     assert run("--help").returncode == 0
     res = run("--version")
     assert res.returncode == 0 and res.stdout.startswith("gradbench ")
 
 
+@pytest.mark.slow
 def test_output_into_a_closed_pipe_is_quiet():
     proc = subprocess.Popen([sys.executable, "-m", "gradbench.cli", "check", "--sizes", "6,4,2",
                              "--batch", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -116,6 +119,7 @@ def test_output_into_a_closed_pipe_is_quiet():
     assert "Traceback" not in err and "BrokenPipe" not in err
 
 
+@pytest.mark.slow
 def test_long_check_shows_progress_and_stops_on_ctrl_c(tmp_path):
     import os
     import re
@@ -148,6 +152,7 @@ def test_long_check_shows_progress_and_stops_on_ctrl_c(tmp_path):
     assert "PASSED" not in out.decode() and "FAILED" not in out.decode()
 
 
+@pytest.mark.slow
 def test_python_dash_m_gradbench_is_the_command():
     res = subprocess.run([sys.executable, "-m", "gradbench", "--version"], capture_output=True,
                          text=True, timeout=120)

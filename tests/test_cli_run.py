@@ -55,6 +55,7 @@ def test_bad_usage(tmp_path, monkeypatch, capsys, args, words):
     assert out == "" and list(tmp_path.iterdir()) == []  # nothing written
 
 
+@pytest.mark.slow
 def test_bad_usage_as_a_process(tmp_path):
     res = run("--out", str(tmp_path / "out"), "--budget", "nan", cwd=tmp_path)
     assert res.returncode == 2, res.stderr
@@ -63,6 +64,7 @@ def test_bad_usage_as_a_process(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_label_that_is_not_utf8_is_refused(tmp_path):
     label = b"caf\xe9"  # latin-1 bytes: not valid UTF-8
     res = subprocess.run([sys.executable, "-m", "gradbench.cli", "run", "--label", label,
@@ -73,6 +75,7 @@ def test_label_that_is_not_utf8_is_refused(tmp_path):
     assert len(lines) == 1 and "label 'caf\\udce9'" in lines[0], lines
 
 
+@pytest.mark.slow
 def test_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -81,6 +84,7 @@ def test_unwritable_output_folder(tmp_path):
     assert len(res.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_unwritable_report_folder_fails_before_running(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -89,47 +93,41 @@ def test_unwritable_report_folder_fails_before_running(tmp_path):
     assert not list((tmp_path / "out").glob("*.json"))
 
 
-def test_run_where_every_case_is_skipped_still_writes_its_file(tmp_path):
-    # 1e-9 s cannot hold any case on any machine: all are skipped, with their predictions
-    out, rep = tmp_path / "out", tmp_path / "rep"
-    res = run("--profile", "quick", "--budget", "1e-9", "--label", "ci-box", "--out", str(out),
-              "--report", str(rep), cwd=tmp_path)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    (f,) = out.glob("ci-box-quick-*.json")
-    rs = results.load_set(f)
-    # every installed method skipped by the budget, with its prediction; the peers whose
-    # library is missing (as in CI: torch, jax) recorded as unavailable instead
+def test_a_quick_run_records_every_case_and_builds_its_report(quick_run):
+    # the budget (2 s) times the small cases and skips the rest with their predictions, on
+    # any machine; the peers whose library is missing (as in CI: torch, jax) are recorded
+    # as unavailable instead
     from gradbench import methods
 
-    installed = rs.cases.apply(
-        lambda c: methods.get(methods.on_device(c["method"], c["device"])).available(), axis=1)
-    assert (rs.cases.loc[installed, "status"] == "skipped").all()
-    assert (rs.cases.loc[installed, "predicted_seconds"] > 0).all()
-    assert (rs.cases.loc[~installed, "status"] == "unavailable").all()
+    f, res, where = quick_run
+    rs = results.load_set(f)
+    c = rs.cases
+    installed = c.apply(
+        lambda r: methods.get(methods.on_device(r["method"], r["device"])).available(), axis=1)
+    assert set(c.loc[installed, "status"]) <= {"ok", "skipped"}
+    assert (c.loc[c["status"] == "ok", "median"] > 0).all()
+    assert (c.loc[c["status"] == "skipped", "predicted_seconds"] > 0).all()
+    assert (c.loc[~installed, "status"] == "unavailable").all()
     # no GPU here (the tests' numba.cuda is the simulator): the GPU's cases say why
-    on_gpu = rs.cases[rs.cases["device"] == "cuda"]
+    on_gpu = c[c["device"] == "cuda"]
     assert len(on_gpu) and (on_gpu["status"] == "unavailable").all()
     assert "gradbench on the cuda device: not run here" in res.stdout
     assert rs.runs["status"].tolist() == ["complete"]
     assert not rs.step_curve.empty and not rs.checks.empty  # measured on this machine
-    assert "ci-box" in (rep / "index.html").read_text()
-    assert not (tmp_path / "reports").exists() and not (tmp_path / "results").exists()
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files
+    assert "ci-box" in (where / "rep" / "index.html").read_text()
+    assert not (where / "reports").exists() and not (where / "results").exists()
+    assert not [p for p in f.parent.iterdir() if p.name.startswith(".")]  # no temporary files
 
 
-def test_quick_run_end_to_end_from_another_folder(tmp_path):
+def test_quick_run_end_to_end_from_another_folder(quick_run):
     # run from a folder that is not the checkout, with its own pytest settings that must not
-    # leak into the suite
-    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --this-option-does-not-exist\n")
-    out = tmp_path / "out"
-    res = run("--profile", "quick", "--budget", "2", "--label", "ci-box", "--out", str(out),
-              "--no-report", cwd=tmp_path)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    (f,) = out.glob("ci-box-quick-*.json")
+    # leak into the suite (tests/conftest.py's quick_run)
+    f, res, _ = quick_run
     rs = results.load_set(f)
     assert set(rs.cases["label"]) == {"ci-box"}
     assert rs.runs["gradbench_version"].tolist() == [__import__("gradbench").__version__]
     ok = rs.cases[rs.cases["status"] == "ok"]
+    assert len(ok)  # the first sizes fit any machine's 2 s
     for word in ("exponent k", "results to"):
         assert word in res.stdout
     # every timed case carries its raw rounds
@@ -143,6 +141,7 @@ def test_quick_run_end_to_end_from_another_folder(tmp_path):
     assert cmp.returncode == 0, cmp.stderr
 
 
+@pytest.mark.slow
 def test_code_measured_is_the_checkout_not_the_current_folder(tmp_path):
     from gradbench.machine import code_info
 
@@ -161,6 +160,7 @@ def test_code_measured_is_the_checkout_not_the_current_folder(tmp_path):
     assert res.stdout.strip() == info["commit"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_completed_cases_in_a_visible_file(tmp_path):
     # wait until the file shows some completed cases, then interrupt as a terminal would
     proc, out = run_until_cases(tmp_path, "intr", 3)
@@ -176,6 +176,7 @@ def test_ctrl_c_keeps_completed_cases_in_a_visible_file(tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_suite_collects_from_the_checkout(tmp_path):
     res = subprocess.run(
         [sys.executable, "-m", "pytest", str(ROOT / "benchmarks"), "-q", "-p", "no:cacheprovider",
@@ -187,6 +188,7 @@ def test_suite_collects_from_the_checkout(tmp_path):
     assert "test_accuracy" in res.stdout
 
 
+@pytest.mark.slow
 def test_a_crashing_case_is_exit_3_and_the_file_says_failed(tmp_path):
     # a method whose warm-up raises stands for a bug in gradbench: not a finding, not usage
     code = ("import dataclasses, sys\n"
@@ -241,6 +243,7 @@ def test_threads_1_runs_blas_and_numba_on_one_thread_and_records_it(tmp_path, mo
     assert {b["num_threads"] for b in doc["machine_info"]["blas"]} == {1}
 
 
+@pytest.mark.slow
 def test_no_load_average_on_this_system_is_recorded_as_null(tmp_path, monkeypatch, capsys):
     # as on Windows, where os.getloadavg does not exist
     from gradbench.cli import main

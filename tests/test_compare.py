@@ -191,13 +191,13 @@ def cli(*args, **kwargs):
 def test_cli_exit_codes_and_formats(tmp_path, capsys):
     a = run_file(tmp_path / "a.json", 0, noise=0.03)
     b = run_file(tmp_path / "b.json", 1, noise=0.03, slow="backprop", factor=1.5)
-    # the exit statuses of the process itself
-    same = cli(a, a)
-    assert same.returncode == 0 and "no regression" in same.stdout
-    assert "smallest slowdown this comparison could have detected" in same.stdout
-    worse = cli(a, b)
-    assert worse.returncode == 1 and "REGRESSION" in worse.stdout
-    # the formats and pooling, in this process
+    # the exit statuses (as a process: test_cli_bad_input_as_a_process)
+    code, stdout, _ = cli_main(capsys, "compare", a, a)
+    assert code == 0 and "no regression" in stdout
+    assert "smallest slowdown this comparison could have detected" in stdout
+    code, stdout, _ = cli_main(capsys, "compare", a, b)
+    assert code == 1 and "REGRESSION" in stdout
+    # the formats and pooling
     for fmt in render.FORMATS:
         out = tmp_path / f"c.{fmt}"
         code, stdout, _ = cli_main(capsys, "compare", a, b, "--format", fmt, "--out", out)
@@ -237,6 +237,7 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, make_args, words):
     assert out == "" and set(tmp_path.rglob("*")) == before  # nothing written
 
 
+@pytest.mark.slow
 def test_cli_bad_input_as_a_process(tmp_path):
     a = run_file(tmp_path / "a.json", 0)
     res = cli(a, tmp_path / "missing.json")

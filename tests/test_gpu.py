@@ -25,6 +25,8 @@ pytest.importorskip("numba_cuda", reason="numba-cuda not installed: pip install 
 from gradbench import gpu  # noqa: E402
 from gradbench.gpu import gradients as G  # noqa: E402
 
+pytestmark = [pytest.mark.gpu, pytest.mark.slow]
+
 SCHEMES = ("forward", "central", "five_point", "complex_step")
 
 

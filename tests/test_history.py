@@ -122,17 +122,25 @@ def run(*args):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_cli_prints_changes_and_writes_a_page(tmp_path):
+def test_cli_prints_changes_and_writes_a_page(tmp_path, capsys):
     folder = storage(tmp_path, step=("backprop", 12, 1.3))
-    res = run(folder, "--out", tmp_path / "page")
-    assert res.returncode == 1, res.stderr  # a case became slower, and still is: a finding
-    assert "20 runs" in res.stdout and "1.3x slower [standing]" in res.stdout
-    assert "5 slowdown(s) still standing" in res.stdout
+    code, out, err = cli_main(capsys, "history", folder, "--out", tmp_path / "page")
+    assert code == 1, err  # a case became slower, and still is: a finding
+    assert "20 runs" in out and "1.3x slower [standing]" in out
+    assert "5 slowdown(s) still standing" in out
     page = (tmp_path / "page" / "index.html").read_text()
     assert "trend-backprop.png" in page and (tmp_path / "page" / "trend-backprop.png").is_file()
     assert 'class="slower standing"' in page
-    quiet = run(storage(tmp_path / "q", seed=1), "--out", tmp_path / "page2")
-    assert quiet.returncode == 0 and "0 change(s)" in quiet.stdout
+    code, out, err = cli_main(capsys, "history", storage(tmp_path / "q", seed=1), "--out",
+                              tmp_path / "page2")
+    assert code == 0 and "0 change(s)" in out, err
+
+
+@pytest.mark.slow
+def test_cli_exit_status_of_the_process(tmp_path):
+    res = run(storage(tmp_path, step=("backprop", 12, 1.3)), "--out", tmp_path / "page")
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "5 slowdown(s) still standing" in res.stdout
 
 
 def test_cli_passes_when_every_slowdown_was_fixed_and_still_lists_it(tmp_path, capsys):

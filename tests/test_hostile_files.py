@@ -137,6 +137,7 @@ def test_train_never_writes_its_record_through_a_dangling_link(tmp_path):
     names.release(lock)
 
 
+@pytest.mark.slow
 def test_a_deep_file_as_a_process_is_one_line_and_no_traceback(tmp_path):
     import subprocess
     import sys

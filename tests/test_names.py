@@ -8,6 +8,8 @@ import os
 import threading
 from types import SimpleNamespace
 
+import pytest
+
 from gradbench import results
 from gradbench.results import names
 
@@ -71,6 +73,7 @@ def _fixed_clock(monkeypatch, module):
         datetime=SimpleNamespace(now=lambda: when)))
 
 
+@pytest.mark.slow
 def test_runs_in_the_same_second_write_files_of_their_own(tmp_path, monkeypatch, capsys):
     from gradbench.cli import run as cli_run
 

@@ -213,17 +213,13 @@ def test_unwritable_output(tmp_path):
         report.build(full_results(tmp_path / "r.json"), blocker / "sub", )
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "gradbench.cli", "report", *args],
-                          capture_output=True, text=True, timeout=600)
-
-
-def test_cli_report_end_to_end(tmp_path):
+def test_cli_report_end_to_end(tmp_path, capsys):
     full_results(tmp_path / "a.json", label="alpha")
     full_results(tmp_path / "b.json", label="beta")
     out = tmp_path / "rep"
-    res = cli(str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(out))
-    assert res.returncode == 0, res.stderr
+    code, _, err = cli_main(capsys, "report", tmp_path / "a.json", tmp_path / "b.json", "--out",
+                            out)
+    assert code == 0, err
     html = (out / "index.html").read_text()
     assert "On alpha (float64)" in html and "On beta (float64)" in html
     assert is_png(out / "step.png")
@@ -244,6 +240,7 @@ def test_the_check_sentence_names_the_worst_error_and_the_threshold_apart(tmp_pa
     assert "at relative error" not in note
 
 
+@pytest.mark.slow
 def test_report_computes_and_compiles_nothing(tmp_path):
     # every Numba dispatcher refuses to compile or load a kernel: the report must not need one
     full_results(tmp_path / "a.json")
