@@ -19,7 +19,7 @@ import pytest
 
 from gradbench import interrupt, methods, results
 
-from .conftest import cli_main, run_until_cases
+from .conftest import cases_in, cli_main, run_until_cases, wait_until
 from .resultfiles import document, power
 from .test_train import fake, saved
 
@@ -214,14 +214,13 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_peer_part_gets_the_signal_its_driver_got(tmp_path, sig):
     from gradbench.bench import parts
 
     def send():
-        deadline = time.monotonic() + 120
-        while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until((tmp_path / "ready").exists, "the child to be ready")
         os.kill(os.getpid(), sig)
 
     previous = interrupt.install()
@@ -234,6 +233,7 @@ def test_a_peer_part_gets_the_signal_its_driver_got(tmp_path, sig):
     assert (tmp_path / "got").read_text() == signal.Signals(sig).name
 
 
+@pytest.mark.slow
 def test_run_sigterm_keeps_completed_cases_and_names_the_signal(tmp_path):
     proc, out = run_until_cases(tmp_path, "term", 2)
     proc.send_signal(signal.SIGTERM)  # to the driver only, as kill does
@@ -329,6 +329,7 @@ def test_a_later_command_in_the_process_does_not_inherit_the_signal(monkeypatch,
     assert code == 130 and err.strip() == "gradbench: interrupted"
 
 
+@pytest.mark.slow
 def test_a_part_process_saves_interrupted_on_sigterm(tmp_path):
     # a part as gradbench run starts one for a peer provider: pytest with the plugin, whose
     # own handler turns SIGTERM into pytest's interruption, saved as such
@@ -342,11 +343,8 @@ def test_a_part_process_saves_interrupted_on_sigterm(tmp_path):
                              "gradbench", "--gb-methods", "primal,backprop"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=parts._child_env(), cwd=tmp_path)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
-        if out.exists() and json.loads(out.read_text())["benchmarks"]:
-            break
-        time.sleep(0.1)
+    assert wait_until(lambda: cases_in(tmp_path, out.name) >= 1, f"a completed case in {out}",
+                      proc), proc.communicate()[0][-2000:]
     proc.send_signal(signal.SIGTERM)
     text, _ = proc.communicate(timeout=300)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, text[-2000:]
