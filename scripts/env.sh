@@ -5,10 +5,14 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; th
     echo "gradbench needs Python 3.11 or newer as $PY (set PYTHON=/path/to/python3.11)" >&2
     exit 2
 fi
-if [ ! -x .venv/bin/python ]; then
+if [ ! -x .venv/bin/python ] && [ ! -x .venv/Scripts/python.exe ]; then
     "$PY" -m venv .venv
 fi
-. .venv/bin/activate
+if [ -d .venv/Scripts ]; then  # Windows (Git Bash): the environment's commands are there
+    . .venv/Scripts/activate
+else
+    . .venv/bin/activate
+fi
 stamp=.venv/.gradbench-installed
 want=$(python -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then

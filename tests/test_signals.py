@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+if sys.platform == "win32":  # no SIGHUP, no process groups
+    pytest.skip("POSIX signals", allow_module_level=True)
+
 from gradbench import interrupt, methods, results
 
 from .conftest import cases_in, cli_main, run_until_cases, wait_until
