@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .kernels.codes import EVALS_PER_PARAM
+
 METHODS = ("primal", "backprop", "numerical")
 
 
@@ -50,7 +52,8 @@ def num_params(sizes) -> int:
 
 
 def evals_per_param(scheme: str) -> int:
-    return {"forward": 1, "central": 2, "five_point": 4, "complex_step": 1}[scheme]
+    """Perturbed loss evaluations per parameter (:data:`kernels.codes.EVALS_PER_PARAM`)."""
+    return EVALS_PER_PARAM[scheme]
 
 
 def _incremental_flops(sizes, batch: int, per_param: int) -> float:

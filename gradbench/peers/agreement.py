@@ -34,10 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..check import DERIVATIVE_ALLOWANCE
+from ..kernels.codes import ORDER
 
-#: Per scheme: order p, leading truncation coefficient c_p, and the sum of the |weights| of
-#: the loss values in the quotient.
-SCHEMES = {"forward": (1, 0.5, 2.0), "central": (2, 1.0 / 6.0, 1.0)}
+#: Per scheme: the leading truncation coefficient c_p (of h**p, p its order in
+#: kernels.codes.ORDER), and the sum of the |weights| of the loss values in the quotient.
+TRUNCATION = {"forward": (0.5, 2.0), "central": (1.0 / 6.0, 1.0)}
 
 
 def loss_rounding(net, batch: int) -> float:
@@ -64,7 +65,7 @@ def finite_difference(net, batch: int, ours, scheme: str, steps, exact_divisor: 
     leaves the truncation term out (for a caller that bounds it otherwise).
     """
     loss, theta, grad = ours
-    order, coef, weights = SCHEMES[scheme]
+    order, (coef, weights) = ORDER[scheme], TRUNCATION[scheme]
     S = max(1.0, abs(loss))
     eps = float(np.finfo(net.dtype).eps)
     eps_L = loss_rounding(net, batch)
