@@ -212,19 +212,21 @@ def test_a_crashing_case_is_exit_3_and_the_file_says_failed(tmp_path):
     assert (rs.cases["method"] == "primal").any()
 
 
+@pytest.mark.slow
 def test_threads_1_runs_blas_and_numba_on_one_thread_and_records_it(tmp_path, monkeypatch):
     # --gb-threads 1: BLAS (by default on every core) runs on one thread under gradbench's
     # loss and backprop, as a peer's library does, and under the calibration; seen during
     # each call, and recorded with each case
-    from gradbench import bench, gradients, machine
+    from gradbench import bench, gradients
     from gradbench.bench import parts, sweep
+    from gradbench.kernels import calibration
 
     from .conftest import ThreadWatch
 
     watch = ThreadWatch()
     for name in ("loss", "backprop"):
         monkeypatch.setattr(gradients, name, watch.wrap(getattr(gradients, name), name))
-    monkeypatch.setattr(machine, "_matmul", watch.wrap(machine._matmul, "calibration"))
+    monkeypatch.setattr(calibration, "matmul", watch.wrap(calibration.matmul, "calibration"))
     out = tmp_path / "t1.json"
     argv = parts.pytest_args(Path(bench.__file__).parent, sweep.profile("quick", 2.0), "t1", 1,
                              out, str(tmp_path / "storage"))
