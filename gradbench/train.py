@@ -41,7 +41,7 @@ import math
 import numbers
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -112,6 +112,63 @@ def gradient_method(name: str, net: MLP | None = None) -> methods.Method:
 
 
 @dataclass(frozen=True)
+class TrainOptions:
+    """How to train: the options of :func:`plan` and :func:`train`, as given.
+
+    Nothing is checked here: :func:`plan` checks them against the network and the data (one
+    line each, TypeError or ValueError) and turns them into a :class:`Plan`.
+
+    Parameters
+    ----------
+    optimizer : {"sgd", "momentum"}
+        The rules are in the module's docstring.
+    lr : float, optional
+        Learning rate, positive and finite; default :data:`DEFAULT_LR` of the optimizer.
+    momentum : float, optional
+        mu in [0, 1), momentum only (default 0.9); must be left out for sgd.
+    epochs, steps : int, optional
+        How long: whole epochs, or a number of steps (the last epoch partial). At most one;
+        neither means :data:`DEFAULT_EPOCHS` epochs.
+    batch : int
+        Samples per step, at most the training set's size.
+    threads : int, optional
+        Threads the method may use (default Numba's setting): BLAS and Numba run on them
+        while it trains.
+    seed : int
+        Seed of the shuffling (each epoch draws a permutation from one generator).
+    """
+
+    optimizer: str = "sgd"
+    lr: float | None = None
+    momentum: float | None = None
+    epochs: int | None = None
+    steps: int | None = None
+    batch: int = DEFAULT_BATCH
+    threads: int | None = None
+    seed: int = 0
+
+
+#: The names of the training options, in order: the keywords :func:`train` accepts besides
+#: ``options``, ``on_step`` and ``on_epoch``.
+OPTIONS = tuple(f.name for f in fields(TrainOptions))
+
+
+def _options(options: TrainOptions | None, given: dict | None = None) -> TrainOptions:
+    """``options`` (the defaults when None) with the fields named in ``given`` replaced; a
+    TypeError naming the bad keyword and the valid ones for a name that is not an option."""
+    if options is None:
+        options = TrainOptions()
+    elif not isinstance(options, TrainOptions):
+        raise TypeError(f"options must be a gradbench.train.TrainOptions, got "
+                        f"{type(options).__name__}")
+    for name in given or ():
+        if name not in OPTIONS:
+            raise TypeError(f"unknown training option {name!r}: the keywords are "
+                            f"{', '.join(OPTIONS)}, options, on_step, on_epoch")
+    return replace(options, **given) if given else options
+
+
+@dataclass(frozen=True)
 class Plan:
     """Validated training options: what :func:`train` will do."""
 
@@ -127,19 +184,35 @@ class Plan:
     threads: int
 
 
-def plan(net: MLP, data: Dataset, method: str = methods.ANALYTIC, *, optimizer: str = "sgd",
-         lr: float | None = None, momentum: float | None = None, epochs: int | None = None,
-         steps: int | None = None, batch: int = DEFAULT_BATCH, threads: int | None = None,
-         seed: int = 0) -> Plan:
+def plan(net: MLP, data: Dataset, method: str = methods.ANALYTIC,
+         options: TrainOptions | None = None) -> Plan:
     """Check every training option against the network and the data; nothing runs.
 
-    Arguments are those of :func:`train`. Raises TypeError or ValueError with one line.
+    Parameters
+    ----------
+    net : MLP
+    data : gradbench.datasets.Dataset
+    method : str
+        A registry method with a gradient (see :func:`train`).
+    options : TrainOptions, optional
+        How to train; None: every option's default.
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    TypeError, ValueError
+        One line, for any option :func:`train` refuses.
     """
     if not isinstance(net, MLP):
         raise TypeError(f"net must be a gradbench.MLP, got {type(net).__name__}")
     if not isinstance(data, Dataset):
         raise TypeError(f"data must be a gradbench.datasets.Dataset, got {type(data).__name__}")
+    o = _options(options)
     m = gradient_method(method, net)
+    optimizer, lr, momentum = o.optimizer, o.lr, o.momentum
     if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}: choose one of "
                          f"{', '.join(OPTIMIZERS)}")
@@ -153,9 +226,9 @@ def plan(net: MLP, data: Dataset, method: str = methods.ANALYTIC, *, optimizer: 
     elif momentum is not None:
         raise ValueError("momentum applies to the momentum optimizer only: leave it out for "
                          "sgd, or choose the momentum optimizer")
-    batch = _whole("batch", batch)
-    seed = _whole("seed", seed, lo=0)
-    threads = check_threads(threads)
+    batch = _whole("batch", o.batch)
+    seed = _whole("seed", o.seed, lo=0)
+    threads = check_threads(o.threads)
     n_train = int(data.X_train.shape[0])
     if data.inputs != net.sizes[0]:
         raise ValueError(f"the data have {data.inputs} inputs but the network's input layer "
@@ -167,6 +240,7 @@ def plan(net: MLP, data: Dataset, method: str = methods.ANALYTIC, *, optimizer: 
         raise ValueError(f"batch {batch} is larger than the training set ({n_train:,} "
                          "samples): choose a smaller batch")
     per_epoch = n_train // batch
+    epochs, steps = o.epochs, o.steps
     if epochs is not None and steps is not None:
         raise ValueError("give epochs or steps, not both")
     if steps is not None:
@@ -349,11 +423,10 @@ def _checked(grads, net: MLP, name: str) -> list[np.ndarray] | None:
     return out
 
 
-def train(net: MLP, data: Dataset, method: str = methods.ANALYTIC, *, optimizer: str = "sgd",
-          lr: float | None = None, momentum: float | None = None, epochs: int | None = None,
-          steps: int | None = None, batch: int = DEFAULT_BATCH, threads: int | None = None,
-          seed: int = 0, on_step: Callable[[int, int], object] | None = None,
-          on_epoch: Callable[[History], object] | None = None) -> History:
+def train(net: MLP, data: Dataset, method: str = methods.ANALYTIC,
+          options: TrainOptions | None = None, *,
+          on_step: Callable[[int, int], object] | None = None,
+          on_epoch: Callable[[History], object] | None = None, **given) -> History:
     """Train ``net`` on ``data`` by mini-batch SGD or momentum; ``net.params`` change in place.
 
     Parameters
@@ -364,26 +437,20 @@ def train(net: MLP, data: Dataset, method: str = methods.ANALYTIC, *, optimizer:
     method : str
         A registry method with a gradient: "backprop", "numerical:<scheme>:<strategy>", or a
         peer (see :mod:`gradbench.methods`).
-    optimizer : {"sgd", "momentum"}
-        The rules are in the module's docstring.
-    lr : float, optional
-        Learning rate, positive and finite; default :data:`DEFAULT_LR` of the optimizer.
-    momentum : float, optional
-        mu in [0, 1), momentum only (default 0.9); must be left out for sgd.
-    epochs, steps : int, optional
-        How long: whole epochs, or a number of steps (the last epoch partial). At most one;
-        neither means :data:`DEFAULT_EPOCHS` epochs.
-    batch : int
-        Samples per step, at most the training set's size.
-    threads : int, optional
-        Threads the method may use (default Numba's setting): BLAS and Numba run on them
-        while it trains.
-    seed : int
-        Seed of the shuffling (each epoch draws a permutation from one generator).
+    options : TrainOptions, optional
+        How to train (optimizer, lr, momentum, epochs or steps, batch, threads, seed); None:
+        every option's default.
     on_step : callable, optional
         ``on_step(step, total)`` after every step (steps done, steps planned).
     on_epoch : callable, optional
         ``on_epoch(history)`` after every evaluation, epoch 0 included.
+    **given
+        The same options one by one, as keywords: ``optimizer``, ``lr``, ``momentum``,
+        ``epochs``, ``steps``, ``batch``, ``threads``, ``seed`` (:data:`OPTIONS`; each is
+        described in :class:`TrainOptions`), so that
+        ``train(net, data, "backprop", optimizer="sgd", lr=1.0, epochs=20)`` reads as it
+        always has. Each replaces that field of ``options``; any other name is a TypeError
+        that names it and the valid ones.
 
     Returns
     -------
@@ -392,12 +459,12 @@ def train(net: MLP, data: Dataset, method: str = methods.ANALYTIC, *, optimizer:
     Raises
     ------
     TypeError, ValueError
-        For any bad option (one line): unknown optimizer or method, a loss-only method, one
-        not installed, lr not positive and finite, momentum outside [0, 1), epochs, steps or
-        batch below 1, a batch larger than the training set, data that do not fit the network.
+        For any bad option (one line): an unknown keyword, optimizer or method, a loss-only
+        method, one not installed, lr not positive and finite, momentum outside [0, 1),
+        epochs, steps or batch below 1, a batch larger than the training set, data that do
+        not fit the network.
     """
-    p = plan(net, data, method, optimizer=optimizer, lr=lr, momentum=momentum, epochs=epochs,
-             steps=steps, batch=batch, threads=threads, seed=seed)
+    p = plan(net, data, method, _options(options, given))
     _check_data(net, data)
     with thread_limits(p.threads):  # backprop's BLAS too, as a peer's library is limited
         return _train(net, data, p, on_step, on_epoch)

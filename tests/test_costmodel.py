@@ -95,7 +95,7 @@ def test_the_sweep_check_and_train_make_the_one_prediction(monkeypatch):
     assert calls[-1][0] == naive.cost((6, 4, 3), 5, "float64").flops
     assert calls[-1][2:] == (1, True)
 
-    p = train.plan(net, data, naive.name, steps=1, batch=5, threads=1)
+    p = train.plan(net, data, naive.name, train.TrainOptions(steps=1, batch=5, threads=1))
     monkeypatch.setattr(train, "MEASURE_BELOW", 0.0)  # the cost model's prediction alone
     train.predict_seconds(net, data, p)
     assert calls[-1][0] == naive.cost((6, 4, 3), 5, "float64").flops

@@ -196,17 +196,47 @@ BAD = [
 ]
 
 
+@pytest.mark.parametrize("bundled", [False, True], ids=["keywords", "options"])
 @pytest.mark.parametrize("kwargs, error, match", BAD)
-def test_bad_options_are_refused_with_one_line(kwargs, error, match):
+def test_bad_options_are_refused_with_one_line(kwargs, error, match, bundled):
     data = tiny(n_train=40)
     net = net_for(data)
     before = [p.copy() for p in net.params]
     kwargs = dict(kwargs)
     method = kwargs.pop("method", "backprop")
     with pytest.raises(error, match=match) as info:
-        train.train(net, data, method, **kwargs)
+        if bundled:
+            train.train(net, data, method, train.TrainOptions(**kwargs))
+        else:
+            train.train(net, data, method, **kwargs)
     assert "\n" not in str(info.value)
     assert all(np.array_equal(p, q) for p, q in zip(net.params, before, strict=True))
+
+
+def test_an_unknown_keyword_is_named_with_the_valid_ones():
+    data = tiny()
+    with pytest.raises(TypeError) as info:
+        train.train(net_for(data), data, "backprop", learning_rate=0.1)
+    assert str(info.value) == (
+        "unknown training option 'learning_rate': the keywords are optimizer, lr, momentum, "
+        "epochs, steps, batch, threads, seed, options, on_step, on_epoch")
+    with pytest.raises(TypeError, match="options must be a gradbench.train.TrainOptions, "
+                                        "got dict"):
+        train.train(net_for(data), data, "backprop", {"lr": 0.1})
+
+
+def test_keywords_replace_the_fields_of_the_options():
+    data = tiny()
+    base = train.TrainOptions(optimizer="momentum", lr=0.2, steps=3, batch=8, seed=1)
+    a, b = net_for(data), net_for(data)
+    ha = train.train(a, data, "backprop", base, seed=2, steps=4)
+    hb = train.train(b, data, "backprop", optimizer="momentum", lr=0.2, steps=4, batch=8,
+                     seed=2)
+    assert ha.plan == hb.plan and ha.plan.seed == 2 and ha.plan.total_steps == 4
+    assert all(np.array_equal(p, q) for p, q in zip(a.params, b.params, strict=True))
+    assert train.plan(a, data, "backprop", base).total_steps == 3  # base itself is unchanged
+    assert train.OPTIONS == ("optimizer", "lr", "momentum", "epochs", "steps", "batch",
+                             "threads", "seed")
 
 
 def test_data_must_fit_the_network():
@@ -308,7 +338,8 @@ def test_a_gradient_of_the_wrong_shape_is_a_type_error(monkeypatch):
 def test_prediction_is_positive_and_says_its_basis(monkeypatch):
     data = tiny()
     net = net_for(data)
-    p = train.plan(net, data, "numerical:central:naive", steps=10, batch=8, threads=1)
+    p = train.plan(net, data, "numerical:central:naive",
+                   train.TrainOptions(steps=10, batch=8, threads=1))
     pred = train.predict_seconds(net, data, p)
     assert pred.seconds > 0 and pred.per_step > 0 and pred.steps == 10
     assert "measured on this network" in pred.basis
@@ -855,7 +886,8 @@ def test_threads_are_blas_and_numba_threads_of_training(monkeypatch):
         monkeypatch.setattr(gradients, name, watch.wrap(getattr(gradients, name), name))
     data = tiny()
     net = net_for(data)
-    p = train.plan(net, data, "numerical:central:naive", steps=2, batch=8, threads=1)
+    p = train.plan(net, data, "numerical:central:naive",
+                   train.TrainOptions(steps=2, batch=8, threads=1))
     train.predict_seconds(net, data, p)
     train.train(net, data, steps=2, batch=8, threads=1)
     assert watch.names() == {"loss", "backprop"}

@@ -249,9 +249,11 @@ def _main(args, held: list) -> int:
         data, data_note = _data(args)
         sizes = args.sizes or [data.inputs, HIDDEN, data.classes]
         net = gb.MLP(sizes, activation=args.activation, dtype=args.dtype, seed=args.seed)
-        plan = train.plan(net, data, args.method, optimizer=args.optimizer, lr=args.lr,
-                          momentum=args.momentum, epochs=args.epochs, steps=args.steps,
-                          batch=args.batch, threads=threads, seed=args.seed)
+        options = train.TrainOptions(optimizer=args.optimizer, lr=args.lr,
+                                     momentum=args.momentum, epochs=args.epochs,
+                                     steps=args.steps, batch=args.batch, threads=threads,
+                                     seed=args.seed)
+        plan = train.plan(net, data, args.method, options)
         if plan.total_steps > config.MAX_STEPS and not args.yes:
             flag = "--steps" if args.steps is not None else "--epochs"
             raise UsageError(f"{PROG}: {flag} {args.steps or plan.epochs:,} is "
@@ -332,10 +334,8 @@ def _main(args, held: list) -> int:
             bar.close()
 
     try:
-        history = train.train(net, data, args.method, optimizer=args.optimizer, lr=args.lr,
-                              momentum=args.momentum, epochs=args.epochs, steps=args.steps,
-                              batch=args.batch, threads=threads, seed=args.seed,
-                              on_step=on_step, on_epoch=on_epoch)
+        history = train.train(net, data, args.method, options, on_step=on_step,
+                              on_epoch=on_epoch)
     except KeyboardInterrupt:
         close()
         history = state["history"]
