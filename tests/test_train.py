@@ -366,9 +366,9 @@ def record(tmp_path, name="r.json", method="backprop", status="complete", **kwar
     data = tiny()
     net = net_for(data)
     h = train.train(net, data, method, epochs=2, batch=8, **kwargs)
-    doc = training.document(h, net, data, label="m1", status=status,
-                                 machine=machine.describe("m1"), code={"commit": None},
-                                 command="gradbench train --data synthetic")
+    provenance = training.Provenance("m1", machine.describe("m1"), {"commit": None},
+                                     command="gradbench train --data synthetic")
+    doc = training.document(h, net, data, provenance, status=status)
     return training.write(tmp_path / name, doc), doc
 
 

@@ -294,15 +294,16 @@ def _main(args, held: list) -> int:
     path, lock = names.claim(out, f"train-{label}-{method}-{stamp}")
     held.append(lock)
     described = {**machine.describe(label), "load_average": load}
-    common = {"label": label, "machine": described, "code": machine.code_info(),
-              "prediction": prediction, "started": started.isoformat(timespec="seconds"),
-              "command": command(args, data, net, plan, label)}
+    provenance = training.Provenance(
+        label=label, machine=described, code=machine.code_info(), prediction=prediction,
+        started=started.isoformat(timespec="seconds"),
+        command=command(args, data, net, plan, label))
     state = {"history": None, "saved": -math.inf}
 
     def save(history, status, note=None):
         try:
-            training.write(path, training.document(history, net, data,
-                                                   status=status, note=note, **common))
+            training.write(path, training.document(history, net, data, provenance,
+                                                   status=status, note=note))
         except OSError as exc:
             why = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc)
             raise _Unwritable(f"{path}: {why}") from None

@@ -57,11 +57,54 @@ def _finite(v):
     return v if v is None or math.isfinite(v) else None
 
 
-def document(history, net, data, *, label: str, status: str, machine: dict, code: dict,
-             prediction=None, started: str | None = None, note: str | None = None,
-             command: str | None = None) -> dict:
-    """The training record of ``history`` (a :class:`gradbench.train.History`) as a dict;
-    ``command`` is the command line that reproduces it, when there is one."""
+@dataclass(frozen=True)
+class Provenance:
+    """Where a training run comes from: what every record of the run repeats, save after save.
+
+    Parameters
+    ----------
+    label : str
+        The machine label the run was given.
+    machine : dict
+        :func:`gradbench.machine.describe`, with the load average when training started.
+    code : dict
+        The code measured (:func:`gradbench.machine.code_info`).
+    prediction : gradbench.train.Prediction, optional
+        The time predicted before the run (numerical methods), or None.
+    started : str, optional
+        When the run started (ISO 8601); None: the time the record is made.
+    command : str, optional
+        The gradbench train command line that reproduces the run, when there is one.
+    """
+
+    label: str
+    machine: dict
+    code: dict
+    prediction: object = None
+    started: str | None = None
+    command: str | None = None
+
+
+def document(history, net, data, provenance: Provenance, *, status: str,
+             note: str | None = None) -> dict:
+    """The training record of a run as a dict.
+
+    Parameters
+    ----------
+    history : gradbench.train.History
+        What the run did so far.
+    net : gradbench.MLP
+        The network it trains.
+    data : gradbench.datasets.Dataset
+        What it trains on.
+    provenance : Provenance
+        Where the run comes from: the same in every record of the run.
+    status : str
+        One of :data:`STATUSES`.
+    note : str, optional
+        Why, for a status that needs saying (diverged, interrupted, failed).
+    """
+    prediction = provenance.prediction
     p = history.plan
     m = p.method
     epochs = []
@@ -75,12 +118,13 @@ def document(history, net, data, *, label: str, status: str, machine: dict, code
         "schema_version": SCHEMA_VERSION,
         "status": status,
         "note": note,
-        "label": label,
-        "datetime": started or datetime.datetime.now().isoformat(timespec="seconds"),
+        "label": provenance.label,
+        "datetime": (provenance.started
+                     or datetime.datetime.now().isoformat(timespec="seconds")),
         "gradbench_version": __version__,
-        "code": code,
-        "command": command,
-        "machine": machine,
+        "code": provenance.code,
+        "command": provenance.command,
+        "machine": provenance.machine,
         "data": data.describe(),
         "network": {"sizes": list(net.sizes), "activation": net.activation, "loss": net.loss,
                     "output_activation": net.output_activation, "dtype": net.dtype.name,
