@@ -175,7 +175,7 @@ def run_until_cases(tmp_path, label: str, cases: int):
 # Linux): whatever starts a command that runs gradbench or compiles a lot, and the GPU's.
 
 #: Fixtures that start a run: a test that uses one is slow.
-SLOW_FIXTURES = {"quick_run", "wheel_env", "skipped_run"}
+SLOW_FIXTURES = {"quick_run", "skipped_run"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
@@ -187,19 +187,57 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory):
-    """One ``gradbench run --profile quick --budget 2`` for the tests that only read what a
-    run leaves: started as the command, from a folder that is not the checkout and has
-    pytest settings of its own (which must not leak into the suite), with a report.
-    (the result file, the finished process, the folder it ran in)."""
+    """The main job, once, for the tests that read what it leaves: a wheel built from this
+    checkout, installed in a fresh virtual environment (which borrows the test environment's
+    third-party packages through a .pth line; gradbench comes only from the wheel), running
+    ``gradbench run --profile quick --budget 2 --label ci-box`` from a folder that has
+    nothing to do with the checkout and pytest settings of its own (which must not leak into
+    the suite). Its kernels compile cold: the wheel's files are new to Numba's cache."""
+    import os
+    import shutil
+    import site
     import subprocess
     import sys
+    import sysconfig
+    from pathlib import Path
+    from types import SimpleNamespace
 
-    where = tmp_path_factory.mktemp("quick-run")
+    root = Path(__file__).resolve().parent.parent
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    src.mkdir()
+    shutil.copytree(root / "gradbench", src / "gradbench",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    dist = tmp / "dist"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
+                            "-w", str(dist), str(src)], capture_output=True, text=True,
+                           timeout=600)
+    if built.returncode != 0 and "No matching distribution" in built.stderr:
+        pytest.skip("setuptools cannot be fetched to build the wheel")
+    assert built.returncode == 0, built.stderr
+    (wheel,) = dist.glob("gradbench_fd-*.whl")
+    env = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True,
+                   timeout=300)
+    py = env / "bin" / "python"
+    purelib = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig."
+                                   "get_paths()['purelib'])"], capture_output=True, text=True,
+                                  check=True).stdout.strip())
+    # dependencies from the test environment, after the venv's own site-packages
+    deps = {sysconfig.get_paths()["purelib"], *site.getsitepackages()}
+    (purelib / "zz_test_deps.pth").write_text("\n".join(sorted(deps)) + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--quiet",
+                    "--no-deps", str(wheel)], check=True, timeout=600)
+    # the installed commands run without PYTHONPATH: a checkout on it would be imported
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    where = tmp / "elsewhere"
+    where.mkdir()
     (where / "pytest.ini").write_text("[pytest]\naddopts = --this-option-does-not-exist\n")
-    res = subprocess.run([sys.executable, "-m", "gradbench.cli", "run", "--profile", "quick",
-                          "--budget", "2", "--label", "ci-box", "--out", str(where / "out"),
-                          "--report", str(where / "rep")], capture_output=True, text=True,
-                         timeout=900, cwd=where)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    (f,) = (where / "out").glob("ci-box-quick-*.json")
-    return f, res, where
+    res = subprocess.run([str(env / "bin" / "gradbench"), "run", "--profile", "quick",
+                          "--budget", "2", "--label", "ci-box"], capture_output=True,
+                         text=True, cwd=where, timeout=900, env=clean)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    (f,) = (where / "results").glob("ci-box-quick-*.json")
+    return SimpleNamespace(file=f, res=res, folder=where, env=env, purelib=purelib, clean=clean)
