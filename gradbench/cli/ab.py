@@ -137,9 +137,8 @@ def main(args) -> int:
             locks.append(lock)
         say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
         try:
-            outcome = coordinator.run(base, head, list(prof.cases), prof.seconds,
-                                      prof.block_seconds, args.threads, paths, seed=seed,
-                                      say=say, generations=prof.generations)
+            outcome = coordinator.run(base, head, prof, args.threads, paths, seed=seed,
+                                      say=say)
         except coordinator.SideError as exc:
             raise UsageError(f"{PROG}: {exc}") from None
         except OSError as exc:  # a full disk, say, at a checkpoint

@@ -34,6 +34,7 @@ from pathlib import Path
 from .. import interrupt, results
 from ..bench.case import Case
 from . import stats
+from .profile import GateProfile
 from .worker import PROTOCOL
 
 SIDES = ("base", "head")
@@ -266,12 +267,38 @@ def _save(docs: dict, paths: dict, prepared: list[Prepared], status: str, spent:
         doc.save(paths[side])
 
 
-def run(base: str, head: str, cases: list[Case], seconds: float, block_seconds: float,
-        threads: int, paths: dict, seed: int | None = None, say=print,
-        generations: int = 1) -> Outcome:
-    """The whole gate: ``generations`` times, start both workers, prepare, time a share of
-    ``seconds``, stop them; save. ``paths``: side -> the file its document goes to.
-    SideError for a side that cannot take part (nothing written)."""
+def run(base: str, head: str, profile: GateProfile, threads: int, paths: dict,
+        seed: int | None = None, say=print) -> Outcome:
+    """The whole gate: ``profile.generations`` times, start both workers, prepare, time a
+    share of ``profile.seconds``, stop them; save.
+
+    Parameters
+    ----------
+    base, head : str
+        Each side's Python (the executable of the environment it times).
+    profile : GateProfile
+        What to time and for how long: its cases, the seconds of timed blocks, the seconds
+        a block aims at and the generations of workers.
+    threads : int
+        Threads of every case, on both sides.
+    paths : dict
+        Side -> the file its result document goes to.
+    seed : int, optional
+        Seed of the order of cases and of each quad (ABBA or BAAB).
+    say : callable
+        Where progress goes, one line a call.
+
+    Returns
+    -------
+    Outcome
+
+    Raises
+    ------
+    SideError
+        For a side that cannot take part (nothing written).
+    """
+    cases, seconds = list(profile.cases), profile.seconds
+    block_seconds, generations = profile.block_seconds, profile.generations
     rng = random.Random(seed)
     started = time.perf_counter()
     docs: dict = {}
