@@ -28,6 +28,16 @@ CLASSIC_BATCH = 100
 CLASSIC_DTYPE = "float64"
 
 
+# The two slowdown thresholds (here, NumPy-free, so that the command line's help states them):
+#: ``gradbench compare``'s: a case is ``slower`` beyond 10 %, more than the rule's drift
+#: allows on these machines (gradbench.compare.rule.THRESHOLD).
+COMPARE_THRESHOLD = 1.10
+#: ``gradbench ab``'s: a method is slower beyond 2.5 %; two installs of the same code differ
+#: by a per cent or two (measured on backprop, A/A: 1.006-1.020x over six gate runs, always
+#: above 1), which is not a change of code (gradbench.gate.stats.THRESHOLD).
+GATE_THRESHOLD = 1.025
+
+
 # gradbench train's defaults and limits (here, not in gradbench.train, so that the command
 # line's help needs no NumPy; gradbench.train has the same names)
 OPTIMIZERS = ("sgd", "momentum")

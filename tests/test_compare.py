@@ -352,15 +352,3 @@ def test_two_gpus_are_normalised_by_their_own_calibration(tmp_path):
     runs = results.load_set([a, b]).runs
     assert list(runs["gpu"]) == ["GPU 5000", "GPU 15000"]
     assert list(runs["cuda_matmul_gflops_float64"]) == [5000.0, 15000.0]
-
-
-def test_the_threshold_is_one_constant(capsys):
-    import inspect
-
-    from gradbench.cli import main
-
-    assert inspect.signature(compare.compare).parameters["threshold"].default == rule.THRESHOLD
-    with pytest.raises(SystemExit):
-        main(["compare", "--help"])
-    text = " ".join(capsys.readouterr().out.split())
-    assert f"(default {rule.THRESHOLD:.2f})" in text

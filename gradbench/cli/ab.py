@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .. import interrupt
+from ..config import GATE_THRESHOLD
 from .common import (
     EXIT_CRASH,
     EXIT_FINDING,
@@ -57,7 +58,8 @@ def add_parser(sub) -> None:
                    help="threads of every case (default 1: the other cores absorb the "
                         "machine's own noise)")
     p.add_argument("--threshold", type=float, default=None,
-                   help="slowdown factor a method must exceed to be slower (default 1.025)")
+                   help="slowdown factor a method must exceed to be slower "
+                        f"(default {GATE_THRESHOLD})")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the random orders (default: a random one, recorded)")
     p.add_argument("--out", default="results",
@@ -96,8 +98,8 @@ def _check(args):
                          f"day, got {args.seconds!r}")
     threshold = stats.THRESHOLD if args.threshold is None else args.threshold
     if not (math.isfinite(threshold) and threshold >= 1):
-        raise UsageError(f"{PROG}: --threshold must be a factor of at least 1 such as 1.025, "
-                         f"got {args.threshold!r}")
+        raise UsageError(f"{PROG}: --threshold must be a factor of at least 1 such as "
+                         f"{GATE_THRESHOLD}, got {args.threshold!r}")
     check_threads(args.threads, PROG)
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"{PROG}: --seed must be a non-negative integer, got {args.seed}")

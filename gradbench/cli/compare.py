@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..config import COMPARE_THRESHOLD
 from .common import EXIT_FINDING, EXIT_OK, UsageError, add_verb
 
 PROG = "gradbench compare"
@@ -24,10 +25,9 @@ def add_parser(sub) -> None:
                    help="result file or folder (several: separate with commas)")
     p.add_argument("current", metavar="CURRENT",
                    help="result file or folder (several: separate with commas)")
-    # default: gradbench.compare.rule.THRESHOLD, the help's number (importing it here would
-    # load pandas for every command's help; a test holds the two together)
     p.add_argument("--threshold", type=float, default=None,
-                   help="slowdown factor a regression must exceed (default 1.10)")
+                   help="slowdown factor a regression must exceed "
+                        f"(default {COMPARE_THRESHOLD:.2f})")
     p.add_argument("--normalize", default="none",
                    help="none (default), auto (each case by its bottleneck: matrix-product "
                         "GFLOP/s or memory GB/s), flops or memory")

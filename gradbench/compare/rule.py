@@ -40,9 +40,11 @@ import math
 
 import numpy as np
 
+from ..config import COMPARE_THRESHOLD
+
 #: The slowdown factor a case must exceed to be ``slower`` (``gradbench compare
-#: --threshold``'s default): 10 %, beyond what the rule's drift allows on these machines.
-THRESHOLD = 1.10
+#: --threshold``'s default; see gradbench.config).
+THRESHOLD = COMPARE_THRESHOLD
 #: Standard deviations the evidence must clear (one-sided).
 Z = 3.0
 #: Smallest drift assumed, per run and per case (3 %): identical files must not make the rule

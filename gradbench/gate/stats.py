@@ -36,6 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import GATE_THRESHOLD
+
 #: Two-sided 99 % interval (one side 0.5 %): with four methods a gate run, an A/A pair
 #: raises a false alarm on the interval alone once in 50 runs, and the threshold lowers that.
 Z = 2.576
@@ -44,10 +46,8 @@ LEVEL = 0.995  # one-sided
 POWER = 0.9
 #: The power the detectable slowdown is stated at: flagged in 90 % of runs.
 Z_POWER = 1.2816
-#: Slower only beyond this ratio: two installs of the same code differ by a per cent or two
-#: (measured on backprop, A/A: 1.006-1.020x over six gate runs, always above 1), which is not
-#: a change of code.
-THRESHOLD = 1.025
+#: Slower only beyond this ratio (see gradbench.config).
+THRESHOLD = GATE_THRESHOLD
 #: Smallest standard error a case's weight is computed from (log time: 0.01 %).
 SE_FLOOR = 1e-4
 #: Fraction of quads trimmed from each end.
