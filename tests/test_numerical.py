@@ -271,6 +271,21 @@ def test_parallel_and_serial_drivers_are_distinct_functions():
         assert par.targetoptions.get("parallel") and not ser.targetoptions.get("parallel")
 
 
+@pytest.mark.skipif(not hasattr(KN.fd_naive_parallel, "py_func"), reason="JIT disabled")
+def test_serial_and_parallel_drivers_share_one_compiled_worker():
+    # both pass the worker a job of one type (four int64), so it compiles once for both: a
+    # literal in the parallel driver's job made a second signature, 1.5 s more compiling for
+    # each dtype and scheme
+    import numba
+
+    net = make_net([4, 3, 2], activation="tanh")
+    X, T = batch_for(net, 3)
+    for threads in (1, 2):
+        gb.numerical_gradient(net, X, T, "central", threads=threads)
+    jobs = {sig[5] for sig in KN.fd_naive_worker.signatures}
+    assert jobs == {numba.types.UniTuple(numba.types.int64, 4)}
+
+
 #: Steps where each scheme's truncation error dominates rounding by far on a small network.
 TRUNCATION_STEPS = {"forward": 1e-2, "central": 1e-1, "five_point": 2e-1, "complex_step": 2e-1}
 

@@ -98,7 +98,9 @@ def fd_naive_parallel(theta, X, T, net, fd, job, grad):
     for t in prange(n_threads):
         lo = min(stop, start + t * chunk)
         hi = min(stop, lo + chunk)
-        fd_naive_worker(theta, X, T, net, fd, (lo, hi, 1, wide), grad)
+        # the job's tuple type as the serial driver's (all int64), so that the worker
+        # compiles once for both
+        fd_naive_worker(theta, X, T, net, fd, (lo, hi, n_threads, wide), grad)
 
 
 # The serial drivers are functions of their own, not the parallel ones compiled without
