@@ -271,19 +271,34 @@ def test_parallel_and_serial_drivers_are_distinct_functions():
         assert par.targetoptions.get("parallel") and not ser.targetoptions.get("parallel")
 
 
+#: In a fresh process and an empty cache (a driver loaded from the cache compiles no worker):
+#: the job types the naive worker was compiled for, after both drivers ran.
+WORKER_JOBS_SCRIPT = """
+import gradbench as gb
+from gradbench.kernels import naive
+net = gb.MLP([4, 3, 2], activation="tanh")
+X, T = gb.make_batch(net, 3)
+for threads in (1, 2):
+    gb.numerical_gradient(net, X, T, "central", threads=threads)
+print(sorted({str(sig[5]) for sig in naive.fd_naive_worker.signatures}))
+"""
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(KN.fd_naive_parallel, "py_func"), reason="JIT disabled")
-def test_serial_and_parallel_drivers_share_one_compiled_worker():
+def test_serial_and_parallel_drivers_share_one_compiled_worker(tmp_path):
     # both pass the worker a job of one type (four int64), so it compiles once for both: a
     # literal in the parallel driver's job made a second signature, 1.5 s more compiling for
     # each dtype and scheme
-    import numba
+    import os
+    import subprocess
+    import sys
 
-    net = make_net([4, 3, 2], activation="tanh")
-    X, T = batch_for(net, 3)
-    for threads in (1, 2):
-        gb.numerical_gradient(net, X, T, "central", threads=threads)
-    jobs = {sig[5] for sig in KN.fd_naive_worker.signatures}
-    assert jobs == {numba.types.UniTuple(numba.types.int64, 4)}
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_NUM_THREADS": "2"}
+    res = subprocess.run([sys.executable, "-c", WORKER_JOBS_SCRIPT], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.split("\n")[-2] == "['UniTuple(int64 x 4)']", res.stdout
 
 
 #: Steps where each scheme's truncation error dominates rounding by far on a small network.
