@@ -7,9 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# the integer codes the kernels branch on, re-exported for the model's callers
-from .kernels.codes import ACTIVATION_CODE, LOSS_CODE  # noqa: F401
-
 ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")
 LOSSES = ("softmax_ce", "mse")
 INITS = ("normal", "he", "xavier", "lecun")
