@@ -47,3 +47,24 @@ def test_finite_difference_kernels_are_not_fastmath():
         assert f"gradbench.kernels.{name}" in found
     fast = [n for n, d in found.items() if d.targetoptions.get("fastmath")]
     assert fast == []
+
+
+#: Most parameters a function of gradbench may take (issue 21: drivers take bundles).
+MAX_PARAMETERS = 8
+
+
+def test_no_function_takes_more_than_eight_parameters():
+    # positional, keyword-only, *args and **kwargs, self and cls left out
+    import ast
+
+    over = []
+    for path in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                a = node.args
+                names = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+                n = len(names) + bool(a.vararg) + bool(a.kwarg) - (names[:1] in (["self"],
+                                                                                   ["cls"]))
+                if n > MAX_PARAMETERS:
+                    over.append(f"{path.relative_to(PKG)}:{node.lineno} ({n})")
+    assert over == []
