@@ -12,6 +12,8 @@ choose_openblas_coretype()  # before NumPy loads OpenBLAS: see gradbench._cpu
 #: Each public name and the module that defines it.
 _PUBLIC = {
     "MLP": "model",
+    "Method": "methods",  # the method protocol's record (plugins)
+    "PROTOCOL_VERSION": "methods",
     "data": None,  # a module of its own
     "backprop": "gradients",
     "default_step": "gradients",

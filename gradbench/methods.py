@@ -29,10 +29,14 @@ runs each peer provider's cases in a process of its own (see :mod:`gradbench.ben
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import os
+import sys
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -96,6 +100,10 @@ class Method:
     #: of :data:`PLUGIN_COLOURS` and :data:`PLUGIN_MARKERS`, chosen by the name.
     colour: str | None = None
     marker: str | None = None
+    #: A plugin's method: the distribution that provides it (or the module ``--plugin``
+    #: loaded) and its version; set by gradbench when it loads the plugin. None: built in.
+    plugin: str | None = None
+    plugin_version: str | None = None
 
     def __post_init__(self):
         at = zlib.crc32(self.name.encode())
@@ -402,9 +410,147 @@ def _peers() -> list[Method]:
     ]
 
 
-#: Every method, by name, in the order figures and tables list them: gradbench's, then the
-#: peers'.
+# ----------------------------------------------------------------------------- plugins
+#
+# A plugin is a module that provides methods: ``GRADBENCH_PROTOCOL``, the version of this
+# protocol it speaks, and ``methods()``, a list of :class:`Method` records (the record is the
+# protocol: the same fields gradbench's own methods and peers fill in). Installed
+# distributions declare such modules in the entry-point group :data:`ENTRY_POINT_GROUP`;
+# ``--plugin MODULE`` (run, check, train, ab, methods) loads one that is not packaged, a module
+# name or a .py file, through :data:`PLUGINS_ENV`, so that every process of a run (each part,
+# each gate worker) builds the same registry. A plugin that fails to load registers nothing
+# and is listed with why (:data:`PLUGINS`); it never stops gradbench.
+
+#: The version of the method protocol (the fields of :class:`Method` and what their
+#: callables take): a plugin says which it speaks as ``GRADBENCH_PROTOCOL``.
+PROTOCOL_VERSION = 1
+#: Where installed distributions declare their plugin modules.
+ENTRY_POINT_GROUP = "gradbench.methods"
+#: Plugin modules or files to load beside the installed ones, separated by os.pathsep.
+PLUGINS_ENV = "GRADBENCH_PLUGINS"
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A plugin gradbench found: where, what it registered, or why it registered nothing."""
+
+    name: str  # the entry point's name, or the module or file --plugin named
+    source: str  # "entry point NAME of DIST VERSION", or "--plugin SPEC"
+    distribution: str | None
+    version: str | None
+    methods: tuple[str, ...] = ()
+    error: str | None = None  # one line: why none of its methods is registered
+
+
+class PluginError(Exception):
+    """A plugin that cannot be used: one line saying which and why."""
+
+
+def _import_plugin(spec: str):
+    """The module ``--plugin`` names: a .py file, or a module importable from the current
+    folder or the path."""
+    if spec.endswith(".py") or os.sep in spec:
+        path = Path(spec).resolve()
+        if not path.is_file():
+            raise PluginError(f"no such file {spec!r}")
+        name = f"gradbench_plugin_{path.stem}"
+        loader = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(loader)
+        sys.modules[name] = module
+        loader.loader.exec_module(module)
+        return module
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    return importlib.import_module(spec)
+
+
+def plugin_methods(module, where: str, known: dict[str, Method]) -> list[Method]:
+    """The records a plugin module provides, checked against the protocol and against the
+    names ``known`` already (a clash names both); a PluginError saying what to fix."""
+    version = getattr(module, "GRADBENCH_PROTOCOL", None)
+    if version != PROTOCOL_VERSION:
+        raise PluginError(
+            f"{where} speaks method protocol {version!r}, this gradbench speaks "
+            f"{PROTOCOL_VERSION}: update the plugin (GRADBENCH_PROTOCOL = {PROTOCOL_VERSION}, "
+            "the fields of gradbench.Method) or gradbench")
+    provide = getattr(module, "methods", None)
+    if not callable(provide):
+        raise PluginError(f"{where} has no methods() returning gradbench.Method records")
+    records = list(provide())
+    if not records:
+        raise PluginError(f"{where}: methods() returned no records")
+    out = []
+    for m in records:
+        if not isinstance(m, Method):
+            raise PluginError(f"{where}: methods() returned a {type(m).__name__}, "
+                              "not a gradbench.Method")
+        if m.kind not in KINDS:
+            raise PluginError(f"{where}: method {m.name!r} has kind {m.kind!r}, not one of "
+                              f"{', '.join(KINDS)}")
+        if m.provider == OURS:
+            raise PluginError(f"{where}: method {m.name!r} names gradbench as its provider; "
+                              "a plugin names its own")
+        if m.kind != "loss" and (m.gradient is None or m.tolerance is None):
+            raise PluginError(f"{where}: method {m.name!r} computes a gradient but gives no "
+                              "gradient or no tolerance (gradbench checks every gradient "
+                              "against its backprop before timing it)")
+        clash = known.get(m.name) or next((o for o in out if o.name == m.name), None)
+        if clash is not None:
+            owner = (f"plugin {clash.plugin}'s" if clash.plugin else "gradbench's built-in")
+            raise PluginError(f"{where}: method {m.name!r} clashes with {owner} {m.name!r}; "
+                              "rename it")
+        out.append(m)
+    return out
+
+
+def _found_plugins():
+    """(name, source, distribution, version, load) of each plugin to load: the installed
+    distributions' entry points, then the modules of :data:`PLUGINS_ENV`."""
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        name, version = (dist.name, dist.version) if dist is not None else (None, None)
+        yield (ep.name, f"entry point {ep.name} of {name} {version}", name, version, ep.load)
+    for spec in filter(None, os.environ.get(PLUGINS_ENV, "").split(os.pathsep)):
+        yield (spec, f"--plugin {spec}", spec, None, lambda spec=spec: _import_plugin(spec))
+
+
+def _load_plugin(name, source, dist, version, load, registry: dict[str, Method]) -> Plugin:
+    """Register the methods of the plugin that ``load()`` imports in ``registry``; the
+    plugin's record, with its error (and nothing registered) when it cannot be used."""
+    where = f"plugin {name} ({source})"
+    try:
+        records = plugin_methods(load(), where, registry)
+    except PluginError as exc:
+        return Plugin(name, source, dist, version, error=str(exc))
+    except (Exception, SystemExit) as exc:  # a plugin never takes gradbench down
+        line = (str(exc).splitlines() or [""])[0]
+        return Plugin(name, source, dist, version,
+                      error=f"{where} failed to load: {type(exc).__name__}: {line}")
+    for m in records:
+        registry[m.name] = replace(m, plugin=dist, plugin_version=version)
+    return Plugin(name, source, dist, version, tuple(m.name for m in records))
+
+
+#: Every method, by name, in the order figures and tables list them: gradbench's, the
+#: peers', then the plugins'.
 REGISTRY: dict[str, Method] = {m.name: m for m in _ours() + _gpus() + _peers()}
+#: The plugins found in this process (installed, and named by --plugin), in load order.
+PLUGINS: list[Plugin] = [_load_plugin(*found, REGISTRY) for found in _found_plugins()]
+
+
+def use_plugins(specs) -> list[Plugin]:
+    """Load the plugin modules or files ``specs`` (what ``--plugin`` names) into the registry,
+    here and in every process this one starts (:data:`PLUGINS_ENV`); returns their records,
+    a failed one with its ``error``. A spec already loaded is not loaded again."""
+    specs = [str(s) for s in specs]
+    env = [s for s in os.environ.get(PLUGINS_ENV, "").split(os.pathsep) if s]
+    os.environ[PLUGINS_ENV] = os.pathsep.join(env + [s for s in specs if s not in env])
+    for spec in specs:
+        source = f"--plugin {spec}"
+        if not any(p.source == source for p in PLUGINS):
+            PLUGINS.append(_load_plugin(spec, source, spec, None,
+                                        lambda spec=spec: _import_plugin(spec), REGISTRY))
+    return [p for p in PLUGINS if p.source in {f"--plugin {spec}" for spec in specs}]
 
 
 def _recorded(name) -> Method | None:

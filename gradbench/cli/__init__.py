@@ -20,10 +20,10 @@ import os
 import sys
 
 from .. import __version__, interrupt
-from . import ab, check, compare, history, report, run, train
-from .common import EXIT_OK, EXIT_USAGE, Parser, UsageError
+from . import ab, check, compare, history, methods, report, run, train
+from .common import EXIT_OK, EXIT_USAGE, Parser, UsageError, load_plugins
 
-VERBS = (run, report, compare, ab, history, check, train)
+VERBS = (run, report, compare, ab, history, check, train, methods)
 DESCRIPTION = ("What a gradient costs, by finite differences and by backpropagation: run the "
                "benchmark suite, build its report, compare runs and machines, gate a change "
                "(ab), follow trends, check one network's gradient, train a network with any "
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command is None:
             raise UsageError("gradbench: missing command (see gradbench --help)")
+        load_plugins(getattr(args, "plugin", []), f"gradbench {args.command}")
         # a Ctrl-C that lands in a Numba compile's callback is swallowed there (see native());
         # a verb that returns has handled the Ctrl-C it got
         with interrupt.native(returns=True):

@@ -16,6 +16,7 @@ from .common import (
     EXIT_FINDING,
     EXIT_OK,
     UsageError,
+    add_plugin_option,
     add_verb,
     check_threads,
     created_folders,
@@ -66,6 +67,7 @@ def add_parser(sub) -> None:
                    help="folder for the two result files (default results/)")
     p.add_argument("--summary", default=None, metavar="FILE",
                    help="also write the verdict as Markdown to FILE (a CI job's summary)")
+    add_plugin_option(p)
     p.set_defaults(func=main)
 
 

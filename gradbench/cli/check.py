@@ -11,6 +11,7 @@ from .common import (
     EXIT_FINDING,
     EXIT_OK,
     UsageError,
+    add_plugin_option,
     add_verb,
     check_threads,
     int_list,
@@ -41,6 +42,7 @@ def add_parser(sub) -> None:
     p.add_argument("--h", type=float, default=None, help="step before scaling (default: theory)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and data (default 0)")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    add_plugin_option(p)
     p.set_defaults(func=main)
 
 

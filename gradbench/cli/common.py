@@ -47,6 +47,26 @@ def add_verb(sub, name: str, help: str, description: str):
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+def add_plugin_option(p) -> None:
+    """``--plugin MODULE`` (repeatable): a method plugin that is not installed as a package."""
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="load the method plugin MODULE (a module importable from here, or a "
+                        ".py file) beside the installed ones (entry points "
+                        "gradbench.methods); repeatable")
+
+
+def load_plugins(specs, prog: str) -> None:
+    """Load the ``--plugin`` modules into the registry (and every process the verb starts);
+    a UsageError with the plugin's one line when one cannot be used."""
+    if not specs:
+        return
+    from .. import methods
+
+    for plugin in methods.use_plugins(specs):
+        if plugin.error is not None:
+            raise UsageError(f"{prog}: {plugin.error}")
+
+
 def shown(text: str, limit: int = 40) -> str:
     """A user's string for an error message: quoted, escaped (undecodable bytes too) and
     cut to ``limit`` characters."""

@@ -15,6 +15,7 @@ from .common import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_plugin_option,
     add_verb,
     check_budget,
     check_label,
@@ -49,6 +50,7 @@ def add_parser(sub) -> None:
     p.add_argument("--report", default="reports", metavar="DIR",
                    help="folder for the report built from this run (default reports/)")
     p.add_argument("--no-report", action="store_true", help="do not build the report")
+    add_plugin_option(p)
     p.set_defaults(func=main)
 
 

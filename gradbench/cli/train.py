@@ -18,6 +18,7 @@ from .common import (
     EXIT_FINDING,
     EXIT_OK,
     UsageError,
+    add_plugin_option,
     add_verb,
     check_label,
     check_threads,
@@ -93,6 +94,7 @@ def add_parser(sub) -> None:
     p.add_argument("--yes", action="store_true",
                    help=f"run a numerical method predicted to take more than "
                         f"{YES_SECONDS:.0f} s, or more than {config.MAX_STEPS:,} steps")
+    add_plugin_option(p)
     p.set_defaults(func=main)
 
 

@@ -1,0 +1,194 @@
+"""Method plugins: found through entry points and --plugin, checked against the protocol,
+listed by ``gradbench methods``; a broken plugin registers nothing and stops nothing."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from gradbench import methods
+
+from .conftest import cli_main
+
+#: A plugin module: one analytic method (gradbench's backprop under another name).
+PLUGIN = textwrap.dedent('''
+    import gradbench as gb
+
+    GRADBENCH_PROTOCOL = {protocol}
+
+
+    def _build(net, X, T, threads):
+        return lambda: gb.backprop(net, X, T)
+
+
+    def _warm(net, threads, batch=None):
+        return 0.0
+
+
+    def _gradient(net, threads):
+        return lambda X, T: gb.backprop(net, X, T)
+
+
+    def _tolerance(net, X, T, loss, ours, fn):
+        return 1e-12
+
+
+    def methods():
+        return [gb.Method({name!r}, "mine", "analytic", "backprop (mine)", _build, _warm,
+                          gradient=_gradient, tolerance=_tolerance)]
+''')
+
+
+def plugin(folder, stem="myplugin", name="mine:backprop", protocol=1, body=None):
+    path = folder / f"{stem}.py"
+    path.write_text(body if body is not None else PLUGIN.format(name=name, protocol=protocol))
+    return path
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """This test's registry and plugin list (--plugin changes them), and no plugin in the
+    environment of what it starts beyond its own."""
+    monkeypatch.setattr(methods, "REGISTRY", dict(methods.REGISTRY))
+    monkeypatch.setattr(methods, "PLUGINS", list(methods.PLUGINS))
+    monkeypatch.delenv(methods.PLUGINS_ENV, raising=False)
+    return methods
+
+
+def test_a_plugin_file_is_listed_with_its_methods(tmp_path, capsys, registry):
+    path = plugin(tmp_path)
+    rc, out, err = cli_main(capsys, "methods", "--plugin", str(path))
+    assert rc == 0, err
+    line = next(ln for ln in out.splitlines() if ln.startswith("mine:backprop "))
+    assert line.split()[1:4] == ["mine", "analytic", "cpu"] and line.endswith("yes")
+    m = registry.get("mine:backprop")
+    ours = {r.colour for r in registry.REGISTRY.values() if r.provider == "gradbench"}
+    assert m.plugin == str(path) and m.colour not in ours
+    # the processes a verb starts load it too
+    assert os.environ[registry.PLUGINS_ENV] == str(path)
+
+
+def test_a_plugin_module_importable_from_the_current_folder(tmp_path, capsys, registry,
+                                                            monkeypatch):
+    plugin(tmp_path, stem="localplugin")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", os.getcwd())])
+    rc, out, err = cli_main(capsys, "methods", "--plugin", "localplugin")
+    assert rc == 0, err
+    assert "mine:backprop" in registry.REGISTRY
+
+
+@pytest.mark.parametrize("case, words", [
+    ("protocol", "speaks method protocol 2, this gradbench speaks 1: update the plugin"),
+    ("builtin", "method 'backprop' clashes with gradbench's built-in 'backprop'"),
+    ("raises", "failed to load: RuntimeError: broken at import"),
+    ("nothing", "has no methods() returning gradbench.Method records"),
+    ("missing", "no such file"),
+    ("not a record", "returned a dict, not a gradbench.Method"),
+])
+def test_a_bad_plugin_is_one_line_and_exit_2(tmp_path, capsys, registry, case, words):
+    bodies = {"raises": "raise RuntimeError('broken at import')\n",
+              "nothing": "GRADBENCH_PROTOCOL = 1\n",
+              "not a record": "GRADBENCH_PROTOCOL = 1\ndef methods():\n    return [{}]\n"}
+    if case == "missing":
+        path = tmp_path / "nosuch.py"
+    else:
+        path = plugin(tmp_path, stem=case.replace(" ", "_"),
+                      name="backprop" if case == "builtin" else "mine:x",
+                      protocol=2 if case == "protocol" else 1, body=bodies.get(case))
+    before = dict(registry.REGISTRY)
+    rc, out, err = cli_main(capsys, "check", "--plugin", str(path), "--sizes", "3,2")
+    assert rc == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and words in err, err
+    assert registry.REGISTRY == before  # it registered nothing
+
+
+def test_two_plugins_with_one_name_the_second_is_refused_naming_the_first(tmp_path, capsys,
+                                                                         registry):
+    a, b = plugin(tmp_path, stem="first"), plugin(tmp_path, stem="second")
+    rc, out, err = cli_main(capsys, "methods", "--plugin", str(a), "--plugin", str(b))
+    assert rc == 2
+    assert f"clashes with plugin {a}'s 'mine:backprop'" in err and "second" in err
+    assert registry.get("mine:backprop").plugin == str(a)
+
+
+def test_a_method_computing_a_gradient_must_give_its_tolerance(tmp_path, capsys, registry):
+    body = PLUGIN.format(name="mine:x", protocol=1).replace(", tolerance=_tolerance", "")
+    rc, _, err = cli_main(capsys, "methods", "--plugin", str(plugin(tmp_path, body=body)))
+    assert rc == 2 and "gives no gradient or no tolerance" in err
+
+
+def _distribution(site, name, version, entry_points: str):
+    """An installed distribution as importlib.metadata finds it: a .dist-info folder."""
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(entry_points)
+
+
+@pytest.mark.slow
+def test_installed_plugins_are_found_through_entry_points(tmp_path):
+    # one distribution that works, one whose entry point names no module: the listing shows
+    # the first's method with its distribution and version, and why the second loaded nothing
+    site = tmp_path / "site"
+    site.mkdir()
+    plugin(site, stem="myplug_mod")
+    _distribution(site, "myplug", "1.2", "[gradbench.methods]\nmine = myplug_mod\n")
+    _distribution(site, "brokenplug", "0.1", "[gradbench.methods]\nbroken = no_such_module\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    env.pop(methods.PLUGINS_ENV, None)
+    res = subprocess.run([sys.executable, "-m", "gradbench", "methods"], env=env,
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("mine:backprop "))
+    assert "myplug 1.2" in line
+    broken = res.stdout.split("plugins not loaded")[1]
+    assert "plugin broken (entry point broken of brokenplug 0.1) failed to load" in broken
+    assert "ModuleNotFoundError" in broken
+
+
+@pytest.mark.slow
+def test_a_run_times_a_plugin_method_in_its_own_process_after_checking_it(tmp_path):
+    import json
+
+    path = plugin(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != methods.PLUGINS_ENV}
+    res = subprocess.run([sys.executable, "-m", "gradbench", "run", "--profile", "quick",
+                          "--budget", "3", "--no-report", "--out", str(tmp_path / "out"),
+                          "--plugin", str(path)], env=env, cwd=tmp_path, capture_output=True,
+                         text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "mine peers (mine:backprop) in a process of their own" in res.stdout
+    (doc,) = (tmp_path / "out").glob("*.json")
+    cases = [b["extra_info"] for b in json.loads(doc.read_text())["benchmarks"]
+             if b["extra_info"]["method"] == "mine:backprop"]
+    assert cases, "no case of the plugin's method was timed"
+    ours = {b["extra_info"]["pid"] for b in json.loads(doc.read_text())["benchmarks"]
+            if b["extra_info"]["method"] == "backprop"}
+    for info in cases:
+        assert info["provider"] == "mine" and info["pid"] not in ours  # a process of its own
+        assert info["library"] == f"{path} (a gradbench.methods plugin)"
+        assert info["check_ratio"] <= 1.0  # checked against gradbench's backprop first
+
+
+@pytest.mark.slow
+def test_a_plugin_gradient_outside_its_tolerance_is_rejected_not_timed(tmp_path):
+    import json
+
+    body = PLUGIN.format(name="mine:backprop", protocol=1).replace(
+        "return lambda: gb.backprop(net, X, T)",
+        "return lambda: [g * 1.01 for g in gb.backprop(net, X, T)]")
+    path = plugin(tmp_path, body=body)
+    env = {k: v for k, v in os.environ.items() if k != methods.PLUGINS_ENV}
+    res = subprocess.run([sys.executable, "-m", "gradbench", "run", "--profile", "quick",
+                          "--budget", "3", "--no-report", "--out", str(tmp_path / "out"),
+                          "--plugin", str(path)], env=env, cwd=tmp_path, capture_output=True,
+                         text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]  # its own cases passed
+    (doc,) = (tmp_path / "out").glob("*.json")
+    text = doc.read_text()
+    data = json.loads(text)
+    assert not [b for b in data["benchmarks"] if b["extra_info"]["method"] == "mine:backprop"]
+    assert "rejected: mine:backprop's gradient lies up to" in text
