@@ -192,3 +192,30 @@ def test_a_plugin_gradient_outside_its_tolerance_is_rejected_not_timed(tmp_path)
     data = json.loads(text)
     assert not [b for b in data["benchmarks"] if b["extra_info"]["method"] == "mine:backprop"]
     assert "rejected: mine:backprop's gradient lies up to" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["raises", "exits"])
+def test_a_plugin_that_raises_or_kills_its_process_takes_only_its_own_cases(tmp_path, case):
+    import json
+
+    broken = {"raises": "    raise RuntimeError('build broke')",
+              "exits": "    import os; os._exit(9)"}[case]
+    body = PLUGIN.format(name="mine:backprop", protocol=1).replace(
+        "    return lambda: gb.backprop(net, X, T)", broken, 1)
+    path = plugin(tmp_path, body=body)
+    env = {k: v for k, v in os.environ.items() if k != methods.PLUGINS_ENV}
+    res = subprocess.run([sys.executable, "-m", "gradbench", "run", "--profile", "quick",
+                          "--budget", "3", "--no-report", "--out", str(tmp_path / "out"),
+                          "--plugin", str(path)], env=env, cwd=tmp_path, capture_output=True,
+                         text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]  # its own cases passed
+    (doc,) = (tmp_path / "out").glob("*.json")
+    data = json.loads(doc.read_text())
+    assert data["gradbench"]["status"] == "complete"
+    assert [b for b in data["benchmarks"] if b["extra_info"]["method"] == "backprop"]
+    if case == "raises":
+        assert "rejected: plugin " in doc.read_text() and "raised RuntimeError: build broke" \
+            in doc.read_text()
+    else:
+        assert "the plugin part mine's process ended with exit status 9" in res.stderr

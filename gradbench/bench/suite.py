@@ -128,7 +128,18 @@ def test_case(benchmark, case, gb_state, request):
     # (and a Ctrl-C that lands in a Numba compile's callback stops the run, see native(); it
     # would fail the case and the run would go on)
     with thread_limits(case.threads), interrupt.native():
-        _run_case(benchmark, case, gb_state, request)
+        try:
+            _run_case(benchmark, case, gb_state, request)
+        except Exception as exc:
+            method = case.record
+            if method.plugin is None:
+                raise
+            # a plugin never takes a run down: its case is recorded, the run goes on
+            line = (str(exc).splitlines() or [""])[0]
+            info = {**case.info(), "pid": os.getpid(), **gb_state.peer,
+                    "predicted_seconds": 0.0}
+            _skip(gb_state, info, f"rejected: plugin {method.plugin}'s {case.method} raised "
+                                  f"{type(exc).__name__}: {line}", "rejected")
 
 
 def _run_case(benchmark, case, state, request):

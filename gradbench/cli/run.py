@@ -281,6 +281,6 @@ def peers_summary(df) -> list[str]:
             lines.append(f"  {r.method:34s} {r.reason}")
     rejected = theirs[theirs["status"] == "rejected"]
     if len(rejected):
-        lines.append(f"\n{len(rejected)} peer cases rejected (gradient outside its bound): "
-                     "see the report")
+        lines.append(f"\n{len(rejected)} peer cases rejected (a gradient outside its bound, "
+                     "or a plugin that raised): see the report")
     return lines
