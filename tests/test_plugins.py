@@ -36,14 +36,19 @@ PLUGIN = textwrap.dedent('''
 
 
     def methods():
-        return [gb.Method({name!r}, "mine", "analytic", "backprop (mine)", _build, _warm,
-                          gradient=_gradient, tolerance=_tolerance)]
+        return [gb.Method({name!r}, {provider!r}, "analytic", "backprop (mine)", _build,
+                          _warm, gradient=_gradient, tolerance=_tolerance)]
 ''')
+
+
+def source(name="mine:backprop", protocol=1, provider="mine") -> str:
+    """The plugin module's text, its one method ``name`` of ``provider``."""
+    return PLUGIN.format(name=name, protocol=protocol, provider=provider)
 
 
 def plugin(folder, stem="myplugin", name="mine:backprop", protocol=1, body=None):
     path = folder / f"{stem}.py"
-    path.write_text(body if body is not None else PLUGIN.format(name=name, protocol=protocol))
+    path.write_text(body if body is not None else source(name, protocol))
     return path
 
 
@@ -115,7 +120,7 @@ def test_two_plugins_with_one_name_the_second_is_refused_naming_the_first(tmp_pa
 
 
 def test_a_method_computing_a_gradient_must_give_its_tolerance(tmp_path, capsys, registry):
-    body = PLUGIN.format(name="mine:x", protocol=1).replace(", tolerance=_tolerance", "")
+    body = source("mine:x").replace(", tolerance=_tolerance", "")
     rc, _, err = cli_main(capsys, "methods", "--plugin", str(plugin(tmp_path, body=body)))
     assert rc == 2 and "gives no gradient or no tolerance" in err
 
@@ -149,73 +154,73 @@ def test_installed_plugins_are_found_through_entry_points(tmp_path):
     assert "ModuleNotFoundError" in broken
 
 
-@pytest.mark.slow
-def test_a_run_times_a_plugin_method_in_its_own_process_after_checking_it(tmp_path):
+#: The plugins of one quick run, by provider: their build's last line (None: a correct one).
+RUN_PLUGINS = {
+    "mine": None,
+    "wrong": "    return lambda: [g * 1.01 for g in gb.backprop(net, X, T)]",
+    "raising": "    raise RuntimeError('build broke')",
+    "dying": "    import os; os._exit(9)",
+}
+
+
+@pytest.fixture(scope="module")
+def plugin_run(tmp_path_factory):
+    """One quick run with a correct plugin, one whose gradient is off by 1 %, one whose build
+    raises and one whose build kills its process: (the process, the result file's text and
+    data, each plugin's path)."""
     import json
 
-    path = plugin(tmp_path)
+    folder = tmp_path_factory.mktemp("plugin-run")
+    paths = {}
+    for provider, line in RUN_PLUGINS.items():
+        body = source(f"{provider}:backprop", provider=provider)
+        if line is not None:
+            body = body.replace("    return lambda: gb.backprop(net, X, T)", line, 1)
+        paths[provider] = plugin(folder, stem=f"{provider}_plugin", body=body)
     env = {k: v for k, v in os.environ.items() if k != methods.PLUGINS_ENV}
-    res = subprocess.run([sys.executable, "-m", "gradbench", "run", "--profile", "quick",
-                          "--budget", "3", "--no-report", "--out", str(tmp_path / "out"),
-                          "--plugin", str(path)], env=env, cwd=tmp_path, capture_output=True,
-                         text=True, timeout=900)
+    argv = [sys.executable, "-m", "gradbench", "run", "--profile", "quick", "--budget", "3",
+            "--no-report", "--out", str(folder / "out")]
+    for path in paths.values():
+        argv += ["--plugin", str(path)]
+    res = subprocess.run(argv, env=env, cwd=folder, capture_output=True, text=True,
+                         timeout=900)
+    (doc,) = (folder / "out").glob("*.json")
+    text = doc.read_text()
+    return res, text, json.loads(text), paths
+
+
+def _cases(data, method: str) -> list[dict]:
+    return [b["extra_info"] for b in data["benchmarks"] if b["extra_info"]["method"] == method]
+
+
+@pytest.mark.slow
+def test_a_run_times_a_plugin_method_in_its_own_process_after_checking_it(plugin_run):
+    res, _, data, paths = plugin_run
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "mine peers (mine:backprop) in a process of their own" in res.stdout
-    (doc,) = (tmp_path / "out").glob("*.json")
-    cases = [b["extra_info"] for b in json.loads(doc.read_text())["benchmarks"]
-             if b["extra_info"]["method"] == "mine:backprop"]
+    cases = _cases(data, "mine:backprop")
     assert cases, "no case of the plugin's method was timed"
-    ours = {b["extra_info"]["pid"] for b in json.loads(doc.read_text())["benchmarks"]
-            if b["extra_info"]["method"] == "backprop"}
+    ours = {info["pid"] for info in _cases(data, "backprop")}
     for info in cases:
         assert info["provider"] == "mine" and info["pid"] not in ours  # a process of its own
-        assert info["library"] == f"{path} (a gradbench.methods plugin)"
+        assert info["library"] == f"{paths['mine']} (a gradbench.methods plugin)"
         assert info["check_ratio"] <= 1.0  # checked against gradbench's backprop first
 
 
 @pytest.mark.slow
-def test_a_plugin_gradient_outside_its_tolerance_is_rejected_not_timed(tmp_path):
-    import json
-
-    body = PLUGIN.format(name="mine:backprop", protocol=1).replace(
-        "return lambda: gb.backprop(net, X, T)",
-        "return lambda: [g * 1.01 for g in gb.backprop(net, X, T)]")
-    path = plugin(tmp_path, body=body)
-    env = {k: v for k, v in os.environ.items() if k != methods.PLUGINS_ENV}
-    res = subprocess.run([sys.executable, "-m", "gradbench", "run", "--profile", "quick",
-                          "--budget", "3", "--no-report", "--out", str(tmp_path / "out"),
-                          "--plugin", str(path)], env=env, cwd=tmp_path, capture_output=True,
-                         text=True, timeout=900)
+def test_a_plugin_gradient_outside_its_tolerance_is_rejected_not_timed(plugin_run):
+    res, text, data, _ = plugin_run
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]  # its own cases passed
-    (doc,) = (tmp_path / "out").glob("*.json")
-    text = doc.read_text()
-    data = json.loads(text)
-    assert not [b for b in data["benchmarks"] if b["extra_info"]["method"] == "mine:backprop"]
-    assert "rejected: mine:backprop's gradient lies up to" in text
+    assert not _cases(data, "wrong:backprop")
+    assert "rejected: wrong:backprop's gradient lies up to" in text
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["raises", "exits"])
-def test_a_plugin_that_raises_or_kills_its_process_takes_only_its_own_cases(tmp_path, case):
-    import json
-
-    broken = {"raises": "    raise RuntimeError('build broke')",
-              "exits": "    import os; os._exit(9)"}[case]
-    body = PLUGIN.format(name="mine:backprop", protocol=1).replace(
-        "    return lambda: gb.backprop(net, X, T)", broken, 1)
-    path = plugin(tmp_path, body=body)
-    env = {k: v for k, v in os.environ.items() if k != methods.PLUGINS_ENV}
-    res = subprocess.run([sys.executable, "-m", "gradbench", "run", "--profile", "quick",
-                          "--budget", "3", "--no-report", "--out", str(tmp_path / "out"),
-                          "--plugin", str(path)], env=env, cwd=tmp_path, capture_output=True,
-                         text=True, timeout=900)
+def test_a_plugin_that_raises_or_kills_its_process_takes_only_its_own_cases(plugin_run):
+    res, text, data, paths = plugin_run
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]  # its own cases passed
-    (doc,) = (tmp_path / "out").glob("*.json")
-    data = json.loads(doc.read_text())
     assert data["gradbench"]["status"] == "complete"
-    assert [b for b in data["benchmarks"] if b["extra_info"]["method"] == "backprop"]
-    if case == "raises":
-        assert "rejected: plugin " in doc.read_text() and "raised RuntimeError: build broke" \
-            in doc.read_text()
-    else:
-        assert "the plugin part mine's process ended with exit status 9" in res.stderr
+    assert _cases(data, "backprop")
+    assert f"rejected: plugin {paths['raising']}'s raising:backprop raised RuntimeError: " \
+           "build broke" in text
+    assert "the plugin part dying's process ended with exit status 9" in res.stderr
