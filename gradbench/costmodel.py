@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels.codes import EVALS_PER_PARAM
+from .kernels.codes import EVALS_PER_PARAM, STRATEGIES
 
 METHODS = ("primal", "backprop", "numerical")
 
@@ -107,7 +107,7 @@ def predict(method: str, sizes, batch: int, dtype="float64", scheme: str = "cent
     if strategy == "incremental":
         flops = complex_factor * _incremental_flops(sizes, batch, k)
         return Cost(flops, fbytes + evals * itemsize * batch * (sizes[-1] + 2), evals)
-    raise ValueError(f"unknown strategy {strategy!r}: choose one of naive, incremental")
+    raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
 
 
 def seconds_per_flop(loss_seconds: float, sizes, batch: int, dtype="float64") -> float:
