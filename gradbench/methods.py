@@ -538,6 +538,15 @@ REGISTRY: dict[str, Method] = {m.name: m for m in _ours() + _gpus() + _peers()}
 PLUGINS: list[Plugin] = [_load_plugin(*found, REGISTRY) for found in _found_plugins()]
 
 
+def plugin_part(part: str) -> str | None:
+    """The plugin (its distribution and version) whose methods a part of a run times, when
+    all of them are one plugin's; None for gradbench's and the peers' parts."""
+    ms = [m for m in REGISTRY.values() if m.part == part]
+    if not ms or any(m.plugin is None for m in ms):
+        return None
+    return " ".join(filter(None, (ms[0].plugin, ms[0].plugin_version)))
+
+
 def use_plugins(specs) -> list[Plugin]:
     """Load the plugin modules or files ``specs`` (what ``--plugin`` names) into the registry,
     here and in every process this one starts (:data:`PLUGINS_ENV`); returns their records,

@@ -97,7 +97,7 @@ def run(prof: sweep.Profile, label: str, threads: int | None, out: Path, storage
                                        "message is above)")
                 return outcome
             interrupted = code == pytest.ExitCode.INTERRUPTED
-            if not interrupted and code != pytest.ExitCode.OK and _plugin_part(provider):
+            if not interrupted and code != pytest.ExitCode.OK and methods.plugin_part(provider):
                 # a plugin's process that died or failed takes only its own cases with it
                 print(f"{prog}: the plugin part {provider}'s process ended with exit status "
                       f"{code}; the cases it completed are kept, the rest are not timed",
@@ -115,12 +115,6 @@ def run(prof: sweep.Profile, label: str, threads: int | None, out: Path, storage
         why = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc)
         outcome.write_error = f"{out}: {why}"
     return outcome
-
-
-def _plugin_part(provider: str) -> bool:
-    """Whether a part times plugins' methods alone."""
-    ms = [m for m in methods.REGISTRY.values() if m.part == provider]
-    return bool(ms) and all(m.plugin is not None for m in ms)
 
 
 class _WriteError:

@@ -191,19 +191,18 @@ def pytest_configure(config):
         from .. import peers
 
         state.peer = (peers.configure_process(provider, threads) if provider in peers.MODULES
-                      else _plugin_part(provider, threads))
+                      else _configure_plugin_part(provider, threads))
 
 
-def _plugin_part(provider: str, threads: int) -> dict:
+def _configure_plugin_part(provider: str, threads: int) -> dict:
     """A plugin provider's part: BLAS limited to the case's threads (the plugin's own threads
     are its own); what every case of the part records about its library (the plugin's
     distribution and version)."""
     from ..peers import limit_blas
 
     limit_blas(threads)
-    ms = [m for m in methods.REGISTRY.values() if m.provider == provider and m.plugin]
-    library = " ".join(filter(None, (ms[0].plugin, ms[0].plugin_version))) if ms else provider
-    return {"library": f"{library} (a gradbench.methods plugin)",
+    return {"library": f"{methods.plugin_part(provider) or provider} (a gradbench.methods "
+                       "plugin)",
             "thread_control": f"BLAS limited to {threads} threads with threadpoolctl; the "
                               "plugin's own threads are its own"}
 
