@@ -104,7 +104,7 @@ CASE_COLUMNS = ["file", "label", "run", "profile", "commit", "method", "provider
                 "loss_evals", "compile_seconds", "predicted_seconds", "mode", "status",
                 "reason", "median", "iqr", "mean", "min", "max", "stddev", "rounds", "gflops",
                 "peak_gflops", "library", "thread_control", "check_max_abs_err",
-                "check_ratio", "pid", "classic"]
+                "check_ratio", "pid", "plugin", "plugin_version", "classic"]
 #: Columns of the rounds frame, one row per timed round.
 ROUND_COLUMNS = ["file", "label", *CASE_KEY, "round", "seconds"]
 STEP_COLUMNS = ["file", "label", "scheme", "dtype", "h", "error", "default_h"]
