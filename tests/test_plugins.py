@@ -58,7 +58,10 @@ def registry(monkeypatch):
     environment of what it starts beyond its own."""
     monkeypatch.setattr(methods, "REGISTRY", dict(methods.REGISTRY))
     monkeypatch.setattr(methods, "PLUGINS", list(methods.PLUGINS))
-    monkeypatch.delenv(methods.PLUGINS_ENV, raising=False)
+    # set first, so that monkeypatch restores it however --plugin changes it (a variable
+    # deleted while absent is not restored: it would leak into later tests' runs)
+    monkeypatch.setenv(methods.PLUGINS_ENV, "")
+    monkeypatch.delenv(methods.PLUGINS_ENV)
     return methods
 
 
