@@ -173,10 +173,11 @@ def key(case: sweep.Case) -> tuple:
 
 
 def held(doc: results.Document) -> set[tuple]:
-    """The identities of the cases a result document holds, timed or not."""
+    """The identities (as :func:`key` gives them) of the cases a result document holds,
+    timed or not."""
     infos = [b["extra_info"] for b in doc.data["benchmarks"]] + doc.not_timed
-    return {tuple(tuple(i[k]) if k == "sizes" else i.get(k, results.DEFAULT_DEVICE)
-                  for k in results.CASE_KEY) for i in infos}
+    return {(i["method"], tuple(i["sizes"]), i["batch"], i["dtype"], i["threads"],
+             i.get("device", results.DEFAULT_DEVICE)) for i in infos}
 
 
 def pytest_configure(config):

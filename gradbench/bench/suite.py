@@ -118,11 +118,10 @@ def test_case(benchmark, case, gb_state, request):
             if method.plugin is None:
                 raise
             # a plugin never takes a run down: its case is recorded, the run goes on
-            line = (str(exc).splitlines() or [""])[0]
             info = {**case.info(), "pid": os.getpid(), **gb_state.peer,
                     "predicted_seconds": 0.0}
             _skip(gb_state, info, f"rejected: plugin {method.plugin}'s {case.id} raised "
-                                  f"{type(exc).__name__}: {line}", "rejected")
+                                  f"{methods.raised(exc)}", "rejected")
         finally:
             gb_state.watch(None)
 

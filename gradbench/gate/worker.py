@@ -105,6 +105,7 @@ class Worker:
         """The method compiled and built: (its compile seconds, the callable to time). A
         peer's or a plugin's is checked as the suite checks it (gradbench.peers.agreement):
         a wrong gradient, or a plugin that raises, is _Rejected, not timed."""
+        from gradbench import methods
         from gradbench.peers import agreement
 
         given = agreement.inputs(net, X, T) if method.tolerance is not None else None
@@ -118,9 +119,8 @@ class Worker:
         except Exception as exc:
             if method.plugin is None or isinstance(exc, _Rejected):
                 raise
-            line = (str(exc).splitlines() or [""])[0]
             raise _Rejected(f"rejected: plugin {method.plugin}'s {method.name} raised "
-                            f"{type(exc).__name__}: {line}") from None
+                            f"{methods.raised(exc)}") from None
         return seconds, fn
 
     def time(self, case: int, calls: int) -> dict:

@@ -168,9 +168,9 @@ def changed(net, X, T, given) -> str | None:
 
 def check(method, net, X, T, out, fn, given) -> Agreement:
     """The output ``out`` of one call of ``fn``, ``method``'s callable (a peer's or a
-    plugin's) on ``net``, ``X``, ``T``, against gradbench's backprop, within the bound the method's
-    ``tolerance`` gives; a method that changed what it was ``given`` (:func:`inputs`)
-    fails."""
+    plugin's) on ``net``, ``X``, ``T``, against gradbench's backprop, within the bound the
+    method's ``tolerance`` gives; a method that changed what it was ``given``
+    (:func:`inputs`) fails."""
     what = changed(net, X, T, given)
     if what is not None:
         return Agreement(np.inf, np.inf, f"changed {what} it was given")
