@@ -129,7 +129,7 @@ def unflatten(net: MLP, flat: np.ndarray) -> list[np.ndarray]:
 
 
 def default_step(scheme: str, dtype) -> float:
-    """The scheme's step before scaling by max(1, |theta_i|), from theory.
+    """The scheme's step before scaling by ``max(1, |theta_i|)``, from theory.
 
     Round-off error ~ eps/h against truncation error ~ h**order balance at
     h ~ eps**(1/(order+1)): sqrt(eps) forward, eps**(1/3) central, eps**(1/5) five-point.
@@ -226,7 +226,7 @@ def numerical_gradient(
         result does not depend on it. BLAS runs single-threaded inside.
     progress : callable or None
         Called as ``progress(done, total)`` after each chunk of the computation, with the
-        number of parameters done so far and in all (see :func:`numerical_gradient_flat`).
+        number of parameters done so far and in all (see ``numerical_gradient_flat``).
         Exceptions it raises, KeyboardInterrupt included, stop the computation.
 
     Returns

@@ -31,6 +31,8 @@ DESCRIPTION = ("What a gradient costs, by finite differences and by backpropagat
 
 
 def build_parser() -> Parser:
+    """The parser of the ``gradbench`` command: one subcommand per verb (``VERBS``), each
+    verb's options added by its module's ``add_parser``."""
     parser = Parser(prog="gradbench", description=DESCRIPTION,
                     epilog=__doc__.split("\n\n", 1)[1], formatter_class=_raw())
     parser.add_argument("--version", action="version", version=f"gradbench {__version__}")
@@ -47,6 +49,8 @@ def _raw():
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``gradbench`` with ``argv`` (default: the command line's arguments); returns the
+    exit status."""
     # SIGTERM and SIGHUP stop every verb as Ctrl-C does (one line, exit 128 + the signal);
     # a signal an earlier command in this process got is not this one's
     previous = interrupt.install()

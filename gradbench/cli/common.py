@@ -34,6 +34,9 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
+    """The parser of ``gradbench`` and of each verb: a usage error is one line
+    (:class:`UsageError`, exit status 2), not argparse's usage and message."""
+
     def error(self, message):  # one line instead of usage + message
         raise UsageError(f"{self.prog}: {message} (see --help)")
 

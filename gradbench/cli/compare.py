@@ -17,7 +17,8 @@ def add_parser(sub) -> None:
         sub, "compare", help="compare runs or machines; exit 1 on a regression",
         description="Compare CURRENT with BASELINE case by case (cases matched on method, "
         "sizes, batch, dtype and threads). A case is a regression only when it is slower than "
-        "the threshold and the slowdown survives run-to-run drift (see the README). Each side "
+        "the threshold and the slowdown survives run-to-run drift (see the documentation: "
+        "docs/compare.md). Each side "
         "is one or more result files or folders of one machine; several runs on a side are "
         "pooled as repeated runs. Exit 1 on any regression (or an exponent that grew beyond both "
         "intervals), 0 otherwise.")

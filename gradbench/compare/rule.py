@@ -3,7 +3,7 @@
 Work in log time. For one case, ``d = log(t_current / t_baseline)``, where each side's time
 is the geometric mean of its runs' medians. On this project's 2-core machines the speed drifts
 by up to 30 % from minute to minute, and that drift has a shape, measured on five pairs of
-back-to-back quick runs (README, "The decision rule"):
+back-to-back quick runs (the documentation, docs/compare.md, "The decision rule"):
 
 * **block drift**: the cases of one method run one after the other within seconds, so a
   change of the machine's speed moves a method's whole sweep together. The median d of a
