@@ -49,10 +49,15 @@ class Outcome:
 
 
 def pytest_args(here: Path, prof: sweep.Profile, label: str, threads: int | None,
-                out: Path, storage: str) -> list[str]:
-    """The arguments every part gives pytest (the suite, its configuration, the run)."""
+                out: Path, storage: str, verbose: bool = False) -> list[str]:
+    """The arguments every part gives pytest (the suite, its configuration, the run); unless
+    ``verbose``, a progress line per part instead of pytest's and pytest-benchmark's output
+    (gradbench.bench.progress; failures are still shown)."""
+    quiet = (["--gb-verbose"] if verbose
+             else ["-q", "-o", "console_output_style=classic", "--benchmark-quiet"])
     argv = [str(here / "suite.py"), "-c", str(here / "pytest.ini"), "--rootdir", str(here),
-            "-p", "gradbench.bench.plugin", "-p", "no:cacheprovider", "-q",
+            "-p", "gradbench.bench.plugin", "-p", "gradbench.bench.progress", *quiet,
+            "-p", "no:cacheprovider", "-q",
             "--benchmark-max-time", str(prof.max_time), "--benchmark-columns",
             "median,rounds", "--benchmark-sort", "name", "--gb-profile", prof.name,
             "--gb-budget", str(prof.budget), "--gb-label", label, "--gb-out", str(out),
@@ -63,15 +68,16 @@ def pytest_args(here: Path, prof: sweep.Profile, label: str, threads: int | None
 
 
 def run(prof: sweep.Profile, label: str, threads: int | None, out: Path, storage: str,
-        prog: str = "gradbench run") -> Outcome:
-    """Every part of the run, the final status written; the outcome."""
+        prog: str = "gradbench run", verbose: bool = False) -> Outcome:
+    """Every part of the run, the final status written; the outcome. ``verbose``: pytest's
+    and pytest-benchmark's output of each part (see :func:`pytest_args`)."""
     import pytest
 
     from .. import bench
 
     started = time.perf_counter()
     here = Path(bench.__file__).parent
-    argv = pytest_args(here, prof, label, threads, out, storage)
+    argv = pytest_args(here, prof, label, threads, out, storage, verbose)
     seen = _WriteError()
     code = pytest.main([*argv, "--gb-provider", methods.OURS], plugins=[seen])
     outcome = Outcome("none", {methods.OURS: int(code)})
@@ -144,7 +150,8 @@ def _peer_part(provider: str, prof: sweep.Profile, threads: int | None, out: Pat
              "--gb-methods", ",".join(ready), "--gb-append"]
     who = (f"gradbench on the {provider.split('@')[1]} device" if "@" in provider
            else f"{provider} peers")
-    print(f"\n{prog}: {who} ({', '.join(ready)}) in a process of their own", flush=True)
+    if "--gb-verbose" in argv:  # otherwise the part's progress line names it
+        print(f"\n{prog}: {who} ({', '.join(ready)}) in a process of their own", flush=True)
     return _run_child(child)
 
 
