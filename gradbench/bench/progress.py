@@ -110,21 +110,21 @@ class Progress:
         self.started = time.perf_counter()
 
     def pytest_runtest_logstart(self, nodeid, location):
-        self.current = self.cases.get(nodeid, "the accuracy figures" if "accuracy" in nodeid
-                                      else nodeid.rpartition("::")[2])
+        if nodeid in self.cases:
+            self.current = f"timing {self.cases[nodeid]}"
+        else:  # the accuracy figures, after gradbench's cases
+            self.current = ("computing the accuracy figures" if "accuracy" in nodeid
+                            else nodeid.rpartition("::")[2])
         self.draw()
 
     def pytest_runtest_logreport(self, report):
-        if report.nodeid not in self.cases:
-            if report.failed:
-                self.failed += 1
-            return
         if report.failed:
             self.failed += 1
-        elif report.skipped:
-            self.not_timed += 1
-        elif report.when == "call":
-            self.timed += 1
+        elif report.nodeid in self.cases:
+            if report.skipped:  # by the budget, not installed or rejected
+                self.not_timed += 1
+            elif report.when == "call":
+                self.timed += 1
 
     def pytest_runtest_logfinish(self, nodeid, location):
         if nodeid in self.cases:
@@ -145,8 +145,7 @@ class Progress:
         left = self.budget_left()
         parts = [self.name, bar(self.done, self.total), f"{self.done}/{self.total} cases"]
         if self.current:
-            parts.append(f"timing {self.current}" if self.current in self.cases.values()
-                         else self.current)
+            parts.append(self.current)
         if left is not None:
             parts.append(f"budget left {left:,.0f} s")
         return "  ".join(parts)
