@@ -53,3 +53,12 @@ DEFAULT_MOMENTUM = 0.9
 #: At most this many training steps (whatever the method) run without ``--yes`` on the
 #: command line: beyond it a run takes hours even at backprop's microseconds a step.
 MAX_STEPS = 10_000_000
+
+
+#: A plugin's case may take this many seconds beyond what its predicted time allows (its
+#: compile, its check) before ``gradbench run`` stops it with its process and records it as
+#: rejected (``gradbench run --case-timeout``): a plugin that never returns costs a run this
+#: long, not the run.
+CASE_TIMEOUT_SECONDS = 120.0
+#: ... and, as its predicted time allows, this many times the seconds of its timed calls.
+CASE_TIMEOUT_FACTOR = 10.0

@@ -446,6 +446,12 @@ class PluginError(Exception):
     """A plugin that cannot be used: one line saying which and why."""
 
 
+def raised(exc: BaseException) -> str:
+    """What a plugin raised, in one line: the exception's type and its message's first line
+    (how the registry, the suite and the gate record a plugin that raised)."""
+    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+
+
 def _import_plugin(spec: str):
     """The module ``--plugin`` names: a .py file, or a module importable from the current
     folder or the path."""
@@ -523,9 +529,7 @@ def _load_plugin(name, source, dist, version, load, registry: dict[str, Method])
     except PluginError as exc:
         return Plugin(name, source, dist, version, error=str(exc))
     except (Exception, SystemExit) as exc:  # a plugin never takes gradbench down
-        line = (str(exc).splitlines() or [""])[0]
-        return Plugin(name, source, dist, version,
-                      error=f"{where} failed to load: {type(exc).__name__}: {line}")
+        return Plugin(name, source, dist, version, error=f"{where} failed to load: {raised(exc)}")
     for m in records:
         registry[m.name] = replace(m, plugin=dist, plugin_version=version)
     return Plugin(name, source, dist, version, tuple(m.name for m in records))

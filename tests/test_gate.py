@@ -338,3 +338,46 @@ def test_the_help_names_every_option(capsys):
     for option in ("--base", "--head", "--profile", "--seconds", "--generations", "--threads",
                    "--threshold", "--seed", "--out", "--summary"):
         assert option in text
+
+
+def _side_with_plugins(tmp_path, name: str, plugins) -> str:
+    """A side's "python" (the synthetic worker, its blocks within 1 % of the other side's)
+    that loads ``plugins`` (files) as --plugin would, and no others."""
+    program = tmp_path / f"{name}.py"
+    program.write_text(synthetic_worker("(7 * k) % 3 - 1"))
+    path = tmp_path / name
+    spec = os.pathsep.join(map(str, plugins))
+    path.write_text(f"#!/bin/sh\nshift 3\nGRADBENCH_PLUGINS='{spec}' exec {PY} -P {program} "
+                    "\"$@\"\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+@pytest.mark.slow
+def test_the_gate_times_a_plugin_method_both_sides_have(tmp_path, capsys, monkeypatch):
+    from .test_plugins import source
+
+    monkeypatch.delenv("GRADBENCH_PLUGINS", raising=False)
+    files = {}
+    for name, line in (("mine", None), ("raising", "    raise RuntimeError('build broke')"),
+                       ("onlybase", None)):
+        body = source(f"{name}:backprop", provider=name)
+        if line is not None:
+            body = body.replace("    return lambda: gb.backprop(net, X, T)", line, 1)
+        files[name] = tmp_path / f"{name}_plugin.py"
+        files[name].write_text(body)
+    base = _side_with_plugins(tmp_path, "base", files.values())
+    head = _side_with_plugins(tmp_path, "head", [files["mine"], files["raising"]])
+    code, out, err = gate(capsys, tmp_path, *TINY, base=base, head=head)
+    assert code == 0, out + err
+    assert (f"plugin method mine:backprop on both sides (base: {files['mine']}, head: "
+            f"{files['mine']}): timed on mine:backprop-784x50x10-b100-float64") in err
+    assert f"plugin method onlybase:backprop ({files['onlybase']}) only on base; not timed" in err
+    assert (f"raising:backprop-784x50x10-b100-float64: not on base (rejected: plugin "
+            f"{files['raising']}'s raising:backprop raised RuntimeError: build broke)") in err
+    docs = documents(tmp_path)
+    for doc in docs.values():
+        (info,) = [b["extra_info"] for b in doc.data["benchmarks"]
+                   if b["extra_info"]["method"] == "mine:backprop"]
+        assert info["plugin"] == str(files["mine"]) and info["sizes"] == [784, 50, 10]
+    assert "mine:backprop" in out  # in the verdict, as every method the gate times

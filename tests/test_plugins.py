@@ -58,7 +58,10 @@ def registry(monkeypatch):
     environment of what it starts beyond its own."""
     monkeypatch.setattr(methods, "REGISTRY", dict(methods.REGISTRY))
     monkeypatch.setattr(methods, "PLUGINS", list(methods.PLUGINS))
-    monkeypatch.delenv(methods.PLUGINS_ENV, raising=False)
+    # set first, so that monkeypatch restores it however --plugin changes it (a variable
+    # deleted while absent is not restored: it would leak into later tests' runs)
+    monkeypatch.setenv(methods.PLUGINS_ENV, "")
+    monkeypatch.delenv(methods.PLUGINS_ENV)
     return methods
 
 
@@ -160,14 +163,43 @@ RUN_PLUGINS = {
     "wrong": "    return lambda: [g * 1.01 for g in gb.backprop(net, X, T)]",
     "raising": "    raise RuntimeError('build broke')",
     "dying": "    import os; os._exit(9)",
+    "hanging": "    import time; time.sleep(3600)",
 }
+#: One plugin, one process, five methods, each wrong in its own way: its gradient's last line.
+BAD = {
+    "nan": "[g * np.nan for g in gb.backprop(net, X, T)]",
+    "shapes": "[g.ravel() for g in gb.backprop(net, X, T)]",
+    "dtype": "[g.astype(np.float32) for g in gb.backprop(net, X, T)]",
+    "params": "(net.params[0].__iadd__(1.0), gb.backprop(net, X, T))[1]",
+    "batch": "(X.__imul__(2.0), gb.backprop(net, X, T))[1]",
+}
+BAD_PLUGIN = textwrap.dedent('''
+    import numpy as np
+    import gradbench as gb
+
+    GRADBENCH_PROTOCOL = 1
+
+    def _method(name, compute):
+        def build(net, X, T, threads):
+            return lambda: compute(net, X, T)
+        return gb.Method(f"bad:{name}", "bad", "analytic", f"bad ({name})", build,
+                         lambda net, threads, batch=None: 0.0,
+                         gradient=lambda net, threads: lambda X, T: compute(net, X, T),
+                         tolerance=lambda net, X, T, loss, ours, fn: 1e-12)
+
+    def methods():
+        return [{methods}]
+''')
+#: Seconds a plugin's case may overrun before it is stopped, in the plugin run.
+CASE_TIMEOUT = 10
 
 
 @pytest.fixture(scope="module")
 def plugin_run(tmp_path_factory):
     """One quick run with a correct plugin, one whose gradient is off by 1 %, one whose build
-    raises and one whose build kills its process: (the process, the result file's text and
-    data, each plugin's path)."""
+    raises, one whose build kills its process, one whose build never returns, and one with
+    five methods, each wrong otherwise (:data:`BAD`): (the process, the result file's text
+    and data, each plugin's path)."""
     import json
 
     folder = tmp_path_factory.mktemp("plugin-run")
@@ -177,9 +209,11 @@ def plugin_run(tmp_path_factory):
         if line is not None:
             body = body.replace("    return lambda: gb.backprop(net, X, T)", line, 1)
         paths[provider] = plugin(folder, stem=f"{provider}_plugin", body=body)
+    paths["bad"] = plugin(folder, stem="bad_plugin", body=BAD_PLUGIN.replace("{methods}", ", ".join(
+        f"_method({name!r}, lambda net, X, T: {line})" for name, line in BAD.items())))
     env = {k: v for k, v in os.environ.items() if k != methods.PLUGINS_ENV}
     argv = [sys.executable, "-m", "gradbench", "run", "--profile", "quick", "--budget", "3",
-            "--no-report", "--out", str(folder / "out")]
+            "--no-report", "--out", str(folder / "out"), "--case-timeout", str(CASE_TIMEOUT)]
     for path in paths.values():
         argv += ["--plugin", str(path)]
     res = subprocess.run(argv, env=env, cwd=folder, capture_output=True, text=True,
@@ -193,6 +227,12 @@ def _cases(data, method: str) -> list[dict]:
     return [b["extra_info"] for b in data["benchmarks"] if b["extra_info"]["method"] == method]
 
 
+def _rejected(data, method: str) -> list[str]:
+    """The reasons of a method's cases recorded as rejected."""
+    return [e["reason"] for e in data["gradbench"]["skipped"]
+            if e["method"] == method and e["why"] == "rejected"]
+
+
 @pytest.mark.slow
 def test_a_run_times_a_plugin_method_in_its_own_process_after_checking_it(plugin_run):
     res, _, data, paths = plugin_run
@@ -204,23 +244,58 @@ def test_a_run_times_a_plugin_method_in_its_own_process_after_checking_it(plugin
     for info in cases:
         assert info["provider"] == "mine" and info["pid"] not in ours  # a process of its own
         assert info["library"] == f"{paths['mine']} (a gradbench.methods plugin)"
+        assert info["plugin"] == str(paths["mine"]) and info["plugin_version"] is None
         assert info["check_ratio"] <= 1.0  # checked against gradbench's backprop first
 
 
 @pytest.mark.slow
 def test_a_plugin_gradient_outside_its_tolerance_is_rejected_not_timed(plugin_run):
-    res, text, data, _ = plugin_run
+    res, text, data, paths = plugin_run
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]  # its own cases passed
     assert not _cases(data, "wrong:backprop")
-    assert "rejected: wrong:backprop's gradient lies up to" in text
+    reasons = _rejected(data, "wrong:backprop")
+    assert reasons and all(r.startswith(f"rejected: plugin {paths['wrong']}'s wrong:backprop-")
+                           and "'s gradient lies up to" in r for r in reasons)
 
 
 @pytest.mark.slow
-def test_a_plugin_that_raises_or_kills_its_process_takes_only_its_own_cases(plugin_run):
+@pytest.mark.parametrize("name, words", [
+    ("nan", "returned NaN or inf"), ("shapes", "returned shapes"),
+    ("dtype", "returned dtypes ['float32'], expected float64"),
+    ("params", "changed the network's W1 it was given"),
+    ("batch", "changed the batch's inputs X it was given")])
+def test_a_plugin_gradient_that_is_no_gradient_or_changes_its_inputs_is_rejected(
+        plugin_run, name, words):
+    res, _, data, paths = plugin_run
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert not _cases(data, f"bad:{name}")
+    reasons = _rejected(data, f"bad:{name}")
+    assert reasons and all(f"plugin {paths['bad']}'s bad:{name}-" in r and words in r
+                           for r in reasons), reasons
+
+
+@pytest.mark.slow
+def test_a_plugin_that_raises_dies_or_hangs_takes_only_its_own_cases(plugin_run):
     res, text, data, paths = plugin_run
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]  # its own cases passed
     assert data["gradbench"]["status"] == "complete"
-    assert _cases(data, "backprop")
-    assert f"rejected: plugin {paths['raising']}'s raising:backprop raised RuntimeError: " \
-           "build broke" in text
-    assert "the plugin part dying's process ended with exit status 9" in res.stderr
+    assert _cases(data, "backprop") and _cases(data, "mine:backprop")
+    raised = _rejected(data, "raising:backprop")
+    assert raised and all(r.startswith(f"rejected: plugin {paths['raising']}'s raising:") and
+                          r.endswith("raised RuntimeError: build broke") for r in raised)
+    for provider, why in (("dying", "ended its process (exit status 9)"),
+                          ("hanging", f"did not end within its time (--case-timeout "
+                                      f"{CASE_TIMEOUT} s")):
+        first, *rest = _rejected(data, f"{provider}:backprop")
+        assert first.startswith(f"rejected: plugin {paths[provider]}'s {provider}:backprop-")
+        assert why in first
+        assert all(r.startswith("rejected: not run: ") and why in r for r in rest)
+        lines = [ln for ln in res.stderr.splitlines() if f"plugin {paths[provider]}'s" in ln]
+        assert len(lines) == 1 and why in lines[0]
+    # every case of every plugin is in the file, timed or not: as many as the correct one's
+    def held(method):
+        return len(_cases(data, method)) + sum(1 for e in data["gradbench"]["skipped"]
+                                               if e["method"] == method)
+
+    for provider in ("dying", "hanging", "raising", "wrong"):
+        assert held(f"{provider}:backprop") == held("mine:backprop"), provider

@@ -23,15 +23,23 @@ end this process writes the run's one final status: complete, interrupted or fai
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import interrupt, methods, results
+from ..config import CASE_TIMEOUT_SECONDS
 from . import plugin, sweep
+
+#: Seconds between two looks at what a watched part (a plugin's) says it is running.
+WATCH_SECONDS = 0.5
 
 
 @dataclass
@@ -68,9 +76,11 @@ def pytest_args(here: Path, prof: sweep.Profile, label: str, threads: int | None
 
 
 def run(prof: sweep.Profile, label: str, threads: int | None, out: Path, storage: str,
-        prog: str = "gradbench run", verbose: bool = False) -> Outcome:
-    """Every part of the run, the final status written; the outcome. ``verbose``: pytest's
-    and pytest-benchmark's output of each part (see :func:`pytest_args`)."""
+        prog: str = "gradbench run", case_timeout: float = CASE_TIMEOUT_SECONDS,
+        verbose: bool = False) -> Outcome:
+    """Every part of the run, the final status written; the outcome. ``case_timeout``: the
+    seconds a plugin's case may take beyond what its predicted time allows; ``verbose``:
+    pytest's and pytest-benchmark's output of each part (see :func:`pytest_args`)."""
     import pytest
 
     from .. import bench
@@ -93,7 +103,8 @@ def run(prof: sweep.Profile, label: str, threads: int | None, out: Path, storage
         for provider in prof.providers[1:]:
             if interrupted:
                 break
-            code = _peer_part(provider, prof, threads, out, argv, prog, unavailable)
+            code = _peer_part(provider, prof, threads, out, argv, prog, unavailable,
+                              case_timeout)
             if code is None:
                 continue
             outcome.codes[provider] = code
@@ -133,7 +144,7 @@ class _WriteError:
 
 
 def _peer_part(provider: str, prof: sweep.Profile, threads: int | None, out: Path,
-               argv: list[str], prog: str, unavailable: list) -> int | None:
+               argv: list[str], prog: str, unavailable: list, timeout: float) -> int | None:
     """One peer provider's part: its cases whose library is not installed added to
     ``unavailable``, the others run in a process of their own; that process's exit status
     (None: nothing was started)."""
@@ -147,12 +158,60 @@ def _peer_part(provider: str, prof: sweep.Profile, threads: int | None, out: Pat
     if not ready:
         return None
     child = [sys.executable, "-P", "-m", "pytest", *argv, "--gb-provider", provider,
-             "--gb-methods", ",".join(ready), "--gb-append"]
+             "--gb-append"]
     who = (f"gradbench on the {provider.split('@')[1]} device" if "@" in provider
            else f"{provider} peers")
     if "--gb-verbose" in argv:  # otherwise the part's progress line names it
         print(f"\n{prog}: {who} ({', '.join(ready)}) in a process of their own", flush=True)
-    return _run_child(child)
+    if methods.plugin_part(provider) is None:
+        return _run_child([*child, "--gb-methods", ",".join(ready)])
+    return _plugin_part(child, [c for c in cases if c.method in ready], out, prog, timeout)
+
+
+def _plugin_part(argv: list[str], cases: list[sweep.Case], out: Path, prog: str,
+                 timeout: float) -> int:
+    """A plugin's part, watched: a case that runs past its time (``timeout`` seconds beyond
+    what its predicted time allows) is stopped with its process; a case whose process dies is
+    caught so too. Either way the case, and its method's cases not yet run, are recorded as
+    rejected with one line, and the part goes on, restarted, with its other methods (a
+    restarted part runs no case the file holds already). The exit status of its last
+    process."""
+    names = list(dict.fromkeys(c.method for c in cases))
+    while True:
+        watch = Path(tempfile.mkdtemp(prefix="gradbench-part-")) / "case.json"
+        try:
+            code, running, overran = _run_child(
+                [*argv, "--gb-methods", ",".join(names), "--gb-watch", str(watch),
+                 "--gb-case-timeout", str(timeout)], watch)
+        finally:
+            shutil.rmtree(watch.parent, ignore_errors=True)
+        case = next((c for c in cases if c.id == running), None)
+        if case is None:  # it ended between cases: its own exit status says how
+            return code
+        m = case.record
+        why = (f"did not end within its time (--case-timeout {timeout:g} s beyond its "
+               "predicted time) and was stopped" if overran
+               else f"ended its process (exit status {code})")
+        print(f"{prog}: plugin {m.plugin}'s {case.id} {why}; its other cases are not run",
+              file=sys.stderr, flush=True)
+        _reject(out, case, [c for c in cases if c.method == case.method and c is not case],
+                f"plugin {m.plugin}'s {case.id} {why}")
+        names.remove(case.method)
+        if not names:
+            return 0
+
+
+def _reject(out: Path, case: sweep.Case, rest: list[sweep.Case], why: str) -> None:
+    """Record in the run's file (its part has stopped: one writer) ``case`` and those of
+    ``rest`` it does not hold as rejected, for ``why``."""
+    doc = results.Document.load(out)
+    held = plugin.held(doc)
+    doc.add_not_timed(case.info(), "rejected", f"rejected: {why}")
+    for c in rest:
+        if plugin.key(c) not in held:
+            doc.add_not_timed(c.info(), "rejected", f"rejected: not run: {why}")
+    with interrupt.deferred():
+        doc.save(out)
 
 
 def _child_env() -> dict:
@@ -165,15 +224,27 @@ def _child_env() -> dict:
     return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
 
 
-def _run_child(argv: list[str]) -> int:
+def _run_child(argv: list[str], watch: Path | None = None):
     """Run a part to its end; Ctrl-C (or SIGTERM, SIGHUP) here is passed on to it, once, as
-    the same signal, and waited out."""
+    the same signal, and waited out. Its exit status; with ``watch`` (the file where it says
+    which case runs, and by when that case must end), (its exit status, the case running
+    when it ended or None, whether it was stopped for running past that time)."""
     posix = os.name == "posix"
     # in a process group of its own, the terminal's Ctrl-C reaches only this process, which
     # passes it on: the part sees exactly one (a second would cut its last save short)
     proc = subprocess.Popen(argv, env=_child_env(), **({"process_group": 0} if posix else {}))
     try:
-        return proc.wait()
+        if watch is None:
+            return proc.wait()
+        while True:
+            try:
+                code = proc.wait(timeout=WATCH_SECONDS)
+                return code, _running(watch).get("case"), False
+            except subprocess.TimeoutExpired:
+                said = _running(watch)
+                if said.get("case") and time.time() > said["deadline"]:
+                    _kill(proc)
+                    return proc.wait(), said["case"], True
     except KeyboardInterrupt:
         if posix and proc.poll() is None:
             proc.send_signal(interrupt.signum())
@@ -184,6 +255,26 @@ def _run_child(argv: list[str]) -> int:
             except KeyboardInterrupt:  # impatience: the part is saving what it has
                 continue
         raise
+
+
+def _running(watch: Path) -> dict:
+    """What a watched part last said (the case running, its deadline); {} for nothing."""
+    try:
+        said = json.loads(watch.read_text())
+    except (OSError, ValueError):
+        return {}
+    return said if isinstance(said, dict) else {}
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Stop a part at once, with every process it started (its process group)."""
+    if os.name == "posix":
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return
+        except OSError:
+            pass
+    proc.kill()
 
 
 def _finish(out: Path, status: str, wall: float,

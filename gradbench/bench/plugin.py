@@ -18,6 +18,8 @@ to write the run's one final status.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ import pytest_benchmark
 
 from .. import __version__, interrupt, methods, results
 from ..blas import check_threads, numba_threads, thread_limits
+from ..config import CASE_TIMEOUT_SECONDS
 from ..machine import calibrate, code_info, describe, load_average
 from . import sweep
 
@@ -54,6 +57,11 @@ def pytest_addoption(parser):
                 help="add to the result file --gb-out that earlier parts of the run wrote")
     g.addoption("--gb-part", action="store_true",
                 help="one part of a run: leave the status 'running' at a completed end")
+    g.addoption("--gb-watch", default=None,
+                help="file saying which case runs and by when it must end (a plugin's part, "
+                     "watched by its driver)")
+    g.addoption("--gb-case-timeout", type=float, default=CASE_TIMEOUT_SECONDS,
+                help="seconds a watched case may take beyond its predicted time")
 
 
 @dataclass
@@ -80,6 +88,8 @@ class State:
     wall_before: float = 0.0  # the earlier parts' wall seconds
     last_write: float = 0.0
     write_error: str | None = None  # "file: [Errno 28] No space left on device", once failed
+    watch_file: Path | None = None  # where the running case is said (--gb-watch)
+    case_timeout: float = CASE_TIMEOUT_SECONDS
 
     def document(self) -> results.Document:
         """The run's document, made on first use (the benchmark session's machine info,
@@ -109,9 +119,23 @@ class State:
             self.save("running")
 
     def cases(self) -> list[sweep.Case]:
-        """The cases this session runs."""
+        """The cases this session runs: the profile's of its provider and methods, but none
+        that the run's file holds already (a part restarted after a case stopped it)."""
         out = sweep.cases(self.profile, self.threads, self.provider)
-        return [c for c in out if self.only is None or c.method in self.only]
+        done = held(self.doc) if self.doc is not None else set()
+        return [c for c in out if (self.only is None or c.method in self.only)
+                and key(c) not in done]
+
+    def watch(self, case: sweep.Case | None, seconds: float = 0.0) -> None:
+        """Say to the driver watching this part (--gb-watch) that ``case`` runs and must end
+        within the case timeout plus ``seconds`` from now; None: no case runs."""
+        if self.watch_file is None:
+            return
+        said = None if case is None else {
+            "case": case.id, "deadline": time.time() + self.case_timeout + seconds}
+        part = self.watch_file.with_name(self.watch_file.name + ".part")
+        part.write_text(json.dumps(said))
+        os.replace(part, self.watch_file)
 
     def save(self, status: str, signal: str | None = None) -> None:
         """Write the result file; a failed write (a full disk, say: no later case could be
@@ -139,6 +163,21 @@ class State:
 
     def unwritable(self) -> str:
         return f"gradbench: cannot save the results to {self.write_error}; the run stops here"
+
+
+def key(case: sweep.Case) -> tuple:
+    """A case's identity as its result records it (results.CASE_KEY; a GPU method by what
+    it computes)."""
+    return (methods.base_name(case.method), case.sizes, case.batch, case.dtype,
+            case.threads, case.device)
+
+
+def held(doc: results.Document) -> set[tuple]:
+    """The identities (as :func:`key` gives them) of the cases a result document holds,
+    timed or not."""
+    infos = [b["extra_info"] for b in doc.data["benchmarks"]] + doc.not_timed
+    return {(i["method"], tuple(i["sizes"]), i["batch"], i["dtype"], i["threads"],
+             i.get("device", results.DEFAULT_DEVICE)) for i in infos}
 
 
 def pytest_configure(config):
@@ -180,6 +219,9 @@ def pytest_configure(config):
     state = State(config, p, threads, config.getoption("--gb-label"), budget, calibration,
                   out=Path(out) if out else None, provider=provider, only=only,
                   part=config.getoption("--gb-part"), doc=base)
+    if config.getoption("--gb-watch"):
+        state.watch_file = Path(config.getoption("--gb-watch"))
+        state.case_timeout = config.getoption("--gb-case-timeout")
     if base is not None:
         state.primal.update(base.primal_times())
         state.wall_before = base.wall_seconds

@@ -22,11 +22,10 @@ import pytest
 import gradbench as gb
 from gradbench import interrupt, methods, results
 from gradbench.bench import sweep
-from gradbench.blas import current_blas_threads, single_threaded_blas, thread_limits
-from gradbench.config import CLASSIC_BATCH, CLASSIC_SIZES
+from gradbench.blas import current_blas_threads, thread_limits
+from gradbench.config import CASE_TIMEOUT_FACTOR, CLASSIC_BATCH, CLASSIC_SIZES
 from gradbench.data import make_batch
-from gradbench.gradients import backprop_flat
-from gradbench.model import flat_params, prepare_batch
+from gradbench.peers import agreement
 
 #: Below this predicted time a case is left to pytest-benchmark's own calibration.
 FAST_SECONDS = 0.02
@@ -91,23 +90,6 @@ def _skip(state, info: dict, reason: str, why: str = "budget"):
     pytest.skip(reason)
 
 
-def _ours(net, X, T) -> tuple[float, np.ndarray]:
-    """gradbench's loss and backprop (flat, float64), BLAS on one thread: in a peer's
-    process no other library's thread pool may start."""
-    with single_threaded_blas():
-        Xp, Tp = prepare_batch(net, X, T)
-        loss, grad = backprop_flat(net, flat_params(net), Xp, Tp)
-    return loss, grad.astype(np.float64)
-
-
-def _agreement(method: methods.Method, net, X, T, out, fn):
-    """A peer's output against our backprop, within the bound of its scheme and dtype."""
-    from gradbench.peers import agreement
-
-    loss, ours = _ours(net, X, T)
-    return agreement.compare(net, out, ours, method.tolerance(net, X, T, loss, ours, fn))
-
-
 def _first_output(fn):
     """``fn``, keeping the output of its first call (to check it after the timing)."""
     kept = []
@@ -129,17 +111,19 @@ def test_case(benchmark, case, gb_state, request):
     # would fail the case and the run would go on)
     with thread_limits(case.threads), interrupt.native():
         try:
+            gb_state.watch(case)
             _run_case(benchmark, case, gb_state, request)
         except Exception as exc:
             method = case.record
             if method.plugin is None:
                 raise
             # a plugin never takes a run down: its case is recorded, the run goes on
-            line = (str(exc).splitlines() or [""])[0]
             info = {**case.info(), "pid": os.getpid(), **gb_state.peer,
                     "predicted_seconds": 0.0}
-            _skip(gb_state, info, f"rejected: plugin {method.plugin}'s {case.method} raised "
-                                  f"{type(exc).__name__}: {line}", "rejected")
+            _skip(gb_state, info, f"rejected: plugin {method.plugin}'s {case.id} raised "
+                                  f"{methods.raised(exc)}", "rejected")
+        finally:
+            gb_state.watch(None)
 
 
 def _run_case(benchmark, case, state, request):
@@ -161,16 +145,21 @@ def _run_case(benchmark, case, state, request):
         _skip(state, info, f"predicted {predicted:.3g} s exceeds the {room:.3g} s left for "
                            "this method")
 
+    # a watched case (a plugin's) may run its timing's seconds, ten times over, beyond its
+    # case timeout
+    state.watch(case, CASE_TIMEOUT_FACTOR * max(predicted * (rounds + 2), state.profile.max_time))
     # what compiles per input shape (jax traces and compiles for this batch), for a case that
     # runs: before anything is timed, and counted with the compile time
     info["compile_seconds"] += method.warm(net, case.threads, case.batch)
-    fn = method.build(net, X, T, case.threads)
     checked = kept = None
+    given = agreement.inputs(net, X, T) if method.tolerance is not None else None
+    fn = method.build(net, X, T, case.threads)
+    who = case.method if method.plugin is None else f"plugin {method.plugin}'s {case.id}"
     if method.tolerance is not None:  # a peer: a wrong gradient is not a result
         if predicted < CHECK_AHEAD_SECONDS:
-            checked = _agreement(method, net, X, T, fn(), fn)
+            checked = agreement.check(method, net, X, T, fn(), fn, given)
             if not checked.passed:
-                _skip(state, info, checked.reason(case.method), "rejected")
+                _skip(state, info, checked.reason(who), "rejected")
             timed = fn
         else:
             timed, kept = _first_output(fn)
@@ -191,10 +180,13 @@ def _run_case(benchmark, case, state, request):
         raise
     state.budget.charge(time.perf_counter() - t0)
     if kept:  # checked on the output of its first timed call
-        checked = _agreement(method, net, X, T, kept[0], fn)
-        if not checked.passed:
-            _drop_unfinished(request.config, benchmark)
-            _skip(state, info, checked.reason(case.method), "rejected")
+        checked = agreement.check(method, net, X, T, kept[0], fn, given)
+    elif given is not None and (changed := agreement.changed(net, X, T, given)) is not None:
+        checked = agreement.Agreement(np.inf, np.inf, f"changed {changed} it was given "
+                                                      "while it was timed")
+    if checked is not None and not checked.passed:
+        _drop_unfinished(request.config, benchmark)
+        _skip(state, info, checked.reason(who), "rejected")
     if checked is not None:
         benchmark.extra_info.update(check_max_abs_err=checked.max_abs_err,
                                     check_ratio=checked.ratio)

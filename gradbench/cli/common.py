@@ -105,12 +105,17 @@ def check_threads(threads: int | None, prog: str) -> int | None:
 
 
 def check_budget(budget: float | None, prog: str) -> float | None:
-    if budget is None:
+    return check_seconds(budget, "--budget", prog)
+
+
+def check_seconds(seconds: float | None, option: str, prog: str) -> float | None:
+    """A number of seconds an option gives: positive, at most 30 days (None stays None)."""
+    if seconds is None:
         return None
-    if not (math.isfinite(budget) and 0 < budget <= MAX_BUDGET):
-        raise UsageError(f"{prog}: --budget must be a positive number of seconds up to "
-                         f"{MAX_BUDGET:.0f} (30 days), got {budget!r}")
-    return budget
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_BUDGET):
+        raise UsageError(f"{prog}: {option} must be a positive number of seconds up to "
+                         f"{MAX_BUDGET:.0f} (30 days), got {seconds!r}")
+    return seconds
 
 
 def writable_folder(folder: str, prog: str) -> pathlib.Path:

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from .. import interrupt
+from ..config import CASE_TIMEOUT_SECONDS
 from .common import (
     EXIT_CRASH,
     EXIT_OK,
@@ -19,6 +20,7 @@ from .common import (
     add_verb,
     check_budget,
     check_label,
+    check_seconds,
     check_threads,
     created_folders,
     default_label,
@@ -55,6 +57,11 @@ def add_parser(sub) -> None:
                         "letter per case, a table of its timings) instead of one progress "
                         "line per part; the result file is the same")
     add_plugin_option(p)
+    p.add_argument("--case-timeout", type=float, default=CASE_TIMEOUT_SECONDS,
+                   metavar="SECONDS",
+                   help="seconds a plugin's case may take beyond what its predicted time "
+                        "allows before it is stopped, with its process, and recorded as "
+                        f"rejected (default {CASE_TIMEOUT_SECONDS:g})")
     p.set_defaults(func=main)
 
 
@@ -78,6 +85,7 @@ def _main(args) -> int:
         raise UsageError(f"{PROG}: {exc}") from None
     label = check_label(args.label, PROG) if args.label is not None else default_label()
     threads = check_threads(args.threads, PROG)
+    case_timeout = check_seconds(args.case_timeout, "--case-timeout", PROG)
     out = writable_folder(args.out, PROG)
     if not args.no_report:
         writable_folder(args.report, PROG)
@@ -99,7 +107,7 @@ def _main(args) -> int:
         print(f"{PROG}: profile {prof.name}, budget {prof.budget:g} s, results to {final}")
         _warn_if_busy()
         storage = tempfile.mkdtemp(prefix="gradbench-pytest-benchmark-")  # its unused storage
-        outcome = parts.run(prof, label, threads, final, storage, PROG,
+        outcome = parts.run(prof, label, threads, final, storage, PROG, case_timeout,
                             verbose=args.verbose)
     except KeyboardInterrupt:  # before pytest took over (its start-up): nothing written
         pass
@@ -288,5 +296,6 @@ def peers_summary(df) -> list[str]:
     rejected = theirs[theirs["status"] == "rejected"]
     if len(rejected):
         lines.append(f"\n{len(rejected)} peer cases rejected (a gradient outside its bound, "
-                     "or a plugin that raised): see the report")
+                     "or a plugin that failed: raised, changed its inputs, died or overran its "
+                     "time): see the report")
     return lines

@@ -12,6 +12,10 @@ block is the same number of calls on either side (fixed by the first generation)
 ``block_seconds`` long. Only one side computes at a time: the other waits for its next
 request, and the CPU it uses meanwhile is measured (from /proc) and saved.
 
+Beside the profile's cases, the gate times each plugin's method that both sides have
+(installed, or loaded with ``--plugin``), on one case each (:func:`gate.profile.plugin_case`),
+after checking it as the suite does.
+
 Both sides' blocks are saved as result documents (one per side, each case's rounds its blocks'
 seconds per call in time order, with each block's quad, order and generation):
 :func:`analyze` computes the verdict from those documents alone, and ``gradbench compare``
@@ -325,6 +329,7 @@ def run(base: str, head: str, profile: GateProfile, threads: int, paths: dict,
                 s.greet()
             if gen == 0:
                 _first_greeting(sides, gate, say)
+                cases += _plugin_cases(sides, say)
                 docs = {n: _document(s, seconds, threads) for n, s in sides.items()}
                 prepared = _prepare(sides, cases, docs, block_seconds, say)
                 say(f"gradbench ab: timing {len(prepared)} cases, quads of blocks of about "
@@ -374,6 +379,28 @@ def _first_greeting(sides: dict, gate: dict, say) -> None:
         say(f"gradbench ab: base and head import the same gradbench "
             f"({sides['base'].hello.get('package')}): an A/A run; any method flagged "
             "slower is a false alarm")
+
+
+def _plugin_cases(sides: dict, say) -> list[Case]:
+    """The cases of the plugins' methods both sides have (each side's greeting lists its own,
+    with the case to time them on: the base's where they differ); those only one side has
+    said, not timed."""
+    have = {n: s.hello.get("plugins") or {} for n, s in sides.items()}
+    out = []
+    for name, base in have["base"].items():
+        head = have["head"].get(name)
+        if head is None:
+            continue
+        c = base["case"]
+        out.append(Case(name, c["sizes"], c["batch"], c["dtype"]))
+        say(f"gradbench ab: plugin method {name} on both sides (base: {base['plugin']}, head: "
+            f"{head['plugin']}): timed on {out[-1].id}")
+    for n, mine in have.items():
+        other = SIDES[1 - SIDES.index(n)]
+        for name in (m for m in mine if m not in have[other]):
+            say(f"gradbench ab: plugin method {name} ({mine[name]['plugin']}) only on {n}; "
+                "not timed")
+    return out
 
 
 def _round(sides: dict, prepared: list, rng, gen: int, clock: dict) -> None:
@@ -426,7 +453,8 @@ def _prepare(sides: dict, cases: list[Case], docs: dict, block_seconds: float,
             for n, why in missing.items():
                 other = [r for r in replies.values() if "case_info" in r]
                 if other:
-                    docs[n].add_not_timed(other[0]["case_info"], "unavailable", why)
+                    docs[n].add_not_timed(other[0]["case_info"], "rejected" if why.startswith(
+                        "rejected:") else "unavailable", why)
                 say(f"gradbench ab: {case.id}: not on {n} ({why}); not timed")
             continue
         call = math.sqrt(replies["base"]["call_seconds"] * replies["head"]["call_seconds"])

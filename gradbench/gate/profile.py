@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..bench.case import Case
-from ..config import CLASSIC_BATCH, CLASSIC_SIZES
+from ..config import CLASSIC_BATCH, CLASSIC_DTYPE, CLASSIC_SIZES
 
 #: Seconds a block of calls aims at (at least one call).
 BLOCK_SECONDS = 0.1
@@ -52,6 +52,22 @@ PROFILES = {
         "tiny", tuple(_ladder("primal", (2, 4)) + _ladder("backprop", (2, 4))
                       + _ladder("numerical:central:incremental", (2,))), 2.0, 0.005, 1),
 }
+
+
+#: A plugin's method is timed on the classic network when one call costs at most this many
+#: loss evaluations there (a loss, a backprop-like gradient); one that costs more (one or more
+#: per parameter) on the numerical ladder's first network, 256-4-10 at batch 32 (N = 1,078).
+PLUGIN_CLASSIC_EVALS = 4
+PLUGIN_LADDER = ((256, 4, 10), 32)
+
+
+def plugin_case(method) -> Case:
+    """The gate's case of a plugin's method (in every profile, when both sides have it): one
+    network where a call takes a fraction of a second, float64 when it supports it."""
+    dtype = CLASSIC_DTYPE if CLASSIC_DTYPE in method.dtypes else method.dtypes[0]
+    evals = method.cost(CLASSIC_SIZES, CLASSIC_BATCH, dtype).loss_evals
+    sizes, batch = CLASSIC if evals <= PLUGIN_CLASSIC_EVALS else PLUGIN_LADDER
+    return Case(method.name, sizes, batch, dtype)
 
 
 def profile(name: str, seconds: float | None = None,

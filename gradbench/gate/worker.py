@@ -3,7 +3,11 @@ and times blocks of calls when the coordinator asks (``python -m gradbench.gate.
 
 The protocol is one JSON object per line. The worker speaks first, a greeting::
 
-    {"protocol": 1, "gradbench": "0.1.0", "code": {...}, "machine": {...}, "pid": 123, ...}
+    {"protocol": 1, "gradbench": "0.1.0", "code": {...}, "machine": {...}, "pid": 123,
+     "plugins": {"forward_ad:jvp": {"plugin": "gradbench-forward-ad 0.1.0", "case": {...}}},
+     ...}
+
+(``plugins``: the plugins' methods this side has, each with the case it would be timed on.)
 
 then answers each request on stdin with one line, ``{"ok": true, ...}`` or ``{"ok": false,
 "error": "..."}``:
@@ -12,8 +16,9 @@ then answers each request on stdin with one line, ``{"ok": true, ...}`` or ``{"o
   its batch (seed 0, as the suite does), compile and warm the method, call it until settled,
   estimate its seconds per call; answers ``case_info`` (the side's own record of the case),
   ``compile_seconds`` and ``call_seconds``, or ``unavailable`` (why) for a method not
-  installed or not known to this side's gradbench. Nothing in ``prepare`` is timed for the
-  result.
+  installed or not known to this side's gradbench, or a peer's or plugin's method rejected
+  (its gradient checked as the suite checks it; a plugin that raised). Nothing in
+  ``prepare`` is timed for the result.
 * ``{"op": "time", "case": i, "calls": n}``: ``n`` calls of prepared case ``i`` (the i-th
   prepare), one clock reading before and one after; answers ``seconds``.
 * ``{"op": "quit"}``: ends the process.
@@ -61,7 +66,8 @@ class Worker:
         return {"protocol": PROTOCOL, "gradbench": gradbench.__version__,
                 "code": machine.code_info(), "machine": info, "pid": os.getpid(),
                 "executable": sys.executable,
-                "package": os.path.dirname(os.path.abspath(gradbench.__file__))}
+                "package": os.path.dirname(os.path.abspath(gradbench.__file__)),
+                "plugins": _plugins()}
 
     def prepare(self, case: dict) -> dict:
         from gradbench import methods
@@ -80,10 +86,11 @@ class Worker:
             return {"ok": True, "unavailable": method.unavailable_reason()}
         net = MLP(sizes, activation="sigmoid", loss="softmax_ce", dtype=dtype, seed=0)
         X, T = make_batch(net, batch, seed=0)
-        t0 = time.perf_counter()
-        compile_seconds = method.warm(net, self.threads)
-        compile_seconds += method.warm(net, self.threads, batch)
-        fn = method.build(net, X, T, self.threads)
+        try:
+            compile_seconds, fn = self._ready(method, net, X, T)
+        except _Rejected as exc:
+            self.cases.append(None)
+            return {"ok": True, "unavailable": str(exc)}
         calls, t0 = 0, time.perf_counter()
         while calls < SETTLE_CALLS or time.perf_counter() - t0 < SETTLE_SECONDS:
             fn()
@@ -93,6 +100,28 @@ class Worker:
         info = Case(name, sizes, batch, dtype, self.threads).info()  # on this side's threads
         return {"ok": True, "case_info": info, "compile_seconds": compile_seconds,
                 "call_seconds": call_seconds}
+
+    def _ready(self, method, net, X, T):
+        """The method compiled and built: (its compile seconds, the callable to time). A
+        peer's or a plugin's is checked as the suite checks it (gradbench.peers.agreement):
+        a wrong gradient, or a plugin that raises, is _Rejected, not timed."""
+        from gradbench import methods
+        from gradbench.peers import agreement
+
+        given = agreement.inputs(net, X, T) if method.tolerance is not None else None
+        try:
+            seconds = method.warm(net, self.threads) + method.warm(net, self.threads, X.shape[0])
+            fn = method.build(net, X, T, self.threads)
+            if given is not None:
+                checked = agreement.check(method, net, X, T, fn(), fn, given)
+                if not checked.passed:
+                    raise _Rejected(checked.reason(method.name))
+        except Exception as exc:
+            if method.plugin is None or isinstance(exc, _Rejected):
+                raise
+            raise _Rejected(f"rejected: plugin {method.plugin}'s {method.name} raised "
+                            f"{methods.raised(exc)}") from None
+        return seconds, fn
 
     def time(self, case: int, calls: int) -> dict:
         fn = self.cases[case]
@@ -111,6 +140,22 @@ class Worker:
         if op == "quit":
             return None
         return {"ok": False, "error": f"unknown request {op!r}"}
+
+
+class _Rejected(Exception):
+    """A method whose case is not timed: why, in one line."""
+
+
+def _plugins() -> dict:
+    """The plugins' methods installed on this side: name -> their plugin (distribution and
+    version) and the case the gate times them on (gate.profile.plugin_case)."""
+    from gradbench import methods
+
+    from .profile import plugin_case
+
+    return {m.name: {"plugin": methods.plugin_part(m.part) or m.plugin,
+                     "case": plugin_case(m).request()}
+            for m in methods.REGISTRY.values() if m.plugin is not None and m.available()}
 
 
 def serve(worker: Worker, requests, answer) -> None:

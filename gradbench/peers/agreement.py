@@ -25,6 +25,11 @@ parameter), ``sum_k w_k f(theta + c_k h e_i) / h``, is off by
 
 numdifftools extrapolates its quotients (Richardson, then Wynn's epsilon algorithm): see
 gradbench.peers.numdifftools_peer for its bound.
+
+**The check** (:func:`check`), as the suite and the gate make it before a peer's or a
+plugin's method is timed: the output of one call against gradbench's backprop on the same
+network and batch, and nothing the method was given (the network's tensors, the batch)
+replaced or written into (:func:`inputs` copies them first).
 """
 
 from __future__ import annotations
@@ -33,8 +38,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..blas import single_threaded_blas
 from ..check import DERIVATIVE_ALLOWANCE
+from ..gradients import backprop_flat
 from ..kernels.codes import ORDER
+from ..model import flat_params, prepare_batch
 
 #: Per scheme: the leading truncation coefficient c_p (of h**p, p its order in
 #: kernels.codes.ORDER), and the sum of the |weights| of the loss values in the quotient.
@@ -129,3 +137,42 @@ def compare(net, theirs, ours: np.ndarray, tolerance) -> Agreement:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(err == 0, 0.0, err / tol)
     return Agreement(float(err.max(initial=0.0)), float(ratio.max(initial=0.0)))
+
+
+def ours(net, X, T) -> tuple[float, np.ndarray]:
+    """gradbench's loss and backprop (flat, float64), BLAS on one thread: in a peer's
+    process no other library's thread pool may start."""
+    with single_threaded_blas():
+        Xp, Tp = prepare_batch(net, X, T)
+        loss, grad = backprop_flat(net, flat_params(net), Xp, Tp)
+    return loss, grad.astype(np.float64)
+
+
+def inputs(net, X, T) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """What a case hands a method, each with a copy: (what it is, the array, its copy), the
+    network's tensors by name, then the batch."""
+    named = [*(f"the network's {n}" for n in net.tensor_names), "the batch's inputs X",
+             "the batch's targets T"]
+    return [(what, a, a.copy()) for what, a in zip(named, [*net.params, X, T], strict=True)]
+
+
+def changed(net, X, T, given) -> str | None:
+    """What of ``given`` (:func:`inputs`) a method changed, replaced or wrote into; None."""
+    if len(net.params) != len(given) - 2:
+        return "the network's parameter list"
+    for (what, a, copy), b in zip(given, [*net.params, X, T], strict=True):
+        if b is not a or a.shape != copy.shape or a.tobytes() != copy.tobytes():
+            return what
+    return None
+
+
+def check(method, net, X, T, out, fn, given) -> Agreement:
+    """The output ``out`` of one call of ``fn``, ``method``'s callable (a peer's or a
+    plugin's) on ``net``, ``X``, ``T``, against gradbench's backprop, within the bound the
+    method's ``tolerance`` gives; a method that changed what it was ``given``
+    (:func:`inputs`) fails."""
+    what = changed(net, X, T, given)
+    if what is not None:
+        return Agreement(np.inf, np.inf, f"changed {what} it was given")
+    loss, grad = ours(net, X, T)
+    return compare(net, out, grad, method.tolerance(net, X, T, loss, grad, fn))

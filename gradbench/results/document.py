@@ -259,6 +259,10 @@ def case_info(method, sizes, batch: int, dtype: str, threads: int, cost, *,
         "predicted_bytes": cost.bytes,
         "loss_evals": cost.loss_evals,
         "network": "classic" if classic else "ladder",
+        # a plugin's method: the distribution that provides it (or the file --plugin named)
+        # and its version; None for gradbench's own methods and its peers
+        "plugin": method.plugin,
+        "plugin_version": method.plugin_version,
     }
 
 

@@ -73,6 +73,9 @@ def _case(f: Fields, info: dict, where: str, version: int) -> dict:
         "check_max_abs_err": f.number(info, "check_max_abs_err", where, optional=True),
         "check_ratio": f.number(info, "check_ratio", where, optional=True),
         "pid": f.integer(info, "pid", where, optional=True),
+        # a plugin's method: its distribution (or --plugin file) and version
+        "plugin": f.text(info, "plugin", where, optional=True, max_len=500),
+        "plugin_version": f.text(info, "plugin_version", where, optional=True),
         # the classic 784-50-10 network's case, beside the sweep's ladder of networks
         "classic": f.choice(info, "network", where, ("ladder", "classic"),
                             optional=True) == "classic",

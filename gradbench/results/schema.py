@@ -106,7 +106,7 @@ CASE_COLUMNS = ["file", "label", "run", "profile", "commit", "method", "provider
                 "loss_evals", "compile_seconds", "predicted_seconds", "mode", "status",
                 "reason", "median", "iqr", "mean", "min", "max", "stddev", "rounds", "gflops",
                 "peak_gflops", "library", "thread_control", "check_max_abs_err",
-                "check_ratio", "pid", "classic"]
+                "check_ratio", "pid", "plugin", "plugin_version", "classic"]
 #: Columns of the rounds frame, one row per round kept (gradbench.results.kept): "round" is
 #: the round's place in time order where every round is kept ("kept" is "all"), its rank
 #: among the case's kept quantiles otherwise ("quantiles"); "rounds" the case's number of
