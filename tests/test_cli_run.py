@@ -136,7 +136,7 @@ def test_quick_run_end_to_end_from_another_folder(quick_run):
     lines = [s for s in head.splitlines() if s.strip()]
     assert lines[0].startswith("gradbench run: profile quick")
     assert lines[1].startswith("gradbench  [") and " timed, " in lines[1], head
-    assert any(s.startswith("numpy peers  [") for s in lines), head
+    assert any(s.startswith("numpy peers (numpy:") and "  [" in s for s in lines), head
     assert len(lines) <= 2 + 5, head  # one line per part at most
     assert "Name (time in" not in res.stdout and "passed" not in head
     # every timed case carries its rounds: every one, or for a case of many, their quantiles
