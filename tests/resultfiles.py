@@ -91,5 +91,7 @@ def halve_times(path, calibration=None):
         st = bench["stats"]
         for k in ("median", "mean", "min", "max", "iqr", "stddev"):
             st[k] /= 2
-        st["data"] = [t / 2 for t in st["data"]]
+        for k in ("data", "quantiles"):
+            if k in st:
+                st[k] = [t / 2 for t in st[k]]
     path.write_text(json.dumps(data))

@@ -7,6 +7,7 @@ or was skipped.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -129,10 +130,19 @@ def test_quick_run_end_to_end_from_another_folder(quick_run):
     assert len(ok)  # the first sizes fit any machine's 2 s
     for word in ("exponent k", "results to"):
         assert word in res.stdout
-    # every timed case carries its raw rounds
+    # gradbench's output first: one progress line per part, then the summary; no pytest
+    # letters, no pytest-benchmark tables
+    head = res.stdout[:res.stdout.index("exponent k")]
+    lines = [s for s in head.splitlines() if s.strip()]
+    assert lines[0].startswith("gradbench run: profile quick")
+    assert lines[1].startswith("gradbench  [") and " timed, " in lines[1], head
+    assert any(s.startswith("numpy peers (numpy:") and "  [" in s for s in lines), head
+    assert len(lines) <= 2 + 5, head  # one line per part at most
+    assert "Name (time in" not in res.stdout and "passed" not in head
+    # every timed case carries its rounds: every one, or for a case of many, their quantiles
     counts = rs.rounds.groupby(["method", "sizes"]).size()
     for r in ok.itertuples():
-        assert counts[(r.method, r.sizes)] == r.rounds
+        assert counts[(r.method, r.sizes)] == min(r.rounds, results.KEPT)
     assert all(float(f"{t:.4g}") == t for t in rs.rounds["seconds"])  # kept to 4 figures
     # plain pytest-benchmark JSON
     cmp = subprocess.run([sys.executable, "-m", "pytest_benchmark.cli", "compare", str(f)],
@@ -203,6 +213,12 @@ def test_a_crashing_case_is_exit_3_and_the_file_says_failed(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, timeout=900)
     assert res.returncode == 3, res.stdout[-2000:] + res.stderr[-2000:]
     assert "the suite itself failed" in res.stderr and "bug in gradbench" in res.stderr
+    # the progress line says so, and pytest's failure output follows it, traceback and all
+    line = next(s for s in res.stdout.splitlines() if s.startswith("gradbench  ["))
+    assert "failed (below)" in line
+    assert "RuntimeError: simulated bug" in res.stdout
+    assert re.search(r"^FAILED \S*suite\.py::test_case\[backprop-", res.stdout, re.M)
+    assert "Name (time in" not in res.stdout  # no pytest-benchmark table
     (f,) = out.glob("crash-quick-*.json")
     rs = results.load_set(f)
     assert rs.runs["status"].tolist() == ["failed"]

@@ -1,10 +1,14 @@
 """Report: each figure on small synthetic results, the page's structure and escaping,
 the error-against-step data, and `gradbench report` end to end."""
 
+import errno
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -354,3 +358,87 @@ def test_the_peers_paragraph_names_only_the_peers_timed(tmp_path):
     assert "the NumPy textbook&#39;s backprop" in page
     for absent in ("torch CPU autograd", "jax.jit", "approx_fprime", "numdifftools"):
         assert absent not in page.split('id="peers"')[1].split("</p>")[0], absent
+
+
+def _listing(folder):
+    """Every file and folder under ``folder``, with each file's bytes."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("name", ["index.html", "time.png", "step.png", "cases.csv"])
+def test_a_folder_where_a_file_of_the_page_goes_leaves_the_output_as_it_was(tmp_path, capsys,
+                                                                            name):
+    f = full_results(tmp_path / "r.json")
+    out = tmp_path / "rep"
+    out.mkdir()
+    for old in ("index.html", "time.png", "notes.txt"):
+        (out / old).write_text(f"old {old}")
+    (out / name).unlink(missing_ok=True)
+    (out / name).mkdir()
+    (out / name / "inside.txt").write_text("kept")
+    before = _listing(out)
+    with pytest.raises(ValueError, match=f"{name} is a folder, where the report's {name} goes"):
+        report.build(f, out)
+    assert _listing(out) == before  # not one figure moved in, no temporary folder left
+    code, stdout, err = cli_main(capsys, "report", f, "--out", out)
+    assert code == 2 and stdout == "" and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "is a folder" in err, err
+    assert _listing(out) == before
+
+
+def test_a_move_that_fails_midway_puts_the_earlier_report_back(tmp_path, monkeypatch):
+    out = tmp_path / "rep"
+    report.build(full_results(tmp_path / "a.json", label="alpha"), out)
+    (out / "notes.txt").write_text("mine")
+    before = _listing(out)
+    real = os.replace
+
+    def replace(src, dst):  # the page's own move fails, after every figure's
+        built = Path(src).parent.name
+        if Path(dst).name == "index.html" and built.startswith(".report-") and not \
+                built.startswith(".report-earlier-"):
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(dst))
+        return real(src, dst)
+    monkeypatch.setattr(report.os, "replace", replace)
+    with pytest.raises(ValueError, match="cannot write the report to .*Permission denied") as e:
+        report.build(full_results(tmp_path / "b.json", label="beta"), out)
+    assert len(str(e.value).splitlines()) == 1
+    assert _listing(out) == before  # the earlier figures are back, byte for byte
+
+
+def _read_only_is_enforced(folder) -> bool:
+    """Whether this process is refused a file in a folder without write permission (root,
+    whose euid is 0, is not: it may write anywhere, unless it gave up the capability)."""
+    probe = folder / "probe"
+    probe.mkdir()
+    probe.chmod(0o555)
+    try:
+        (probe / "x").write_text("x")
+    except PermissionError:
+        return True
+    finally:
+        probe.chmod(0o755)
+        shutil.rmtree(probe)
+    return False
+
+
+def test_a_read_only_output_folder_is_one_line_exit_2_and_left_as_it_was(tmp_path, capsys):
+    if not _read_only_is_enforced(tmp_path):
+        pytest.skip(f"this process (euid {os.geteuid()}) writes into read-only folders: root "
+                    "ignores permissions")
+    f = full_results(tmp_path / "r.json")
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "index.html").write_text("old page")
+    before = _listing(out)
+    out.chmod(0o555)
+    try:
+        code, stdout, err = cli_main(capsys, "report", f, "--out", out)
+        assert code == 2 and stdout == "" and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1 and "not writable" in err, err
+        with pytest.raises(ValueError, match="cannot write the report to .*Permission denied"):
+            report.build(f, out)
+        assert _listing(out) == before
+    finally:
+        out.chmod(0o755)

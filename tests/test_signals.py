@@ -190,7 +190,7 @@ def test_run_signal_before_pytest_starts_removes_the_temp_folder(tmp_path, monke
 
     seen = []
 
-    def run(prof, label, threads, out, storage, prog, case_timeout):
+    def run(prof, label, threads, out, storage, prog, case_timeout, verbose=False):
         seen.append(Path(storage))
         assert Path(storage).is_dir()
         os.kill(os.getpid(), signal.SIGTERM)

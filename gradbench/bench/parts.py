@@ -57,10 +57,15 @@ class Outcome:
 
 
 def pytest_args(here: Path, prof: sweep.Profile, label: str, threads: int | None,
-                out: Path, storage: str) -> list[str]:
-    """The arguments every part gives pytest (the suite, its configuration, the run)."""
+                out: Path, storage: str, verbose: bool = False) -> list[str]:
+    """The arguments every part gives pytest (the suite, its configuration, the run); unless
+    ``verbose``, a progress line per part instead of pytest's and pytest-benchmark's output
+    (gradbench.bench.progress; failures are still shown)."""
+    quiet = (["--gb-verbose"] if verbose
+             else ["-q", "-o", "console_output_style=classic", "--benchmark-quiet"])
     argv = [str(here / "suite.py"), "-c", str(here / "pytest.ini"), "--rootdir", str(here),
-            "-p", "gradbench.bench.plugin", "-p", "no:cacheprovider", "-q",
+            "-p", "gradbench.bench.plugin", "-p", "gradbench.bench.progress", *quiet,
+            "-p", "no:cacheprovider", "-q",
             "--benchmark-max-time", str(prof.max_time), "--benchmark-columns",
             "median,rounds", "--benchmark-sort", "name", "--gb-profile", prof.name,
             "--gb-budget", str(prof.budget), "--gb-label", label, "--gb-out", str(out),
@@ -71,16 +76,18 @@ def pytest_args(here: Path, prof: sweep.Profile, label: str, threads: int | None
 
 
 def run(prof: sweep.Profile, label: str, threads: int | None, out: Path, storage: str,
-        prog: str = "gradbench run", case_timeout: float = CASE_TIMEOUT_SECONDS) -> Outcome:
+        prog: str = "gradbench run", case_timeout: float = CASE_TIMEOUT_SECONDS,
+        verbose: bool = False) -> Outcome:
     """Every part of the run, the final status written; the outcome. ``case_timeout``: the
-    seconds a plugin's case may take beyond what its predicted time allows."""
+    seconds a plugin's case may take beyond what its predicted time allows; ``verbose``:
+    pytest's and pytest-benchmark's output of each part (see :func:`pytest_args`)."""
     import pytest
 
     from .. import bench
 
     started = time.perf_counter()
     here = Path(bench.__file__).parent
-    argv = pytest_args(here, prof, label, threads, out, storage)
+    argv = pytest_args(here, prof, label, threads, out, storage, verbose)
     seen = _WriteError()
     code = pytest.main([*argv, "--gb-provider", methods.OURS], plugins=[seen])
     outcome = Outcome("none", {methods.OURS: int(code)})
@@ -154,7 +161,8 @@ def _peer_part(provider: str, prof: sweep.Profile, threads: int | None, out: Pat
              "--gb-append"]
     who = (f"gradbench on the {provider.split('@')[1]} device" if "@" in provider
            else f"{provider} peers")
-    print(f"\n{prog}: {who} ({', '.join(ready)}) in a process of their own", flush=True)
+    if "--gb-verbose" in argv:  # otherwise the part's progress line names it
+        print(f"\n{prog}: {who} ({', '.join(ready)}) in a process of their own", flush=True)
     if methods.plugin_part(provider) is None:
         return _run_child([*child, "--gb-methods", ",".join(ready)])
     return _plugin_part(child, [c for c in cases if c.method in ready], out, prog, timeout)

@@ -52,6 +52,10 @@ def add_parser(sub) -> None:
     p.add_argument("--report", default="reports", metavar="DIR",
                    help="folder for the report built from this run (default reports/)")
     p.add_argument("--no-report", action="store_true", help="do not build the report")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="show pytest's and pytest-benchmark's own output of each part (a "
+                        "letter per case, a table of its timings) instead of one progress "
+                        "line per part; the result file is the same")
     add_plugin_option(p)
     p.add_argument("--case-timeout", type=float, default=CASE_TIMEOUT_SECONDS,
                    metavar="SECONDS",
@@ -103,7 +107,8 @@ def _main(args) -> int:
         print(f"{PROG}: profile {prof.name}, budget {prof.budget:g} s, results to {final}")
         _warn_if_busy()
         storage = tempfile.mkdtemp(prefix="gradbench-pytest-benchmark-")  # its unused storage
-        outcome = parts.run(prof, label, threads, final, storage, PROG, case_timeout)
+        outcome = parts.run(prof, label, threads, final, storage, PROG, case_timeout,
+                            verbose=args.verbose)
     except KeyboardInterrupt:  # before pytest took over (its start-up): nothing written
         pass
     finally:
@@ -149,7 +154,8 @@ def _after(args, final: Path, outcome) -> int:
 
     interrupted = outcome.interrupted
     rs = results.load_set(outcome.document)  # the driver's final document: not read again
-    print()
+    if getattr(args, "verbose", False):  # pytest ends a quiet part with a blank line itself
+        print()
     print(summary(rs.cases))
     if interrupted:
         print(f"\n{PROG}: interrupted{interrupt.by()}; the {len(rs.cases)} cases that "

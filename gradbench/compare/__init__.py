@@ -100,13 +100,14 @@ def _one_machine(side: str, d: dict) -> None:
 
 def _per_run(rs: results.ResultSet, resources: dict, mode: str) -> pd.DataFrame:
     """One row per timed case and run: log of its (normalised) median, its rounds and the
-    median's standard error from the raw rounds."""
+    median's standard error from the rounds kept (every round, or their quantiles: the IQR
+    from those, the count of every round timed)."""
     ok = rs.cases[rs.cases["status"] == "ok"].copy()
     runs = rs.runs.set_index("file")
     se = {}
     if len(rs.rounds):
         for key, g in rs.rounds.groupby(["file", *KEY], sort=False):
-            se[key] = rule.median_se(np.log(g["seconds"].to_numpy()))
+            se[key] = rule.median_se(np.log(g["seconds"].to_numpy()), int(g["rounds"].iloc[0]))
     rows = []
     for r in ok.to_dict("records"):
         key = tuple(r[k] for k in KEY)

@@ -66,13 +66,17 @@ MIN_CASES_FOR_SPREAD = 8
 VERDICTS = ("slower", "faster", "unchanged", "inconclusive")
 
 
-def median_se(log_rounds) -> float:
-    """Standard error of the median of one run's rounds, in log time (0 for fewer than 2)."""
+def median_se(log_rounds, n: int | None = None) -> float:
+    """Standard error of the median of one run's rounds, in log time (0 for fewer than 2).
+    ``log_rounds`` are the rounds, or evenly spaced quantiles of them (a result file's kept
+    rounds, gradbench.results.kept) whose IQR is theirs; ``n`` is then the number of rounds
+    timed (default: as many as given)."""
     x = np.asarray(log_rounds, dtype=float)
-    if len(x) < 2:
+    n = len(x) if n is None else int(n)
+    if len(x) < 2 or n < 2:
         return 0.0
     q75, q25 = np.percentile(x, [75, 25])
-    return 1.2533 * (q75 - q25) / 1.349 / math.sqrt(len(x))
+    return 1.2533 * (q75 - q25) / 1.349 / math.sqrt(n)
 
 
 def case_spread(resid_by_method: list) -> float:

@@ -432,7 +432,8 @@ def build(paths, out="reports", reference: str | None = None) -> Path:
     Returns
     -------
     Path of index.html. Raises ValueError on unreadable results or an unwritable ``out``
-    (a full disk among the causes): the temporary folder is removed, the page is not replaced.
+    (a full disk among the causes, or a folder where a file of the page goes): nothing of
+    the page is then written to ``out`` (:func:`place`), the temporary folder is removed.
     """
     out = Path(out)
     missing = [p for p in [out, *out.parents] if not p.exists()]
@@ -447,9 +448,7 @@ def build(paths, out="reports", reference: str | None = None) -> Path:
         if records:
             report.training = training_section(records, tmp)
         (tmp / "index.html").write_text(render(report), encoding="utf-8")
-        names = sorted(p.name for p in tmp.iterdir() if p.name != "index.html")
-        for name in [*names, "index.html"]:  # the page last: it names the figures
-            os.replace(tmp / name, out / name)
+        place(tmp, out)
     except BaseException as exc:
         if missing:  # folders this call made: a failed build leaves none behind
             shutil.rmtree(missing[-1], ignore_errors=True)
@@ -461,3 +460,72 @@ def build(paths, out="reports", reference: str | None = None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out / "index.html"
+
+
+def place(built: Path, out: Path) -> None:
+    """Move every file of a page built in ``built`` (a folder on the same file system, such as
+    a hidden one inside ``out``) into ``out``, all of them or none: each replaces its earlier
+    version in one step, the page (index.html) last since it names the figures. First every
+    destination is checked (a folder where a file goes: ValueError, nothing moved); a move
+    that fails after that (a full disk, permissions) undoes the moves before it, so the
+    earlier files are back as they were; then OSError. The earlier versions are kept aside
+    (hard links, or copies where the file system has none) until the last move is done."""
+    names = sorted(p.name for p in built.iterdir() if p.name != "index.html")
+    names.append("index.html")
+    for name in names:
+        dest = out / name
+        if dest.exists() and not dest.is_file() and not dest.is_symlink():
+            what = "a folder" if dest.is_dir() else "not a regular file"
+            raise ValueError(f"cannot write the report to {out}: {dest} is {what}, where the "
+                             f"report's {name} goes; remove it or choose another folder")
+    aside = Path(tempfile.mkdtemp(prefix=".report-earlier-", dir=out))
+    done: list[tuple[str, bool]] = []  # (name, an earlier version was set aside)
+    try:
+        for name in names:
+            dest = out / name
+            earlier = dest.exists() or dest.is_symlink()
+            if earlier:
+                _set_aside(dest, aside / name)
+            done.append((name, earlier))
+            os.replace(built / name, dest)
+    except BaseException:
+        lost = _undo(done, out, aside)
+        if lost:  # the earlier files could not all be put back: they stay where they are
+            raise ValueError(f"cannot write the report to {out}, nor put back all of the "
+                             f"earlier report: its {', '.join(lost)} "
+                             f"{'is' if len(lost) == 1 else 'are'} in {aside}") from None
+        shutil.rmtree(aside, ignore_errors=True)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _set_aside(path: Path, to: Path) -> None:
+    """A second name for ``path``'s file (a hard link), or a copy where links are refused."""
+    try:
+        os.link(path, to, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(path, to, follow_symlinks=False)
+
+
+def _undo(done: list[tuple[str, bool]], out: Path, aside: Path) -> list[str]:
+    """The moves ``done`` undone, last first: each earlier version put back, each new file
+    without one removed; the names that could not be put back."""
+    lost = []
+    for name, earlier in reversed(done):
+        try:
+            if earlier:
+                if not _same_file(aside / name, out / name):  # its move was done
+                    os.replace(aside / name, out / name)
+            else:
+                (out / name).unlink(missing_ok=True)
+        except OSError:
+            if earlier:
+                lost.append(name)
+    return lost
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

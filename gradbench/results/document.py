@@ -3,11 +3,12 @@
 A result file is plain pytest-benchmark JSON (``pytest-benchmark compare`` reads it) with a
 ``gradbench`` section. Each case's ``extra_info`` says what was timed (method, provider, kind,
 scheme, strategy, sizes, batch, dtype, threads, device, predicted work); ``stats`` holds the
-timing, ``stats.data`` the raw rounds. The section holds the run: schema version, gradbench
-version and the code measured (commit id, time and dirty flag of the gradbench checkout,
-whatever the current folder was), profile and budget, the cases that were not timed (the
-budget's skips, peers not installed, peers rejected), the run's status, and the accuracy
-figures the run computed (the error-against-step curve and the classic network's gradient
+timing from every round, ``stats.data`` the rounds themselves, or for a case of many rounds
+``stats.quantiles`` (:mod:`gradbench.results.kept`). The section holds the run: schema
+version, gradbench version and the code measured (commit id, time and dirty flag of the
+gradbench checkout, whatever the current folder was), profile and budget, the cases that were
+not timed (the budget's skips, peers not installed, peers rejected), the run's status, and the
+accuracy figures the run computed (the error-against-step curve and the classic network's gradient
 check), so that a report shows each machine's own numbers.
 
 Everything that writes a result file goes through :class:`Document`: the pytest plugin
@@ -31,6 +32,7 @@ import pandas as pd
 
 from .. import costmodel
 from .fields import check
+from .kept import keep
 from .schema import (
     DEFAULT_DEVICE,
     NOT_TIMED,
@@ -41,10 +43,6 @@ from .schema import (
     TrainingRecord,
     check_version,
 )
-
-#: Significant figures kept of each raw round: the timer's own noise is larger, and a default
-#: run's thousands of rounds then fit in a file a third the size.
-ROUND_DIGITS = 4
 
 
 def write(path, document: dict) -> Path:
@@ -358,12 +356,14 @@ class Document:
 
     def add_case(self, record: dict) -> None:
         """A timed case: pytest-benchmark's record of it (``stats.as_dict(include_data=True)``
-        with :func:`case_info` in its ``extra_info``); raw rounds kept to
-        :data:`ROUND_DIGITS` significant figures."""
+        with :func:`case_info` in its ``extra_info``); its rounds kept as
+        :func:`gradbench.results.kept.keep` says (every round, or for many the quantiles of
+        them; :data:`gradbench.results.ROUND_DIGITS` significant figures), its statistics those of every
+        round."""
         if "gradbench_schema" not in record.get("extra_info", {}):
             raise ValueError("a case's extra_info must come from results.case_info")
         stats = dict(record["stats"])
-        stats["data"] = [float(f"{t:.{ROUND_DIGITS}g}") for t in stats.get("data", [])]
+        stats.update(keep(stats.pop("data", [])))
         self.data["benchmarks"].append({**record, "stats": stats})
 
     def add_not_timed(self, info: dict, why: str, reason: str,

@@ -5,7 +5,9 @@ loader (:meth:`gradbench.results.document.Document.load`) and the frame builder
 Files are untrusted input: every field used is checked for presence, type and range, and a
 bad one is refused with one line naming the file and the field. Schema 1 files (gradbench
 0.1.0 before the method registry) are read too: their methods are looked up in the registry;
-they carry no accuracy figures. Files before schema 3 ran every case on the CPU.
+they carry no accuracy figures. Files before schema 3 ran every case on the CPU. Files
+before schema 4 keep every round of a case or none (``stats.data``); from schema 4 on, a case
+of many rounds keeps their quantiles instead (``stats.quantiles``, :mod:`.kept`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import socket
 
 from .. import costmodel, methods
+from .kept import ALL, QUANTILES
 from .schema import (
     CASE_KEY,
     DEFAULT_DEVICE,
@@ -79,8 +82,10 @@ def _case(f: Fields, info: dict, where: str, version: int) -> dict:
     }
 
 
-def _timing(f: Fields, st: dict, where: str) -> tuple[dict, list[float]]:
-    """Timing statistics of a case, checked (times positive and finite), and its rounds."""
+def _timing(f: Fields, st: dict, where: str, version: int) -> tuple[dict, list[float], str]:
+    """Timing statistics of a case, checked (times positive and finite), its rounds kept and
+    how (:mod:`gradbench.results.kept`): every round, or from schema 4 on the quantiles of
+    them (ascending, at most one per round timed)."""
     out = {k: f.number(st, k, where, positive=True) for k in ("median", "mean", "min")}
     out["max"] = f.number(st, "max", where, positive=True, optional=True)
     out["iqr"] = f.number(st, "iqr", where, optional=True)
@@ -88,14 +93,31 @@ def _timing(f: Fields, st: dict, where: str) -> tuple[dict, list[float]]:
     out["rounds"] = f.integer(st, "rounds", where, lo=1)
     if not out["min"] <= out["median"] <= (out["max"] or math.inf):
         f.fail(f"{where}.median", "must lie between min and max")
-    data = f.get(st, "data", where, (list,), optional=True, default=[])
-    for i, t in enumerate(data):
-        if isinstance(t, bool) or not isinstance(t, int | float) or not (
-                math.isfinite(t) and t > 0):
-            f.fail(f"{where}.data[{i}]", f"must be a positive finite number, got {short(t)}")
+    data = _seconds(f, st, "data", where)
     if data and len(data) != out["rounds"]:
         f.fail(f"{where}.data", f"holds {len(data)} rounds, stats.rounds says {out['rounds']}")
-    return out, [float(t) for t in data]
+    quantiles = _seconds(f, st, "quantiles", where) if version >= 4 else []
+    if not quantiles:
+        return out, data, ALL
+    if data:
+        f.fail(f"{where}.quantiles", "must not stand beside stats.data (a case keeps every "
+                                     "round or their quantiles)")
+    if not 2 <= len(quantiles) <= out["rounds"]:
+        f.fail(f"{where}.quantiles", f"holds {len(quantiles)} values, must hold 2 to "
+                                     f"stats.rounds ({out['rounds']})")
+    if any(b < a for a, b in zip(quantiles, quantiles[1:], strict=False)):
+        f.fail(f"{where}.quantiles", "must be in ascending order")
+    return out, quantiles, QUANTILES
+
+
+def _seconds(f: Fields, st: dict, key: str, where: str) -> list[float]:
+    """A list of positive finite seconds (``stats.data``, ``stats.quantiles``), checked."""
+    values = f.get(st, key, where, (list,), optional=True, default=[])
+    for i, t in enumerate(values):
+        if isinstance(t, bool) or not isinstance(t, int | float) or not (
+                math.isfinite(t) and t > 0):
+            f.fail(f"{where}.{key}[{i}]", f"must be a positive finite number, got {short(t)}")
+    return [float(t) for t in values]
 
 
 def _run(f: Fields, data: dict) -> dict:
@@ -208,11 +230,13 @@ def walk(path, data: dict, runs: list, cases: list, rounds: list, curve: list,
         if info.get("gradbench_schema") is None:
             continue  # a benchmark of someone else's in the same file
         case = _case(f, info, f"{where}.extra_info", version)
-        timing, data_rounds = _timing(f, f.obj(b, "stats", where), f"{where}.stats")
+        timing, data_rounds, how = _timing(f, f.obj(b, "stats", where), f"{where}.stats",
+                                           version)
         cases.append({**base, **case, **timing, "status": "ok", "reason": None})
         for r, t in enumerate(data_rounds):
             rounds.append({"file": str(path), "label": run["label"],
-                           **{k: case[k] for k in CASE_KEY}, "round": r, "seconds": t})
+                           **{k: case[k] for k in CASE_KEY}, "round": r, "seconds": t,
+                           "kept": how, "rounds": timing["rounds"]})
         n_cases += 1
     skipped = f.get(gb, "skipped", "gradbench", (list,), optional=True, default=[])
     for i, info in enumerate(skipped):

@@ -1,4 +1,4 @@
-"""Result files as tidy frames: one row per run, case and round.
+"""Result files as tidy frames: one row per run, case and round kept.
 
 Every field is checked on the way (:mod:`gradbench.results.fields`), and a bad one is refused
 with one line naming the file and the field.
@@ -91,7 +91,9 @@ def runs(paths) -> pd.DataFrame:
 
 
 def rounds(paths) -> pd.DataFrame:
-    """One row per timed round of every case: the raw timings statistics need."""
+    """One row per round kept of every case: every round of a case (in time order), or for
+    a case of many rounds the quantiles of them its file keeps (gradbench.results.kept); the
+    column ``rounds`` holds the case's number of rounds timed."""
     return load_set(paths).rounds
 
 

@@ -15,9 +15,11 @@ import math
 #: Version of what gradbench adds to pytest-benchmark's JSON. 2: the method registry's
 #: provider and kind per case, the code measured, the run's status, raw rounds, accuracy.
 #: 3: each case's device and the BLAS threads in effect while it was timed.
-SCHEMA_VERSION = 3
+#: 4: a case of more than 201 rounds keeps the quantiles of its rounds (``stats.quantiles``)
+#: instead of every round (``stats.data``): gradbench.results.kept.
+SCHEMA_VERSION = 4
 #: Versions this code reads.
-READABLE = (1, 2, 3)
+READABLE = (1, 2, 3, 4)
 
 DTYPES = ("float32", "float64")
 STATUSES = ("running", "complete", "interrupted", "failed")
@@ -105,8 +107,11 @@ CASE_COLUMNS = ["file", "label", "run", "profile", "commit", "method", "provider
                 "reason", "median", "iqr", "mean", "min", "max", "stddev", "rounds", "gflops",
                 "peak_gflops", "library", "thread_control", "check_max_abs_err",
                 "check_ratio", "pid", "plugin", "plugin_version", "classic"]
-#: Columns of the rounds frame, one row per timed round.
-ROUND_COLUMNS = ["file", "label", *CASE_KEY, "round", "seconds"]
+#: Columns of the rounds frame, one row per round kept (gradbench.results.kept): "round" is
+#: the round's place in time order where every round is kept ("kept" is "all"), its rank
+#: among the case's kept quantiles otherwise ("quantiles"); "rounds" the case's number of
+#: rounds timed, which statistics of their count (a standard error) use.
+ROUND_COLUMNS = ["file", "label", *CASE_KEY, "round", "seconds", "kept", "rounds"]
 STEP_COLUMNS = ["file", "label", "scheme", "dtype", "h", "error", "default_h"]
 CHECK_COLUMNS = ["file", "label", "network", "tensor", "shape", "max_rel_err",
                  "median_rel_err", "max_abs_err", "n_over", "passed", "h", "threshold", "loss",
