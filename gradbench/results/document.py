@@ -32,7 +32,7 @@ import pandas as pd
 
 from .. import costmodel
 from .fields import check
-from .kept import keep
+from .kept import ROUND_DIGITS, keep  # noqa: F401 (ROUND_DIGITS: its home before schema 4)
 from .schema import (
     DEFAULT_DEVICE,
     NOT_TIMED,
@@ -358,8 +358,8 @@ class Document:
         """A timed case: pytest-benchmark's record of it (``stats.as_dict(include_data=True)``
         with :func:`case_info` in its ``extra_info``); its rounds kept as
         :func:`gradbench.results.kept.keep` says (every round, or for many the quantiles of
-        them; :data:`gradbench.results.ROUND_DIGITS` significant figures), its statistics those of every
-        round."""
+        them; :data:`gradbench.results.ROUND_DIGITS` significant figures), its statistics
+        those of every round."""
         if "gradbench_schema" not in record.get("extra_info", {}):
             raise ValueError("a case's extra_info must come from results.case_info")
         stats = dict(record["stats"])
