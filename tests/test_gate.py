@@ -6,6 +6,7 @@ follows from those. Hangs and Ctrl-C come on a handshake (a file the worker writ
 while.
 """
 
+import dataclasses
 import json
 import os
 import signal
@@ -16,16 +17,23 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import numba
 import pytest
 
 from gradbench import results
-from gradbench.gate import coordinator, stats
+from gradbench.gate import coordinator, profile, stats, worker
 from gradbench.gate.worker import PROTOCOL
 
 from .conftest import cli_main, wait_until
 
 PY = sys.executable
 TINY = ["--profile", "tiny", "--seconds", "0.3", "--seed", "1"]
+#: Two threads for the parallel cases, where Numba may run them (one core: every case on one).
+THREADS = 2 if numba.config.NUMBA_NUM_THREADS >= 2 else 1
+#: The time requests each worker of a first generation gets before its first block: one per
+#: case of the tiny profile (on the run's threads: all cores by default), its calls timed.
+CALIBRATIONS = len(profile.at_threads(profile.PROFILES["tiny"].cases,
+                                      numba.config.NUMBA_NUM_THREADS))
 
 
 def gate(capsys, tmp_path, *args, base=PY, head=PY):
@@ -51,7 +59,8 @@ def wrapper(tmp_path, name: str, code: str) -> str:
 
 def patched_worker(patch: str) -> str:
     """The real worker with Worker.time preceded by ``patch`` (statements that see
-    ``calls``, the number of time requests so far, this one included)."""
+    ``calls``, the number of time requests so far, this one included, the first
+    :data:`CALIBRATIONS` of them before any block)."""
     body = textwrap.indent(textwrap.dedent(patch).strip(), " " * 4)
     return ("import os, sys, time\n"
             "import gradbench.gate.worker as w\n"
@@ -94,6 +103,8 @@ def test_the_worker_speaks_its_protocol():
     assert hello["protocol"] == PROTOCOL and hello["pid"] == proc.pid
     assert {"gradbench", "code", "machine", "executable", "package"} <= set(hello)
     assert hello["machine"]["label"] == "x"
+    assert set(worker.FEATURES) <= set(hello["features"])
+    assert hello["layout"]["seed"] is None  # no GRADBENCH_GATE_LAYOUT: left as it is
 
     def ask(message):
         proc.stdin.write(json.dumps(message) + "\n")
@@ -109,6 +120,16 @@ def test_the_worker_speaks_its_protocol():
     assert missing["ok"] and "not a method" in missing["unavailable"]
     timed = ask({"op": "time", "case": 0, "calls": 7})
     assert timed["ok"] and timed["seconds"] > 0
+    assert timed["settle_seconds"] >= 0 and timed["spin_seconds"] >= 0
+    # a case's own threads: its case_info says them (an older worker's says its own)
+    wide = ask({"op": "prepare", "case": {"method": "numerical:central:incremental",
+                                          "sizes": [5, 3, 2], "batch": 4, "dtype": "float64",
+                                          "threads": THREADS}})
+    assert wide["ok"] and wide["case_info"]["threads"] == THREADS
+    assert ask({"op": "time", "case": 2, "calls": 2})["ok"]
+    too_many = ask({"op": "prepare", "case": {"method": "backprop", "sizes": [5, 3, 2],
+                                              "batch": 4, "dtype": "float64", "threads": 10**4}})
+    assert not too_many["ok"] and "threads must lie in 1.." in too_many["error"]
     bad = ask({"op": "time", "case": 5, "calls": 1})
     assert not bad["ok"] and "IndexError" in bad["error"]
     assert not ask({"op": "fly"})["ok"]
@@ -123,8 +144,9 @@ def test_an_a_a_gate_times_both_sides_and_saves_both(tmp_path, capsys):
     # other, so no method is slower (exit 0)
     base = wrapper(tmp_path, "base", synthetic_worker("(7 * k) % 3 - 1"))
     head = wrapper(tmp_path, "head", synthetic_worker("(5 * k + 1) % 3 - 1"))
-    code, out, err = gate(capsys, tmp_path, *TINY, "--generations", "3", "--summary",
-                          tmp_path / "summary.md", base=base, head=head)
+    code, out, err = gate(capsys, tmp_path, *TINY, "--generations", "3", "--threads",
+                          str(THREADS), "--summary", tmp_path / "summary.md", base=base,
+                          head=head)
     assert code == 0, out + err
     assert "import the same gradbench" in err and "an A/A run" in err
     assert "in 3 generations of workers" in err
@@ -136,12 +158,25 @@ def test_an_a_a_gate_times_both_sides_and_saves_both(tmp_path, capsys):
         assert g["side"] == side and g["seed"] == 1 and g["same_environment"]
         assert g["pair"] == docs["head" if side == "base" else "base"].path.name
         assert g["timed_seconds"] > 0 and g["idle_cpu_seconds"] >= 0
-        assert doc.n_cases == 5
+        assert g["coordinator_cpu_seconds"] >= 0
+        # every worker of every generation started with a layout of its own
+        assert g["perturbed"] and len(g["layouts"]) == 3
+        seeds = [gen[s]["seed"] for gen in g["layouts"] for s in ("base", "head")]
+        hashes = [gen[s]["hash_seed"] for gen in g["layouts"] for s in ("base", "head")]
+        assert None not in seeds and len(set(seeds)) == 6 and len(set(hashes)) == 6
+        # the tiny profile's cases, its incremental one on one thread and on the run's
+        want = profile.at_threads(profile.PROFILES["tiny"].cases, THREADS)
+        assert doc.n_cases == len(want) == (6 if THREADS > 1 else 5)
+        assert ({(b["extra_info"]["method"], b["extra_info"]["threads"])
+                 for b in doc.data["benchmarks"]} == {(c.method, c.threads) for c in want})
     # the same quads on both sides, two blocks each, the same calls per block
     for b, h in zip(docs["base"].data["benchmarks"], docs["head"].data["benchmarks"],
                     strict=True):
         gb, gh = b["extra_info"]["gate"], h["extra_info"]["gate"]
         assert gb["calls"] == gh["calls"] >= 1
+        for g in (gb, gh):  # the idle side measured while each side was timed, per case
+            assert g["timed_seconds"] > 0 and g["idle_cpu_seconds"] >= 0
+            assert g["settle_seconds"] >= 0 and g["spin_seconds"] >= 0
         quads = sorted(set(gb["quad"]))
         assert len(quads) >= stats.MIN_QUADS and sorted(set(gh["quad"])) == quads
         assert all(gb["quad"].count(q) == 2 == gh["quad"].count(q) for q in quads)
@@ -152,23 +187,28 @@ def test_an_a_a_gate_times_both_sides_and_saves_both(tmp_path, capsys):
         assert all(len({g for g, x in zip(gb["generation"], gb["quad"], strict=True) if x == q})
                    == 1 for q in quads)
     # the verdict table: every method and case, and the file readers take the files
-    for method in ("primal", "backprop", "numerical:central:incremental"):
+    for method in ("primal (1 thread)", "backprop (1 thread)",
+                   "numerical:central:incremental (1 thread)"):
         assert method in out
-    assert "detectable" in out and "idle side used" in out
+    if THREADS > 1:
+        assert f"numerical:central:incremental ({THREADS} threads)" in out
+    assert "detectable" in out and "idle side used" in out and "idle side's CPU" in out
     md = (tmp_path / "summary.md").read_text()
     assert md.startswith("## gradbench ab: ") and "| method |" in md
     rs = results.load_set([docs["base"], docs["head"]])
     assert set(rs.cases["label"]) == {"base", "head"}
     code, out, err = cli_main(capsys, "compare", docs["base"].path, docs["head"].path)
-    assert code == 0 and "5 cases matched" in out, out + err  # within 1 %: the same
+    assert code == 0 and f"{doc.n_cases} cases matched" in out, out + err  # within 1 %
 
     # the verdict is computed from the files alone: head's blocks made base's times 1.5
     for b, h in zip(docs["base"].data["benchmarks"], docs["head"].data["benchmarks"],
                     strict=True):
         h["stats"]["data"] = [1.5 * t for t in b["stats"]["data"]]
     cases, methods = coordinator.analyze(docs["base"], docs["head"])
-    assert len(cases) == 5 and {m["method"] for m in methods} == {
-        "primal", "backprop", "numerical:central:incremental"}
+    assert len(cases) == doc.n_cases and {(m["method"], m["threads"]) for m in methods} == {
+        ("primal", 1), ("backprop", 1), ("numerical:central:incremental", 1),
+        ("numerical:central:incremental", THREADS)}
+    assert all(r["idle_share"] is not None and r["idle_share"] >= 0 for r in cases)
     for m in cases + methods:
         assert m["estimate"].verdict == "slower"
         assert m["estimate"].ratio == pytest.approx(1.5)
@@ -230,10 +270,10 @@ def test_a_worker_of_another_protocol_is_refused(tmp_path, capsys):
 @pytest.mark.slow
 def test_a_worker_that_dies_mid_run(tmp_path, capsys):
     dies = wrapper(tmp_path, "dies", patched_worker("""
-        if calls > 6:
+        if calls > 6 + CALIBRATIONS:
             print("simulated crash", file=sys.stderr, flush=True)
             os._exit(7)
-    """))
+    """.replace("CALIBRATIONS", str(CALIBRATIONS))))
     code, out, err = gate(capsys, tmp_path, *TINY, head=dies)
     assert code == 3
     assert "the head worker died (exit status 7) while timing" in err and "simulated" in err
@@ -248,7 +288,7 @@ def test_a_worker_that_hangs_is_stopped(tmp_path, capsys, monkeypatch):
     # which would wait a minute at least, waits 1 s for that block once the file is there
     hanging = tmp_path / "hanging"
     hangs = wrapper(tmp_path, "hangs", patched_worker(f"""
-        if calls > 4:
+        if calls > 4 + {CALIBRATIONS}:
             open({str(hanging)!r}, "w").close()
             time.sleep(600)
     """))
@@ -273,7 +313,7 @@ def test_ctrl_c_keeps_the_quads_timed(tmp_path):
     # Ctrl-C once the head worker is asked for its second block: its first is recorded
     asked = tmp_path / "asked"
     head = wrapper(tmp_path, "head", patched_worker(f"""
-        if calls == 2:
+        if calls == 2 + {CALIBRATIONS}:
             open({str(asked)!r}, "w").close()
     """))
     proc = subprocess.Popen([PY, "-m", "gradbench.cli", "ab", "--base", PY, "--head", head,
@@ -371,9 +411,9 @@ def test_the_gate_times_a_plugin_method_both_sides_have(tmp_path, capsys, monkey
     code, out, err = gate(capsys, tmp_path, *TINY, base=base, head=head)
     assert code == 0, out + err
     assert (f"plugin method mine:backprop on both sides (base: {files['mine']}, head: "
-            f"{files['mine']}): timed on mine:backprop-784x50x10-b100-float64") in err
+            f"{files['mine']}): timed on mine:backprop-784x50x10-b100-float64-t1") in err
     assert f"plugin method onlybase:backprop ({files['onlybase']}) only on base; not timed" in err
-    assert (f"raising:backprop-784x50x10-b100-float64: not on base (rejected: plugin "
+    assert (f"raising:backprop-784x50x10-b100-float64-t1: not on base (rejected: plugin "
             f"{files['raising']}'s raising:backprop raised RuntimeError: build broke)") in err
     docs = documents(tmp_path)
     for doc in docs.values():
@@ -381,3 +421,113 @@ def test_the_gate_times_a_plugin_method_both_sides_have(tmp_path, capsys, monkey
                    if b["extra_info"]["method"] == "mine:backprop"]
         assert info["plugin"] == str(files["mine"]) and info["sizes"] == [784, 50, 10]
     assert "mine:backprop" in out  # in the verdict, as every method the gate times
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(THREADS < 2, reason="a parallel case needs two threads")
+def test_an_older_worker_without_per_case_threads_times_the_serial_cases_only(tmp_path, capsys):
+    # a base whose worker ignores a case's threads (as before they existed) times every case
+    # on its own one: its parallel case is not timed, and says why; --fixed-layout starts
+    # every worker alike
+    old = wrapper(tmp_path, "old", "import sys\n"
+                  "import gradbench.gate.worker as w\n"
+                  "orig = w.Worker.prepare\n"
+                  "def prepare(self, case):\n"
+                  "    return orig(self, {k: v for k, v in case.items() if k != 'threads'})\n"
+                  "w.Worker.prepare = prepare\n"
+                  "sys.exit(w.main(sys.argv[1:]))\n")
+    code, out, err = gate(capsys, tmp_path, *TINY, "--threads", "2", "--fixed-layout",
+                          base=old)
+    assert code == 0, out + err
+    assert ("numerical:central:incremental-256x2x10-b32-float64-t2: not on base (its gate "
+            "worker timed it on 1 thread(s), not 2: a gradbench older than the gate's "
+            "per-case threads); not timed") in err
+    docs = documents(tmp_path)
+    assert {b["extra_info"]["threads"] for b in docs["head"].data["benchmarks"]} == {1}
+    (skipped,) = docs["base"].not_timed
+    assert skipped["threads"] == 2 and skipped["why"] == "unavailable"
+    g = docs["base"].section["gate"]
+    assert not g["perturbed"] and {gen[s]["seed"] for gen in g["layouts"]
+                                   for s in ("base", "head")} == {None}
+
+
+def test_settle_waits_until_the_other_threads_stop_running(monkeypatch):
+    # the other threads' CPU as polls find it: running flat out for four polls, then asleep
+    readings = iter([0.0, 1e-3, 2e-3, 3e-3, 4e-3, 4e-3, 4e-3])
+    monkeypatch.setattr(worker, "pool_cpu", lambda: next(readings))
+    waited, spun = worker.settle(poll=1e-4, patience=60)
+    assert spun == pytest.approx(4e-3) and waited > 0
+    assert next(readings) == 4e-3  # it stopped at the first quiet poll
+    # where /proc cannot say, at once
+    monkeypatch.setattr(worker, "pool_cpu", lambda: None)
+    assert worker.settle() == (0.0, 0.0)
+
+
+def test_pool_cpu_counts_the_other_threads_and_not_the_callers():
+    import threading
+    import time
+
+    if worker.pool_cpu() is None:
+        pytest.skip("no /proc here")
+    done, stop, ran = threading.Event(), threading.Event(), []
+
+    def work():
+        t0 = time.thread_time()
+        sum(i * i for i in range(300_000))
+        ran.append(time.thread_time() - t0)
+        done.set()
+        stop.wait()
+
+    before = worker.pool_cpu()
+    t = threading.Thread(target=work)
+    t.start()
+    done.wait(60)
+    mine = time.thread_time()
+    sum(i * i for i in range(300_000))  # the caller's own work is not counted
+    mine = time.thread_time() - mine
+    after = worker.pool_cpu()
+    stop.set()
+    t.join()
+    # schedstat counts the thread's CPU in ns, thread_time in the clock's resolution
+    assert after - before >= 0.9 * ran[0] - 0.01
+    assert after - before < ran[0] + 0.5 * mine + 0.01
+
+
+def test_a_layout_is_drawn_at_random_and_made_from_its_seed(monkeypatch):
+    import random
+
+    rng = random.Random(3)
+    drawn = [coordinator.layout(rng) for _ in range(20)]
+    for env in drawn:
+        assert set(env) == {worker.LAYOUT_VARIABLE, "PYTHONHASHSEED", coordinator.PAD_VARIABLE}
+        assert len(env[coordinator.PAD_VARIABLE]) <= coordinator.PAD_CHARACTERS
+        assert 1 <= int(env["PYTHONHASHSEED"]) < 2**32  # Python's own range (0 = off)
+    assert len({e[worker.LAYOUT_VARIABLE] for e in drawn}) == 20
+    assert len({len(e[coordinator.PAD_VARIABLE]) for e in drawn}) > 10
+    # the worker's heap offset follows its seed; none without one
+    a, b, c = worker.Layout(7), worker.Layout(7), worker.Layout(8)
+    assert a.start_bytes == b.start_bytes and a.describe()["seed"] == 7
+    assert worker.Layout(None).start_bytes == 0 and worker.Layout(None).describe()["seed"] is None
+    assert len({worker.Layout(s).start_bytes for s in range(10)}) > 5
+    a.offset()
+    assert len(a._kept) == len(b._kept) + 1
+    del c
+
+
+@pytest.mark.parametrize("name", sorted(profile.PROFILES))
+def test_every_profile_case_is_a_case_its_method_runs(name):
+    from gradbench import methods
+
+    cases = profile.PROFILES[name].cases
+    for c in cases:
+        m = methods.get(c.method)
+        assert c.dtype in m.dtypes and c.threads in (profile.SERIAL, None)
+        assert c.threads == profile.SERIAL or m.threaded  # a parallel case has a parallel path
+    # each numerical ladder on one thread and on the run's: the serial and parallel drivers
+    for method in {c.method for c in cases if methods.get(c.method).threaded}:
+        mine = [c for c in cases if c.method == method]
+        assert {c.threads for c in mine} == {profile.SERIAL, None}
+    resolved = profile.at_threads(cases, 4)
+    assert {c.threads for c in resolved} <= {1, 4} and len(set(resolved)) == len(resolved)
+    assert profile.at_threads(cases, 1) == list(dict.fromkeys(
+        dataclasses.replace(c, threads=1) for c in cases))

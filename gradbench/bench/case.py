@@ -93,7 +93,9 @@ class Case:
                                  device=self.device)
 
     def request(self) -> dict:
-        """The case as the gate's coordinator asks a worker to prepare it (the worker times
-        it on its own threads): method, sizes, batch, dtype."""
-        return {"method": self.method, "sizes": list(self.sizes), "batch": self.batch,
-                "dtype": self.dtype}
+        """The case as the gate's coordinator asks a worker to prepare it: method, sizes,
+        batch, dtype, and its threads when it has them (a worker times a case without them
+        on its own ``--threads``)."""
+        out = {"method": self.method, "sizes": list(self.sizes), "batch": self.batch,
+               "dtype": self.dtype}
+        return out if self.threads is None else {**out, "threads": self.threads}

@@ -55,9 +55,13 @@ def add_parser(sub) -> None:
                    help="pairs of worker processes, one after the other, sharing the seconds "
                         "(default: the profile's, 16 for gate): the verdict rests on their "
                         "spread, since a process's memory layout shifts its speed")
-    p.add_argument("--threads", type=int, default=1,
-                   help="threads of every case (default 1: the other cores absorb the "
-                        "machine's own noise)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads of the numerical methods' parallel cases (default: all "
+                        "cores, as gradbench run and check use); every case is also timed on "
+                        "one thread, and loss and backprop only on one (1: every case on one)")
+    p.add_argument("--fixed-layout", action="store_true",
+                   help="start every worker with the same environment, not with its memory "
+                        "layout perturbed at random: to measure the offset an install keeps")
     p.add_argument("--threshold", type=float, default=None,
                    help="slowdown factor a method must exceed to be slower "
                         f"(default {GATE_THRESHOLD})")
@@ -102,7 +106,11 @@ def _check(args):
     if not (math.isfinite(threshold) and threshold >= 1):
         raise UsageError(f"{PROG}: --threshold must be a factor of at least 1 such as "
                          f"{GATE_THRESHOLD}, got {args.threshold!r}")
-    check_threads(args.threads, PROG)
+    args.threads = check_threads(args.threads, PROG)
+    if args.threads is None:  # every core, as run and check (Numba's count of them)
+        from ..blas import check_threads as default_threads
+
+        args.threads = default_threads(None)
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"{PROG}: --seed must be a non-negative integer, got {args.seed}")
     if args.generations is not None and not 1 <= args.generations <= 100:
@@ -142,7 +150,7 @@ def main(args) -> int:
         say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
         try:
             outcome = coordinator.run(base, head, prof, args.threads, paths, seed=seed,
-                                      say=say)
+                                      say=say, perturb=not args.fixed_layout)
         except coordinator.SideError as exc:
             raise UsageError(f"{PROG}: {exc}") from None
         except OSError as exc:  # a full disk, say, at a checkpoint
@@ -186,7 +194,7 @@ def _report(outcome, threshold: float, summary: Path | None) -> int:
         print(f"{PROG}: interrupted{interrupt.by()}; the quads timed until then are kept",
               file=sys.stderr)
         return interrupt.exit_status()
-    slower = [r["method"] for r in method_rows if r["estimate"].verdict == "slower"]
+    slower = [coordinator.label(r) for r in method_rows if r["estimate"].verdict == "slower"]
     if slower:
         print(f"{PROG}: slower: {', '.join(slower)}", file=sys.stderr)
         return EXIT_FINDING

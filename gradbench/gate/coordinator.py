@@ -38,8 +38,8 @@ from pathlib import Path
 from .. import interrupt, results
 from ..bench.case import Case
 from . import stats
-from .profile import GateProfile
-from .worker import PROTOCOL
+from .profile import SERIAL, GateProfile, at_threads
+from .worker import LAYOUT_VARIABLE, PROTOCOL
 
 SIDES = ("base", "head")
 #: Seconds a worker may take to greet (it imports NumPy, Numba, SciPy).
@@ -51,6 +51,10 @@ PREPARE_SECONDS = 900.0
 HANG_FACTOR, HANG_FLOOR = 50.0, 60.0
 #: Seconds between checkpoints of the result files.
 CHECKPOINT_SECONDS = 5.0
+#: The most characters of padding a worker's environment gets (a layout perturbation: the
+#: environment's size moves the stack; Mytkowicz et al., ASPLOS 2009).
+PAD_CHARACTERS = 4096
+PAD_VARIABLE = "GRADBENCH_GATE_PAD"
 
 
 class SideError(Exception):
@@ -72,8 +76,10 @@ def _tail(path: Path, lines: int = 1) -> str:
 class Side:
     """One side's worker process and its conversation."""
 
-    def __init__(self, name: str, python: str, threads: int, label: str):
+    def __init__(self, name: str, python: str, threads: int, label: str,
+                 layout: dict | None = None):
         self.name, self.python, self.threads, self.label = name, python, threads, label
+        self.layout = layout or {}  # extra environment variables: the layout perturbation
         self.proc: subprocess.Popen | None = None
         self.hello: dict = {}
         self._buffer = b""
@@ -83,6 +89,7 @@ class Side:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # its own gradbench
+        env.update(self.layout)
         argv = [self.python, "-P", "-m", "gradbench.gate.worker", "--threads",
                 str(self.threads), "--label", self.label]
         try:
@@ -220,6 +227,9 @@ class Prepared:
     calls: int  # per block
     call_seconds: float
     blocks: dict = field(default_factory=lambda: {s: [] for s in SIDES})  # side -> rows
+    #: side -> [CPU seconds the other side ran while this one was timed, wall seconds of
+    #: this side's blocks, seconds its worker waited for its pools to sleep, CPU they ran then]
+    idle: dict = field(default_factory=lambda: {s: [0.0, 0.0, 0.0, 0.0] for s in SIDES})
 
 
 @dataclass
@@ -250,8 +260,13 @@ def _record(p: Prepared, side: str) -> dict:
     rows = p.blocks[side]
     data = [r["seconds"] / p.calls for r in rows]
     record = results.timing_record(data, p.infos[side], name=f"gate[{p.case.id}]")
+    idle_cpu, timed, settle, spin = p.idle[side]
     record["extra_info"]["gate"] = {
         "calls": p.calls,
+        "idle_cpu_seconds": idle_cpu,  # the other side's CPU while this side was timed
+        "timed_seconds": timed,  # wall seconds of this side's blocks, as the coordinator saw
+        "settle_seconds": settle,  # this side's wait, after its blocks, for its pools to sleep
+        "spin_seconds": spin,  # the CPU its pools ran in that wait
         "quad": [r["quad"] for r in rows],  # the quad each block belongs to
         "order": [r["order"] for r in rows],  # that quad's order, ABBA or BAAB
         "seq": [r["seq"] for r in rows],  # the block's place in the whole run (both sides)
@@ -271,8 +286,16 @@ def _save(docs: dict, paths: dict, prepared: list[Prepared], status: str, spent:
         doc.save(paths[side])
 
 
+def layout(rng: random.Random) -> dict:
+    """A worker's layout perturbation, drawn from ``rng``: the environment variables it
+    starts with (its layout seed, a hash seed, padding of the environment's size)."""
+    return {LAYOUT_VARIABLE: str(rng.randrange(2**31)),
+            "PYTHONHASHSEED": str(rng.randrange(1, 2**32)),
+            PAD_VARIABLE: "x" * rng.randrange(PAD_CHARACTERS + 1)}
+
+
 def run(base: str, head: str, profile: GateProfile, threads: int, paths: dict,
-        seed: int | None = None, say=print) -> Outcome:
+        seed: int | None = None, say=print, perturb: bool = True) -> Outcome:
     """The whole gate: ``profile.generations`` times, start both workers, prepare, time a
     share of ``profile.seconds``, stop them; save.
 
@@ -284,13 +307,18 @@ def run(base: str, head: str, profile: GateProfile, threads: int, paths: dict,
         What to time and for how long: its cases, the seconds of timed blocks, the seconds
         a block aims at and the generations of workers.
     threads : int
-        Threads of every case, on both sides.
+        The run's threads: those of the profile's cases that run on the run's threads (the
+        numerical methods' parallel drivers); the others run on one.
     paths : dict
         Side -> the file its result document goes to.
     seed : int, optional
         Seed of the order of cases and of each quad (ABBA or BAAB).
     say : callable
         Where progress goes, one line a call.
+    perturb : bool
+        Start each worker with its memory layout perturbed at random (:func:`layout`), so
+        that a process's layout offset varies between generations; False starts every worker
+        alike (to measure the offset that an install keeps).
 
     Returns
     -------
@@ -301,35 +329,39 @@ def run(base: str, head: str, profile: GateProfile, threads: int, paths: dict,
     SideError
         For a side that cannot take part (nothing written).
     """
-    cases, seconds = list(profile.cases), profile.seconds
+    cases, seconds = at_threads(profile.cases, threads), profile.seconds
     block_seconds, generations = profile.block_seconds, profile.generations
     rng = random.Random(seed)
+    layouts = random.Random(f"{seed}-layout" if seed is not None else None)
     started = time.perf_counter()
     docs: dict = {}
     prepared: list[Prepared] = []
     gate = {"base_python": base, "head_python": head, "seed": seed,
-            "block_seconds": block_seconds, "generations": generations}
+            "block_seconds": block_seconds, "generations": generations,
+            "perturbed": perturb, "layouts": []}
     status, error = "running", None
     clock = {"spent": 0.0, "quads": 0, "blocks": 0, "last_save": time.perf_counter(),
-             "cpu": 0.0, "wall": 0.0}
+             "cpu": 0.0, "wall": 0.0, "own": 0.0}
 
     def save(status, signal=None):
         _save(docs, paths, prepared, status, clock["spent"], time.perf_counter() - started,
-              {**gate, "idle_cpu_seconds": clock["cpu"], "timed_seconds": clock["wall"]},
-              signal)
+              {**gate, "idle_cpu_seconds": clock["cpu"], "timed_seconds": clock["wall"],
+               "coordinator_cpu_seconds": clock["own"]}, signal)
 
     sides: dict = {}
     try:
         for gen in range(generations):
-            sides = {"base": Side("base", base, threads, "base"),
-                     "head": Side("head", head, threads, "head")}
+            # every worker starts on one thread; each case asks for its own
+            sides = {n: Side(n, py, SERIAL, n, layout(layouts) if perturb else None)
+                     for n, py in (("base", base), ("head", head))}
             for s in sides.values():
                 s.start()
             for s in sides.values():
                 s.greet()
+            gate["layouts"].append({n: s.hello.get("layout") for n, s in sides.items()})
             if gen == 0:
                 _first_greeting(sides, gate, say)
-                cases += _plugin_cases(sides, say)
+                cases += _plugin_cases(sides, threads, say)
                 docs = {n: _document(s, seconds, threads) for n, s in sides.items()}
                 prepared = _prepare(sides, cases, docs, block_seconds, say)
                 say(f"gradbench ab: timing {len(prepared)} cases, quads of blocks of about "
@@ -381,10 +413,11 @@ def _first_greeting(sides: dict, gate: dict, say) -> None:
             "slower is a false alarm")
 
 
-def _plugin_cases(sides: dict, say) -> list[Case]:
+def _plugin_cases(sides: dict, threads: int, say) -> list[Case]:
     """The cases of the plugins' methods both sides have (each side's greeting lists its own,
-    with the case to time them on: the base's where they differ); those only one side has
-    said, not timed."""
+    with the case to time them on: the base's where they differ; on one thread, and on the
+    run's ``threads`` too for a method both call threaded); those only one side has said, not
+    timed."""
     have = {n: s.hello.get("plugins") or {} for n, s in sides.items()}
     out = []
     for name, base in have["base"].items():
@@ -392,9 +425,12 @@ def _plugin_cases(sides: dict, say) -> list[Case]:
         if head is None:
             continue
         c = base["case"]
-        out.append(Case(name, c["sizes"], c["batch"], c["dtype"]))
+        mine = [Case(name, c["sizes"], c["batch"], c["dtype"], SERIAL)]
+        if threads > SERIAL and base.get("threaded") and head.get("threaded"):
+            mine.append(Case(name, c["sizes"], c["batch"], c["dtype"], threads))
+        out += mine
         say(f"gradbench ab: plugin method {name} on both sides (base: {base['plugin']}, head: "
-            f"{head['plugin']}): timed on {out[-1].id}")
+            f"{head['plugin']}): timed on {' and '.join(m.id for m in mine)}")
     for n, mine in have.items():
         other = SIDES[1 - SIDES.index(n)]
         for name in (m for m in mine if m not in have[other]):
@@ -412,17 +448,23 @@ def _round(sides: dict, prepared: list, rng, gen: int, clock: dict) -> None:
         for letter in order:
             side = "base" if letter == "A" else "head"
             other = sides["head" if side == "base" else "base"]
-            cpu0 = other.cpu_seconds()
+            own0, cpu0 = time.process_time(), other.cpu_seconds()
             t0 = time.perf_counter()
             reply = sides[side].request(
                 {"op": "time", "case": p.index, "calls": p.calls},
                 max(HANG_FLOOR, HANG_FACTOR * p.calls * p.call_seconds),
                 f"timing {p.case.id}")
             wall = time.perf_counter() - t0
-            cpu1 = other.cpu_seconds()
+            cpu1, own1 = other.cpu_seconds(), time.process_time()
+            clock["own"] += own1 - own0
+            idle = p.idle[side]
+            idle[2] += float(reply.get("settle_seconds", 0.0))
+            idle[3] += float(reply.get("spin_seconds", 0.0))
             if cpu0 is not None and cpu1 is not None:
                 clock["cpu"] += cpu1 - cpu0
                 clock["wall"] += wall
+                idle[0] += cpu1 - cpu0
+                idle[1] += wall
             p.blocks[side].append({"seconds": float(reply["seconds"]),
                                    "quad": clock["quads"], "order": order,
                                    "seq": clock["blocks"], "generation": gen})
@@ -448,20 +490,39 @@ def _prepare(sides: dict, cases: list[Case], docs: dict, block_seconds: float,
         for s in sides.values():  # both compile at once
             s.send({"op": "prepare", "case": case.request()})
         replies = {name: s.receive(PREPARE_SECONDS, what) for name, s in sides.items()}
+        for r in replies.values():
+            had = r.get("case_info", {}).get("threads", case.threads)
+            if had != case.threads:
+                r["unavailable"] = (f"its gate worker timed it on {had} thread(s), not "
+                                    f"{case.threads}: a gradbench older than the gate's "
+                                    "per-case threads")
         missing = {n: r["unavailable"] for n, r in replies.items() if "unavailable" in r}
         if missing:
             for n, why in missing.items():
-                other = [r for r in replies.values() if "case_info" in r]
+                other = [r for r in replies.values() if "unavailable" not in r]
                 if other:
                     docs[n].add_not_timed(other[0]["case_info"], "rejected" if why.startswith(
                         "rejected:") else "unavailable", why)
                 say(f"gradbench ab: {case.id}: not on {n} ({why}); not timed")
             continue
-        call = math.sqrt(replies["base"]["call_seconds"] * replies["head"]["call_seconds"])
+        call = math.sqrt(math.prod(_call_seconds(s, i, replies[n]["call_seconds"],
+                                                 block_seconds, what)
+                                   for n, s in sides.items()))
         calls = max(1, round(block_seconds / call))
         out.append(Prepared(case, i, {n: r["case_info"] for n, r in replies.items()}, calls,
                             call))
     return out
+
+
+def _call_seconds(side: Side, index: int, estimate: float, block_seconds: float,
+                  what: str) -> float:
+    """A prepared case's seconds per call on ``side``, the other idle: half a block's worth of
+    calls by the preparation's ``estimate`` (made while both sides compiled and warmed at
+    once, which on a case of several threads overstates it by as much as 3x), timed."""
+    calls = max(1, math.ceil(0.5 * block_seconds / estimate))
+    reply = side.request({"op": "time", "case": index, "calls": calls},
+                         max(HANG_FLOOR, HANG_FACTOR * calls * estimate), what)
+    return max(float(reply["seconds"]), 1e-9) / calls
 
 
 def _prepare_again(sides: dict, prepared: list[Prepared]) -> None:
@@ -481,8 +542,11 @@ def _prepare_again(sides: dict, prepared: list[Prepared]) -> None:
 
 def analyze(base: results.Document, head: results.Document,
             threshold: float = stats.THRESHOLD) -> tuple[list[dict], list[dict]]:
-    """The verdict from the two documents: one row per case and one per method, each with
-    its :class:`stats.Estimate`."""
+    """The verdict from the two documents: one row per case and one per method and threads
+    (a method timed on one thread and on several is judged on each apart: its serial and its
+    parallel drivers are different code), each with its :class:`stats.Estimate`; a case's
+    row also holds ``idle_share``, the CPU the idle side used while the other was timed, in
+    cores (None where it was not measured)."""
     def blocks(doc):
         out = {}
         for b in doc.data["benchmarks"]:
@@ -490,7 +554,8 @@ def analyze(base: results.Document, head: results.Document,
             gate = info.get("gate")
             if not gate:
                 continue
-            key = (info["method"], tuple(info["sizes"]), info["batch"], info["dtype"])
+            key = (info["method"], tuple(info["sizes"]), info["batch"], info["dtype"],
+                   info.get("threads"))
             out[key] = (info, gate, b["stats"]["data"])
         return out
 
@@ -501,27 +566,45 @@ def analyze(base: results.Document, head: results.Document,
         gens, d = _quad_differences(ga, da, gb, db)
         est = stats.case_estimate(d, threshold, generations=gens)
         case_rows.append({"method": key[0], "sizes": key[1], "batch": key[2],
-                          "dtype": key[3], "n_params": info.get("n_params"), "estimate": est})
+                          "dtype": key[3], "threads": key[4], "n_params": info.get("n_params"),
+                          "estimate": est, "idle_share": _idle_share(ga, gb)})
+        group = key[0], key[4]  # the method on its threads
         if len(set(gens)) >= stats.MIN_GENERATIONS:  # the case's winsorized mean per generation
             w, _, factor = stats.winsorized(d)
-            factors.setdefault(key[0], []).append(factor)
+            factors.setdefault(group, []).append(factor)
             for g, x in stats.by_generation(w, gens).items():
-                per_gen.setdefault(key[0], {}).setdefault(g, {})[key] = float(sum(x) / len(x))
+                per_gen.setdefault(group, {}).setdefault(g, {})[key] = float(sum(x) / len(x))
     method_rows = []
-    for m in dict.fromkeys(r["method"] for r in case_rows):
-        rows = [r for r in case_rows if r["method"] == m]
+    for group in dict.fromkeys((r["method"], r["threads"]) for r in case_rows):
+        rows = [r for r in case_rows if (r["method"], r["threads"]) == group]
         mine = [r["estimate"] for r in rows]
         means = None
-        if m in per_gen:  # generations in which every case of the method was timed, the
+        if group in per_gen:  # generations in which every case of the method was timed, the
             # cases weighted as in the method's estimate
-            keys = [(m, r["sizes"], r["batch"], r["dtype"]) for r in rows]
+            keys = [(*group[:1], r["sizes"], r["batch"], r["dtype"], group[1]) for r in rows]
             w = dict(zip(keys, stats.precision_weights(mine), strict=True))
-            means = [sum(w[k] * x for k, x in v.items()) for v in per_gen[m].values()
+            means = [sum(w[k] * x for k, x in v.items()) for v in per_gen[group].values()
                      if len(v) == len(mine)]
-        factor = sum(factors.get(m, [1.0])) / len(factors.get(m, [1.0]))
-        method_rows.append({"method": m, "estimate": stats.method_estimate(
-            mine, threshold, per_generation=means, factor=factor)})
+        f = factors.get(group, [1.0])
+        method_rows.append({"method": group[0], "threads": group[1],
+                            "estimate": stats.method_estimate(
+                                mine, threshold, per_generation=means, factor=sum(f) / len(f))})
     return case_rows, method_rows
+
+
+def _idle_share(*gates: dict) -> float | None:
+    """The CPU the idle side used while the other was timed, in cores, over both sides'
+    blocks of a case (None for files from before it was measured per case)."""
+    cpu = sum(g.get("idle_cpu_seconds") or 0.0 for g in gates)
+    wall = sum(g.get("timed_seconds") or 0.0 for g in gates)
+    return cpu / wall if wall > 0 else None
+
+
+def label(row: dict) -> str:
+    """A method row's name in the verdict: the method and its threads
+    (``numerical:central:naive (2 threads)``)."""
+    t = row.get("threads")
+    return row["method"] if t is None else f"{row['method']} ({t} thread{'s' * (t != 1)})"
 
 
 def _quad_differences(ga: dict, da: list, gb: dict, db: list) -> tuple[list, list[float]]:
@@ -539,4 +622,4 @@ def _quad_differences(ga: dict, da: list, gb: dict, db: list) -> tuple[list, lis
     return [gen[q] for q in quads], [sum(qb[q]) / 2 - sum(qa[q]) / 2 for q in quads]
 
 
-__all__ = ["run", "analyze", "Side", "SideError", "WorkerError", "Outcome"]
+__all__ = ["run", "analyze", "label", "layout", "Side", "SideError", "WorkerError", "Outcome"]

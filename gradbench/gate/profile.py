@@ -18,13 +18,22 @@ from ..config import CLASSIC_BATCH, CLASSIC_DTYPE, CLASSIC_SIZES
 BLOCK_SECONDS = 0.1
 #: The classic network, 784-50-10, batch 100 (float64, the gate's cases' dtype).
 CLASSIC = (CLASSIC_SIZES, CLASSIC_BATCH)
-#: The gate's case is the one case type; its threads are the run's (``--threads``), so a
-#: profile's cases leave them out.
+#: The gate's case is the one case type. A profile's case has ``threads`` 1 (timed on one
+#: thread) or None (timed on the run's threads, ``gradbench ab --threads``: every core by
+#: default), resolved by :func:`at_threads`.
 GateCase = Case
+#: The threads of a case timed serially.
+SERIAL = 1
 
 
-def _ladder(method: str, widths) -> list[Case]:
-    return [Case(method, (256, w, 10), 32) for w in widths]
+def _ladder(method: str, widths, threads: int | None = SERIAL) -> list[Case]:
+    return [Case(method, (256, w, 10), 32, threads=threads) for w in widths]
+
+
+def _both(method: str, widths) -> list[Case]:
+    """A numerical method's ladder on one thread (its serial driver) and on the run's threads
+    (its parallel driver, the one ``gradbench run`` and ``check`` use by default)."""
+    return _ladder(method, widths) + _ladder(method, widths, None)
 
 
 @dataclass(frozen=True)
@@ -42,15 +51,16 @@ class GateProfile:
 
 PROFILES = {
     # CI's gate: the four methods of the headline, the classic network for loss and backprop
+    # (loss and backprop run the same code at any threads, BLAS's own threading aside: one)
     "gate": GateProfile(
-        "gate", tuple(_ladder("primal", (4, 32, 256)) + [Case("primal", *CLASSIC)]
-                      + _ladder("backprop", (4, 32, 256)) + [Case("backprop", *CLASSIC)]
-                      + _ladder("numerical:central:naive", (2, 4, 8))
-                      + _ladder("numerical:central:incremental", (8, 32, 128))), 144.0),
+        "gate", tuple(_ladder("primal", (4, 32, 256)) + [Case("primal", *CLASSIC, threads=SERIAL)]
+                      + _ladder("backprop", (4, 32, 256)) + [Case("backprop", *CLASSIC, threads=SERIAL)]
+                      + _both("numerical:central:naive", (2, 4, 8))
+                      + _both("numerical:central:incremental", (8, 32, 128))), 144.0),
     # the tests' and a first look's: seconds, not minutes
     "tiny": GateProfile(
         "tiny", tuple(_ladder("primal", (2, 4)) + _ladder("backprop", (2, 4))
-                      + _ladder("numerical:central:incremental", (2,))), 2.0, 0.005, 1),
+                      + _both("numerical:central:incremental", (2,))), 2.0, 0.005, 1),
 }
 
 
@@ -63,11 +73,22 @@ PLUGIN_LADDER = ((256, 4, 10), 32)
 
 def plugin_case(method) -> Case:
     """The gate's case of a plugin's method (in every profile, when both sides have it): one
-    network where a call takes a fraction of a second, float64 when it supports it."""
+    network where a call takes a fraction of a second, float64 when it supports it, on one
+    thread (a threaded method is timed on the run's threads as well: see the coordinator)."""
     dtype = CLASSIC_DTYPE if CLASSIC_DTYPE in method.dtypes else method.dtypes[0]
     evals = method.cost(CLASSIC_SIZES, CLASSIC_BATCH, dtype).loss_evals
     sizes, batch = CLASSIC if evals <= PLUGIN_CLASSIC_EVALS else PLUGIN_LADDER
-    return Case(method.name, sizes, batch, dtype)
+    return Case(method.name, sizes, batch, dtype, SERIAL)
+
+
+def at_threads(cases, threads: int) -> list[Case]:
+    """The cases with their threads: a case of the run's threads (None) on ``threads``; a
+    case that then repeats another (on one thread, ``threads`` 1) once."""
+    import dataclasses
+
+    out = [c if c.threads is not None else dataclasses.replace(c, threads=threads)
+           for c in cases]
+    return list(dict.fromkeys(out))
 
 
 def profile(name: str, seconds: float | None = None,
