@@ -10,7 +10,8 @@ file. The kinds go round-robin, so that the machine's slow and quiet minutes fal
     python benchmarks/gate_trials.py --kinds aa,loss2+parallel5 --trials 10 \\
         --out reports/gate-trials.csv
 
-Kinds (combine with ``+``): ``aa`` (no change); ``loss2`` (the loss spins for 2 % of its
+Kinds (combine with ``+``; ``@fixed`` after a kind runs its gate with ``--fixed-layout``):
+``aa`` (no change); ``loss2`` (the loss spins for 2 % of its
 time after its work, every call); ``backprop2`` (the same for backprop); ``parallel5`` (the
 numerical gradient spins for 5 % of its time after its work when it runs on more than one
 thread, on its parallel drivers only). A benchmark, not a test: it takes minutes a trial.
@@ -41,6 +42,7 @@ def _spin_after(t0, share):
         pass
 '''
 
+BACKPROP = "def backprop(net: MLP, X, T, *, check_finite: bool = True) -> list[np.ndarray]:\n"
 #: kind -> [(file, text before, text after)]: a real change of code each.
 EDITS = {
     "loss2": [("gradbench/gradients.py",
@@ -53,9 +55,7 @@ EDITS = {
                '    Xp, Tp = prepare_batch(net, X, T, check_finite=False)\n'
                '    f, bad = KF.checked_loss_kernel(theta, Xp, Tp, _bundle(net))\n'
                '    _spin_after(_t0, 0.02)\n')],
-    "backprop2": [("gradbench/gradients.py",
-                   'def backprop(net: MLP, X, T, *, check_finite: bool = True) -> list[np.ndarray]:\n',
-                   'def backprop(net: MLP, X, T, *, check_finite: bool = True) -> list[np.ndarray]:\n'
+    "backprop2": [("gradbench/gradients.py", BACKPROP, BACKPROP +
                    '    import time as _t\n'
                    '    _t0 = _t.perf_counter()\n'
                    '    try:\n'
@@ -76,9 +76,9 @@ EDITS = {
                    '    return grad\n')],
 }
 
-FIELDS = ["trial", "kind", "method", "threads", "ratio", "low", "high", "detectable",
-          "verdict", "gate_seconds", "install_seconds", "idle_share", "fixed_layout", "cpu",
-          "started"]
+FIELDS = ["trial", "kind", "method", "threads", "ratio", "low", "high", "se", "df",
+          "detectable", "verdict", "gate_seconds", "install_seconds", "idle_share",
+          "fixed_layout", "cpu", "started"]
 
 
 def cpu_model() -> str:
@@ -99,7 +99,7 @@ def tree(dest: Path, kind: str) -> None:
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], check=True,
                              capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    for part in kind.split("+"):
+    for part in kind.split("@")[0].split("+"):
         if part == "aa":
             continue
         for name, before, after in EDITS[part]:
@@ -136,7 +136,10 @@ def trial(n: int, kind: str, args, work: Path, writer, out) -> None:
     head = install(here / "venv-head", here / "head")
     installed = time.perf_counter() - t0
     argv = [str(head.parent / "gradbench"), "ab", "--base", str(base), "--head", str(head),
-            "--out", str(here / "results")] + (["--fixed-layout"] if args.fixed_layout else [])
+            "--out", str(here / "results")]
+    fixed = args.fixed_layout or kind.endswith("@fixed")
+    if fixed:
+        argv.append("--fixed-layout")
     if args.seconds:
         argv += ["--seconds", str(args.seconds)]
     if args.generations:
@@ -162,10 +165,11 @@ def trial(n: int, kind: str, args, work: Path, writer, out) -> None:
         lo, hi = e.interval
         writer.writerow({"trial": n, "kind": kind, "method": r["method"],
                          "threads": r["threads"], "ratio": f"{e.ratio:.4f}",
-                         "low": f"{lo:.4f}", "high": f"{hi:.4f}",
+                         "low": f"{lo:.4f}", "high": f"{hi:.4f}", "se": f"{e.se:.6f}",
+                         "df": e.df,
                          "detectable": f"{e.detectable:.4f}", "verdict": e.verdict,
                          "gate_seconds": f"{gated:.0f}", "install_seconds": f"{installed:.0f}",
-                         "idle_share": f"{idle:.4f}", "fixed_layout": args.fixed_layout,
+                         "idle_share": f"{idle:.4f}", "fixed_layout": fixed,
                          "cpu": args.cpu, "started": started})
     out.flush()
     flagged = [coordinator.label(r) for r in methods if r["estimate"].verdict == "slower"]
@@ -173,6 +177,38 @@ def trial(n: int, kind: str, args, work: Path, writer, out) -> None:
           f"{', '.join(flagged) or 'none'}", flush=True)
     if not args.keep:
         shutil.rmtree(here, ignore_errors=True)
+
+
+def summary(path: Path, threshold: float | None) -> int:
+    """Per kind and method: trials, how many flagged slower at ``threshold`` (default the
+    rows' own verdicts), the ratios' range, and the detectable slowdown's median and range at
+    that threshold."""
+    import math
+    import statistics
+
+    from gradbench.gate import stats
+
+    groups: dict = {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            groups.setdefault((row["kind"], row["method"], row["threads"]), []).append(row)
+    print(f"| head | method | threads | trials | flagged slower | ratio | detectable (median; "
+          f"range) | gate seconds |\n|{'---|' * 8}")
+    for (kind, method, threads), rows in groups.items():
+        ratios = [float(r["ratio"]) for r in rows]
+        if threshold is None:
+            flagged = sum(r["verdict"] == "slower" for r in rows)
+            det = [float(r["detectable"]) for r in rows]
+        else:
+            flagged = sum(stats.decide(math.log(float(r["ratio"])), float(r["se"]), threshold,
+                                       float(r["df"])) == "slower" for r in rows)
+            det = [stats.Estimate(math.log(float(r["ratio"])), float(r["se"]), 1, "",
+                                  threshold, float(r["df"])).detectable for r in rows]
+        secs = [float(r["gate_seconds"]) for r in rows]
+        print(f"| {kind} | {method} | {threads} | {len(rows)} | {flagged} | {min(ratios):.3f}-"
+              f"{max(ratios):.3f} | {statistics.median(det):.3f} ({min(det):.3f}-"
+              f"{max(det):.3f}) | {min(secs):.0f}-{max(secs):.0f} |")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -191,10 +227,14 @@ def main(argv=None) -> int:
     p.add_argument("--fixed-layout", action="store_true", help="the gate's --fixed-layout")
     p.add_argument("--keep", action="store_true", help="keep each trial's folder")
     p.add_argument("--work", default=None, help="folder for the trials (default a temporary)")
+    p.add_argument("--summary", action="store_true",
+                   help="print the rows of --out summed up (at --threshold) and stop")
     args = p.parse_args(argv)
+    if args.summary:
+        return summary(Path(args.out), args.threshold)
     kinds = args.kinds.split(",")
     for kind in kinds:
-        for part in kind.split("+"):
+        for part in kind.split("@")[0].split("+"):
             if part != "aa" and part not in EDITS:
                 p.error(f"unknown kind {part!r}: choose from aa, {', '.join(EDITS)}")
     if args.threshold is None:
