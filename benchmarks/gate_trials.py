@@ -31,15 +31,33 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: A helper the heads' edits call: spin until ``t0`` is ``1 + share`` times as far back
-#: as ``elapsed`` seconds of work.
+#: A helper the heads' edits call, ``_spin_after(t0, share)``: spin for ``share`` of the
+#: seconds since ``t0`` (``_pc()`` read at the start of the work), less what the clock reads
+#: and the call itself cost (measured at import), so that the work takes ``1 + share`` times
+#: as long in all.
 SPIN = '''
 
+from time import perf_counter as _pc
+
+
 def _spin_after(t0, share):
-    import time as _t
-    work = _t.perf_counter() - t0
-    while _t.perf_counter() - t0 < (1.0 + share) * work:
+    t1 = _pc()
+    end = t1 + share * (t1 - t0) - _SPIN_COST
+    while _pc() < end:
         pass
+
+
+def _spin_cost(n=2001):
+    costs = []
+    for _ in range(n):
+        t0 = _pc()
+        _spin_after(_pc(), 0.0)
+        costs.append(_pc() - t0)
+    return sorted(costs)[n // 2]
+
+
+_SPIN_COST = 0.0
+_SPIN_COST = _spin_cost()
 '''
 
 BACKPROP = "def backprop(net: MLP, X, T, *, check_finite: bool = True) -> list[np.ndarray]:\n"
@@ -49,15 +67,13 @@ EDITS = {
                '    theta = flat_params(net, check_finite=False)\n'
                '    Xp, Tp = prepare_batch(net, X, T, check_finite=False)\n'
                '    f, bad = KF.checked_loss_kernel(theta, Xp, Tp, _bundle(net))\n',
-               '    import time as _t\n'
-               '    _t0 = _t.perf_counter()\n'
+               '    _t0 = _pc()\n'
                '    theta = flat_params(net, check_finite=False)\n'
                '    Xp, Tp = prepare_batch(net, X, T, check_finite=False)\n'
                '    f, bad = KF.checked_loss_kernel(theta, Xp, Tp, _bundle(net))\n'
                '    _spin_after(_t0, 0.02)\n')],
     "backprop2": [("gradbench/gradients.py", BACKPROP, BACKPROP +
-                   '    import time as _t\n'
-                   '    _t0 = _t.perf_counter()\n'
+                   '    _t0 = _pc()\n'
                    '    try:\n'
                    '        return _backprop(net, X, T, check_finite=check_finite)\n'
                    '    finally:\n'
@@ -65,8 +81,7 @@ EDITS = {
                    'def _backprop(net: MLP, X, T, *, check_finite: bool = True):\n')],
     "parallel5": [("gradbench/gradients.py",
                    '    scheme, h, strategy, n_threads = options\n',
-                   '    import time as _t\n'
-                   '    _t0 = _t.perf_counter()\n'
+                   '    _t0 = _pc()\n'
                    '    scheme, h, strategy, n_threads = options\n'),
                   ("gradbench/gradients.py",
                    '        _in_chunks(run, segments, n_threads, progress)\n    return grad\n',

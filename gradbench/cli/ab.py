@@ -34,7 +34,9 @@ def add_parser(sub) -> None:
         "each with its own gradbench) on this machine, case by case: one worker process per "
         "side compiles and warms every case first (never timed), then the two sides take "
         "turns in quads of short blocks of calls (ABBA or BAAB, at random), many times over, "
-        "so that whatever the machine does in those seconds hits both alike. Per method it "
+        "so that whatever the machine does in those seconds hits both alike; only one side "
+        "computes at a time. Per method and thread count (the numerical methods on one thread "
+        "and on --threads: their serial and parallel drivers) it "
         "states the ratio head/base with a 99 % interval and the smallest slowdown this run "
         "could have detected; a method is slower when its interval lies above 1 and its ratio "
         "above the threshold. Both sides' blocks are saved as result files (gradbench compare "
@@ -45,16 +47,18 @@ def add_parser(sub) -> None:
                    help="the python of the head environment (default: this one, "
                         f"{shown_python()})")
     p.add_argument("--profile", default="gate",
-                   help="gate (default: loss, backprop, naive and incremental central "
-                        "differences at 14 sizes, 144 s of timing in 16 generations of "
-                        "workers) or tiny (seconds)")
+                   help="gate (default: loss and backprop at 4 sizes on one thread, naive "
+                        "and incremental central differences at 3 sizes on one thread and on "
+                        "--threads, 144 s of timing in 16 generations of workers) or tiny "
+                        "(seconds)")
     p.add_argument("--seconds", type=float, default=None,
                    help="seconds of timed blocks (default: the profile's); more seconds, "
                         "smaller detectable slowdowns")
     p.add_argument("--generations", type=int, default=None,
                    help="pairs of worker processes, one after the other, sharing the seconds "
-                        "(default: the profile's, 16 for gate): the verdict rests on their "
-                        "spread, since a process's memory layout shifts its speed")
+                        "(default: the profile's, 16 for gate), each started with its memory "
+                        "layout perturbed at random: the verdict rests on their spread, since "
+                        "a process's layout shifts its speed")
     p.add_argument("--threads", type=int, default=None,
                    help="threads of the numerical methods' parallel cases (default: all "
                         "cores, as gradbench run and check use); every case is also timed on "
