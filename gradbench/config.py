@@ -32,10 +32,11 @@ CLASSIC_DTYPE = "float64"
 #: ``gradbench compare``'s: a case is ``slower`` beyond 10 %, more than the rule's drift
 #: allows on these machines (gradbench.compare.rule.THRESHOLD).
 COMPARE_THRESHOLD = 1.10
-#: ``gradbench ab``'s: a method is slower beyond 2.5 %; two installs of the same code differ
-#: by a per cent or two (measured on backprop, A/A: 1.006-1.020x over six gate runs, always
-#: above 1), which is not a change of code (gradbench.gate.stats.THRESHOLD).
-GATE_THRESHOLD = 1.025
+#: ``gradbench ab``'s: a method is slower beyond 1 %. Set from A/A trials between two fresh
+#: installs, each worker's memory layout perturbed (AMD EPYC, 2 cores: 8 trials, every method
+#: within 0.987-1.011x, none flagged) and from the 2 % head (loss 1.019-1.024x, flagged in 9
+#: of 9); reports/gate-trials/ (gradbench.gate.stats.THRESHOLD).
+GATE_THRESHOLD = 1.01
 
 
 # gradbench train's defaults and limits (here, not in gradbench.train, so that the command

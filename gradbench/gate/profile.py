@@ -54,7 +54,8 @@ PROFILES = {
     # (loss and backprop run the same code at any threads, BLAS's own threading aside: one)
     "gate": GateProfile(
         "gate", tuple(_ladder("primal", (4, 32, 256)) + [Case("primal", *CLASSIC, threads=SERIAL)]
-                      + _ladder("backprop", (4, 32, 256)) + [Case("backprop", *CLASSIC, threads=SERIAL)]
+                      + _ladder("backprop", (4, 32, 256))
+                      + [Case("backprop", *CLASSIC, threads=SERIAL)]
                       + _both("numerical:central:naive", (2, 4, 8))
                       + _both("numerical:central:incremental", (8, 32, 128))), 144.0),
     # the tests' and a first look's: seconds, not minutes

@@ -7,7 +7,8 @@ second or so: drift that moves a whole run by 1.2x moves both sides alike here.
 
 The quads come from several *generations* of worker processes (a fresh pair each). A process
 keeps its memory layout for life, and that can make one side a per cent or two faster or
-slower in every quad it times (measured: 1.02-1.03x between two processes of the same code),
+slower in every quad it times (measured before layouts were perturbed: 1.02-1.03x between two
+processes of the same code; each worker now starts with a random layout, see the worker),
 which no number of quads from one pair averages away. So, with 3 generations or more, a
 case's estimate is the 20 % trimmed mean of its quads' d (a burst of contention that hits one
 block makes one quad an outlier: on this machine a quad's d has a spread of 5-15 %, heavy
