@@ -141,11 +141,14 @@ def test_one_case_type_for_the_sweep_the_gate_and_check():
     # its identity is the results' case key, the device its method's
     assert c.key == tuple(getattr(c, k) for k in results.CASE_KEY)
     assert c.key == ("cuda:backprop", (256, 8, 10), 32, "float32", 1, "cuda")
-    # a gate profile's case: the run's threads, left out of its id and its request
-    g = profile.PROFILES["gate"].cases[0]
-    assert g.threads is None and g.id == "primal-256x4x10-b32-float64"
-    assert g.request() == {"method": "primal", "sizes": [256, 4, 10], "batch": 32,
-                           "dtype": "float64"}
+    # a gate profile's parallel case: the run's threads, left out of its id and its request;
+    # a serial one says its one thread in both
+    g = profile.PROFILES["gate"].cases[-1]
+    assert g.threads is None and g.id == "numerical:central:incremental-256x128x10-b32-float64"
+    assert g.request() == {"method": "numerical:central:incremental", "sizes": [256, 128, 10],
+                           "batch": 32, "dtype": "float64"}
+    s = profile.PROFILES["gate"].cases[0]
+    assert s.id == "primal-256x4x10-b32-float64-t1" and s.request()["threads"] == 1
 
 
 def test_the_classic_network_is_defined_once():
