@@ -455,7 +455,7 @@ def test_an_older_worker_without_per_case_threads_times_the_serial_cases_only(tm
                   "sys.exit(w.main(sys.argv[1:]))\n")
     code, out, err = gate(capsys, tmp_path, *TINY, "--threads", "2", "--fixed-layout",
                           base=old)
-    assert code == 0, out + err
+    assert code in (0, 1), out + err  # real blocks: the verdict is the machine's, not tested
     assert ("numerical:central:incremental-256x2x10-b32-float64-t2: not on base (its gate "
             "worker timed it on 1 thread(s), not 2: a gradbench older than the gate's "
             "per-case threads); not timed") in err
