@@ -97,15 +97,14 @@ FIELDS = ["trial", "kind", "method", "threads", "ratio", "low", "high", "se", "d
 
 
 def cpu_model() -> str:
+    """The CPU, as result files name it (gradbench.machine), and whether it has AVX-512."""
+    from gradbench import machine
+
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                flags = Path("/proc/cpuinfo").read_text()
-                avx = " (AVX-512)" if "avx512f" in flags else ""
-                return line.split(":", 1)[1].strip() + avx
+        avx = " (AVX-512)" if "avx512f" in Path("/proc/cpuinfo").read_text() else ""
     except OSError:
-        pass
-    return "unknown"
+        avx = ""
+    return machine.cpu_model() + avx
 
 
 def tree(dest: Path, kind: str) -> None:
